@@ -1,0 +1,316 @@
+import WebSocket from "ws";
+import { io, type Socket } from "socket.io-client";
+import type { BenchPayload, ClientKind } from "../types.js";
+import type { ChannelState, DeliveryStats } from "./stats.js";
+
+export interface ClientOptions {
+  url: string;
+  localAddress: string;
+  channels: string[];
+  stats: DeliveryStats;
+  recoverable: boolean;
+  transports?: string[];
+}
+
+/** A benchmark client: one connection subscribed to a few channels, counting what it receives. */
+export interface BenchClient {
+  readonly states: ChannelState[];
+  /** Connect and subscribe; on a second call, reconnect (and recover where the protocol can). */
+  open(timeoutMs: number): Promise<void>;
+  /** Abrupt client-side drop, not counted as an unexpected close. */
+  drop(): void;
+  isOpen(): boolean;
+  close(): void;
+}
+
+export function createClient(kind: ClientKind, o: ClientOptions): BenchClient {
+  switch (kind) {
+    case "raw":
+      return new RawClient(o);
+    case "switchboard":
+      return new SwitchboardClient(o);
+    case "socketio":
+      return new SocketIoClient(o);
+  }
+}
+
+function statesFor(channels: string[]): ChannelState[] {
+  return channels.map((name) => ({ name, last: 0, offset: 0, epoch: "" }));
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => {
+      onTimeout();
+      reject(new Error("timeout"));
+    }, ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+
+/** Shared by the two plain-WebSocket clients: socket lifecycle and close accounting. */
+abstract class WsClient implements BenchClient {
+  readonly states: ChannelState[];
+  protected ws: WebSocket | undefined;
+  protected intentional = false;
+  protected ready = false;
+
+  constructor(protected readonly o: ClientOptions) {
+    this.states = statesFor(o.channels);
+  }
+
+  protected state(channel: string): ChannelState | undefined {
+    const s = this.states;
+    for (let i = 0; i < s.length; i++) if (s[i]!.name === channel) return s[i];
+    return undefined;
+  }
+
+  open(timeoutMs: number): Promise<void> {
+    this.intentional = false;
+    this.ready = false;
+    const ws = new WebSocket(this.o.url, {
+      localAddress: this.o.localAddress,
+      perMessageDeflate: false,
+      handshakeTimeout: timeoutMs,
+    });
+    this.ws = ws;
+    const p = new Promise<void>((resolve, reject) => {
+      ws.once("open", () => this.onOpen(ws, resolve, reject));
+      ws.once("error", (e) => reject(e));
+      ws.once("close", (code) => {
+        if (!this.ready) reject(new Error(`closed ${code} before ready`));
+        else if (!this.intentional && this.ws === ws) this.o.stats.closed(code);
+        this.ready = false;
+      });
+    });
+    ws.on("error", () => {}); // errors after open surface as close
+    return withTimeout(p, timeoutMs, () => ws.terminate());
+  }
+
+  protected abstract onOpen(ws: WebSocket, resolve: () => void, reject: (e: Error) => void): void;
+
+  drop(): void {
+    this.intentional = true;
+    this.ready = false;
+    this.ws?.terminate();
+  }
+  isOpen(): boolean {
+    return this.ready && this.ws?.readyState === WebSocket.OPEN;
+  }
+  close(): void {
+    this.intentional = true;
+    this.ws?.terminate();
+  }
+}
+
+/** Speaks the raw peer's tiny protocol: `{"subscribe":[…]}` then `{"channel","data"}` messages. */
+class RawClient extends WsClient {
+  protected onOpen(ws: WebSocket, resolve: () => void): void {
+    ws.on("message", (raw: Buffer) => {
+      const msg = JSON.parse(raw.toString()) as { channel?: string; data?: BenchPayload; subscribed?: number };
+      if (msg.channel !== undefined) {
+        const st = this.state(msg.channel);
+        if (st) this.o.stats.deliver(st, msg.data);
+      } else if (msg.subscribed !== undefined) {
+        this.ready = true;
+        resolve();
+      }
+    });
+    ws.send(JSON.stringify({ subscribe: this.o.channels }));
+  }
+}
+
+interface SbReply {
+  id?: number;
+  error?: { code: number; message: string };
+  connect?: { client?: string };
+  subscribe?: {
+    epoch?: string;
+    offset?: number;
+    recovered?: boolean;
+    was_recovering?: boolean;
+    publications?: { data?: BenchPayload; offset?: number }[];
+  };
+  push?: {
+    channel?: string;
+    pub?: { data?: BenchPayload; offset?: number };
+    disconnect?: { code: number; reason: string };
+  };
+}
+
+/** Speaks Centrifugo client protocol v2 (JSON), the way centrifuge-js does on the wire. */
+class SwitchboardClient extends WsClient {
+  private nextId = 1;
+  private pending = new Map<number, (r: SbReply) => void>();
+  private hadSession = false;
+
+  private send(ws: WebSocket, cmds: object[]): void {
+    ws.send(cmds.map((c) => JSON.stringify(c)).join("\n"));
+  }
+
+  private call(ws: WebSocket, cmds: Record<string, unknown>[]): Promise<SbReply>[] {
+    const out: Promise<SbReply>[] = [];
+    for (const c of cmds) {
+      const id = this.nextId++;
+      c.id = id;
+      out.push(new Promise<SbReply>((r) => this.pending.set(id, r)));
+    }
+    this.send(ws, cmds);
+    return out;
+  }
+
+  private onLine(ws: WebSocket, line: string): void {
+    if (line === "{}") {
+      ws.send("{}"); // ping → pong
+      return;
+    }
+    const msg = JSON.parse(line) as SbReply;
+    if (msg.id !== undefined && msg.id !== 0) {
+      const r = this.pending.get(msg.id);
+      if (r) {
+        this.pending.delete(msg.id);
+        r(msg);
+      }
+      return;
+    }
+    const push = msg.push;
+    if (push?.pub && push.channel !== undefined) {
+      const st = this.state(push.channel);
+      if (st) {
+        if (push.pub.offset !== undefined) st.offset = push.pub.offset;
+        this.o.stats.deliver(st, push.pub.data);
+      }
+    }
+  }
+
+  protected onOpen(ws: WebSocket, resolve: () => void, reject: (e: Error) => void): void {
+    this.pending.clear();
+    ws.on("message", (raw: Buffer) => {
+      const text = raw.toString();
+      if (text.indexOf("\n") < 0) this.onLine(ws, text);
+      else for (const line of text.split("\n")) if (line.length > 0) this.onLine(ws, line);
+    });
+    const recovering = this.hadSession;
+    const [connected] = this.call(ws, [{ connect: {} }]);
+    connected!
+      .then((r) => {
+        if (r.error) throw new Error(`connect error ${r.error.code}`);
+        const subs = this.states.map((st) => {
+          const sub: Record<string, unknown> = { channel: st.name };
+          if (this.o.recoverable) sub.recoverable = true;
+          if (recovering && st.epoch !== "") {
+            sub.recover = true;
+            sub.offset = st.offset;
+            sub.epoch = st.epoch;
+          }
+          return { subscribe: sub };
+        });
+        return Promise.all(this.call(ws, subs));
+      })
+      .then((replies) => {
+        replies.forEach((r, i) => {
+          if (r.error) throw new Error(`subscribe error ${r.error.code}`);
+          const st = this.states[i]!;
+          const sub = r.subscribe ?? {};
+          if (sub.was_recovering && !sub.recovered) this.o.stats.notRecovered++;
+          for (const p of sub.publications ?? []) {
+            if (p.offset !== undefined) st.offset = p.offset;
+            this.o.stats.deliver(st, p.data);
+          }
+          if (sub.epoch !== undefined) st.epoch = sub.epoch;
+          if (sub.offset !== undefined && sub.offset > st.offset) st.offset = sub.offset;
+        });
+        this.hadSession = true;
+        this.ready = true;
+        resolve();
+      })
+      .catch((e: unknown) => {
+        reject(e instanceof Error ? e : new Error(String(e)));
+        ws.terminate();
+      });
+  }
+}
+
+/** socket.io-client, one Manager per connection, no auto-reconnect (the harness reconnects). */
+class SocketIoClient implements BenchClient {
+  readonly states: ChannelState[];
+  private socket: Socket | undefined;
+  private intentional = false;
+  private ready = false;
+
+  constructor(private readonly o: ClientOptions) {
+    this.states = statesFor(o.channels);
+  }
+
+  open(timeoutMs: number): Promise<void> {
+    this.intentional = false;
+    this.ready = false;
+    const opts: Record<string, unknown> = {
+      forceNew: true,
+      reconnection: false,
+      timeout: timeoutMs,
+      localAddress: this.o.localAddress,
+      perMessageDeflate: false,
+    };
+    if (this.o.transports) opts.transports = this.o.transports;
+    const socket = io(this.o.url, opts);
+    this.socket = socket;
+    socket.on("pub", (channel: string, data: BenchPayload) => {
+      for (const st of this.states) if (st.name === channel) this.o.stats.deliver(st, data);
+    });
+    socket.on("disconnect", (reason) => {
+      if (this.ready && !this.intentional && this.socket === socket) this.o.stats.closed(reasonCode(reason));
+      this.ready = false;
+    });
+    const p = new Promise<void>((resolve, reject) => {
+      socket.once("connect_error", (e) => reject(e));
+      socket.once("connect", () => {
+        socket
+          .timeout(timeoutMs)
+          .emitWithAck("subscribe", this.o.channels)
+          .then(() => {
+            this.ready = true;
+            resolve();
+          }, reject);
+      });
+    });
+    return withTimeout(p, timeoutMs, () => socket.disconnect());
+  }
+
+  drop(): void {
+    this.intentional = true;
+    this.ready = false;
+    this.socket?.disconnect();
+  }
+  isOpen(): boolean {
+    return this.ready && this.socket?.connected === true;
+  }
+  close(): void {
+    this.drop();
+  }
+}
+
+/** socket.io gives reasons, not codes; map them to a few numbers for the report. */
+function reasonCode(reason: string): number {
+  switch (reason) {
+    case "io server disconnect":
+      return 4000;
+    case "ping timeout":
+      return 4001;
+    case "transport close":
+      return 4002;
+    case "transport error":
+      return 4003;
+    default:
+      return 4999;
+  }
+}

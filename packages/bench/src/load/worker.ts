@@ -1,0 +1,118 @@
+/**
+ * A load-generator process (forked by LoadGenerator). Holds up to a few
+ * tens of thousands of client connections, counts deliveries and answers the
+ * parent's IPC commands. Exits when the parent goes away.
+ */
+import type { ConnectRequest, ParentToWorker, WorkerToParent } from "../types.js";
+import { createClient, type BenchClient } from "./clients.js";
+import { DeliveryStats } from "./stats.js";
+
+const stats = new DeliveryStats();
+let clients: BenchClient[] = [];
+let connectReq: ConnectRequest | undefined;
+
+function send(msg: WorkerToParent): void {
+  process.send?.(msg);
+}
+
+function errKey(e: unknown): string {
+  const err = e as { code?: string; message?: string };
+  return String(err.code ?? err.message ?? e).slice(0, 80);
+}
+
+/** Run `fn` over items with at most `concurrency` in flight. */
+async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const runners: Promise<void>[] = [];
+  for (let r = 0; r < Math.min(concurrency, items.length); r++) {
+    runners.push(
+      (async () => {
+        while (next < items.length) await fn(items[next++]!);
+      })(),
+    );
+  }
+  await Promise.all(runners);
+}
+
+function openCount(): number {
+  let n = 0;
+  for (const c of clients) if (c.isOpen()) n++;
+  return n;
+}
+
+async function openAll(list: BenchClient[], req: ConnectRequest): Promise<{ ok: number; failed: number; ms: number; errors: Record<string, number> }> {
+  const errors: Record<string, number> = {};
+  let ok = 0;
+  let failed = 0;
+  const t0 = performance.now();
+  await pool(list, req.concurrency, async (c) => {
+    try {
+      await c.open(req.timeoutMs);
+      ok++;
+    } catch (e) {
+      failed++;
+      const k = errKey(e);
+      errors[k] = (errors[k] ?? 0) + 1;
+    }
+  });
+  return { ok, failed, ms: performance.now() - t0, errors };
+}
+
+async function connect(req: ConnectRequest): Promise<void> {
+  connectReq = req;
+  clients = [];
+  for (let i = req.start; i < req.end; i++) {
+    const channels = [...req.plan.shared];
+    if (req.plan.personalPrefix !== undefined) channels.push(`${req.plan.personalPrefix}${i}`);
+    clients.push(
+      createClient(req.kind, {
+        url: req.url,
+        localAddress: req.sources[i % req.sources.length]!,
+        channels,
+        stats,
+        recoverable: req.recoverable,
+        transports: req.transports,
+      }),
+    );
+  }
+  const r = await openAll(clients, req);
+  const subs: Record<string, number> = {};
+  for (const c of clients) if (c.isOpen()) for (const st of c.states) subs[st.name] = (subs[st.name] ?? 0) + 1;
+  send({ type: "connected", result: { ...r, subs } });
+}
+
+async function dropAndReconnect(timeoutMs: number): Promise<void> {
+  const req = connectReq;
+  if (!req) throw new Error("drop before connect");
+  for (const c of clients) c.drop();
+  const r = await openAll(clients, { ...req, timeoutMs });
+  send({ type: "dropped", ...r });
+}
+
+const progress = setInterval(() => send({ type: "progress", open: openCount(), unique: stats.unique }), 1000);
+progress.unref();
+
+process.on("message", (m: ParentToWorker) => {
+  const fail = (e: unknown): void => send({ type: "error", message: String((e as Error)?.stack ?? e) });
+  switch (m.type) {
+    case "connect":
+      connect(m).catch(fail);
+      break;
+    case "reset":
+      stats.reset();
+      send({ type: "resetDone" });
+      break;
+    case "report":
+      send({ type: "report", report: stats.report(openCount()) });
+      break;
+    case "drop":
+      dropAndReconnect(m.timeoutMs).catch(fail);
+      break;
+    case "close":
+      for (const c of clients) c.close();
+      setTimeout(() => process.exit(0), 100);
+      break;
+  }
+});
+process.on("disconnect", () => process.exit(0));
+send({ type: "ready" });

@@ -1,0 +1,209 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync, readdirSync } from "node:fs";
+import { createServer } from "node:net";
+
+/**
+ * Every process the harness starts is registered here so that it can be
+ * killed by PID on any exit path (normal end, error, Ctrl-C).
+ */
+const children = new Set<ChildProcess>();
+
+export function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  return child;
+}
+
+/** Synchronous last-resort cleanup: SIGKILL each tracked child and its descendants by PID. */
+export function killAllSync(): void {
+  for (const c of children) {
+    if (c.pid === undefined) continue;
+    for (const pid of [...descendants(c.pid), c.pid]) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+  children.clear();
+}
+
+let hooksInstalled = false;
+export function installExitHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  process.once("exit", killAllSync);
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.once(sig, () => {
+      killAllSync();
+      process.exit(130);
+    });
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** All descendants of pid (children, grandchildren, …), found by scanning /proc. */
+export function descendants(pid: number): number[] {
+  const parentOf = new Map<number, number>();
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return [];
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, "utf8");
+      // field 4 (ppid) follows the ")" that closes comm, which may itself contain spaces
+      const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      parentOf.set(Number(e), Number(rest[1]));
+    } catch {
+      /* raced with exit */
+    }
+  }
+  const out: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const p = queue.shift()!;
+    for (const [child, parent] of parentOf) {
+      if (parent === p) {
+        out.push(child);
+        queue.push(child);
+      }
+    }
+  }
+  return out;
+}
+
+const CLK_TCK = 100; // Linux USER_HZ; constant on every mainstream kernel config
+
+/** CPU seconds (user+system) consumed by pid, or 0 if it is gone. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime are fields 14 and 15 overall, i.e. 11 and 12 after ") "
+    return (Number(rest[11]) + Number(rest[12])) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
+/** Resident set size in bytes, from /proc/<pid>/status. */
+export function rssBytes(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const m = /VmRSS:\s+(\d+)\s+kB/.exec(status);
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Sum over a process tree (a cluster master and its workers count together). */
+export function treeCpuSeconds(pid: number): number {
+  return [pid, ...descendants(pid)].reduce((a, p) => a + cpuSeconds(p), 0);
+}
+export function treeRssBytes(pid: number): number {
+  return [pid, ...descendants(pid)].reduce((a, p) => a + rssBytes(p), 0);
+}
+
+/** Max open files for this process (soft limit), from /proc/self/limits. */
+export function fdLimit(): number {
+  try {
+    const limits = readFileSync("/proc/self/limits", "utf8");
+    const m = /Max open files\s+(\d+)/.exec(limits);
+    return m ? Number(m[1]) : 1024;
+  } catch {
+    return 1024;
+  }
+}
+
+/** Lower bound of the ephemeral port range → ports one source address can use to one destination. */
+export function ephemeralPortsPerSource(): number {
+  try {
+    const [lo, hi] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    return hi! - lo! + 1;
+  } catch {
+    return 28232;
+  }
+}
+
+export interface Spawned {
+  child: ChildProcess;
+  pid: number;
+  /** Last few KB of stdout+stderr, for error messages. */
+  tail(): string;
+  exited(): boolean;
+  stop(): Promise<void>;
+}
+
+export function spawnTracked(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Spawned {
+  const child = track(spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: env ?? process.env }));
+  let buf = "";
+  let done = false;
+  const onData = (d: Buffer): void => {
+    buf = (buf + d.toString()).slice(-4096);
+  };
+  child.stdout?.on("data", onData);
+  child.stderr?.on("data", onData);
+  child.once("exit", () => {
+    done = true;
+  });
+  if (child.pid === undefined) throw new Error(`failed to spawn ${cmd}`);
+  const pid = child.pid;
+  return {
+    child,
+    pid,
+    tail: () => buf,
+    exited: () => done,
+    stop: () => stopProcess(child),
+  };
+}
+
+/** SIGTERM, then SIGKILL after a grace period; descendants are killed by PID too. */
+export async function stopProcess(child: ChildProcess, graceMs = 3000): Promise<void> {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const pid = child.pid;
+  const kids = descendants(pid);
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {
+    /* gone */
+  }
+  const t = setTimeout(() => {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }, graceMs);
+  await exited;
+  clearTimeout(t);
+  for (const k of kids) {
+    try {
+      process.kill(k, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
+}

@@ -1,0 +1,208 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { execFileSync } from "node:child_process";
+import { freePort, sleep, spawnTracked, treeCpuSeconds, treeRssBytes, type Spawned } from "../proc.js";
+import type { ClientKind } from "../types.js";
+
+const here = (rel: string): string => fileURLToPath(new URL(rel, import.meta.url));
+/** packages/server/dist/src/cli.js, from packages/bench/dist/src/sut/ */
+export const SWITCHBOARD_CLI = process.env.SWITCHBOARD_CLI ?? here("../../../../server/dist/src/cli.js");
+
+export interface SutOptions {
+  /** Keep channel history so that clients can recover after a reconnect. */
+  history?: boolean;
+}
+
+export interface RunningSut {
+  port: number;
+  wsUrl: string;
+  apiBase: string;
+  apiKey?: string;
+  pid: number;
+  /** RSS of the server's process tree, bytes. */
+  rss(): number;
+  /** CPU seconds of the server's process tree. */
+  cpu(): number;
+  /** V8 heap used, bytes, if the system exposes it. */
+  heapUsed(): Promise<number | undefined>;
+  stop(): Promise<void>;
+}
+
+export interface SystemDef {
+  name: string;
+  kind: ClientKind;
+  transports?: string[];
+  /** Processes that hold client connections; each may hold < 20,000 open files. */
+  processes: number;
+  describe: string;
+  /** Why this system cannot run here at all, or undefined. */
+  unavailable(): string | undefined;
+  start(opts: SutOptions): Promise<RunningSut>;
+}
+
+async function waitHealthy(proc: Spawned, url: string, timeoutMs: number): Promise<void> {
+  const t0 = performance.now();
+  let lastErr = "";
+  while (performance.now() - t0 < timeoutMs) {
+    if (proc.exited()) throw new Error(`exited before ready: ${proc.tail().trim().slice(-600)}`);
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      if (r.status === 200) return;
+      lastErr = `HTTP ${r.status}`;
+    } catch (e) {
+      lastErr = String((e as Error).message);
+    }
+    await sleep(100);
+  }
+  await proc.stop();
+  throw new Error(`not healthy within ${timeoutMs} ms (${lastErr}): ${proc.tail().trim().slice(-600)}`);
+}
+
+function running(proc: Spawned, port: number, wsPath: string, heap: () => Promise<number | undefined>, apiKey?: string, cleanup?: () => Promise<void>): RunningSut {
+  return {
+    port,
+    wsUrl: `ws://127.0.0.1:${port}${wsPath}`,
+    apiBase: `http://127.0.0.1:${port}`,
+    apiKey,
+    pid: proc.pid,
+    rss: () => treeRssBytes(proc.pid),
+    cpu: () => treeCpuSeconds(proc.pid),
+    heapUsed: heap,
+    stop: async () => {
+      await proc.stop();
+      await cleanup?.();
+    },
+  };
+}
+
+/** A peer script from this package, run with --expose-gc so /stats reports a settled heap. */
+function peer(name: string, script: string, kind: ClientKind, describe: string, transports?: string[]): SystemDef {
+  return {
+    name,
+    kind,
+    transports,
+    processes: 1,
+    describe,
+    unavailable: () => undefined,
+    async start() {
+      const port = await freePort();
+      const proc = spawnTracked(process.execPath, ["--expose-gc", here(`../peers/${script}`), "--port", String(port)]);
+      await waitHealthy(proc, `http://127.0.0.1:${port}/health`, 15_000);
+      const heap = async (): Promise<number | undefined> => {
+        try {
+          const r = await fetch(`http://127.0.0.1:${port}/stats`, { signal: AbortSignal.timeout(10_000) });
+          return ((await r.json()) as { heapUsed: number }).heapUsed;
+        } catch {
+          return undefined;
+        }
+      };
+      return running(proc, port, "/", heap);
+    },
+  };
+}
+
+export interface SwitchboardVariant {
+  workers?: number;
+  redis?: boolean;
+}
+
+function redisServerPath(): string | undefined {
+  for (const p of ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]) if (existsSync(p)) return p;
+  try {
+    return execFileSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" }).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function switchboardConfig(port: number, opts: SutOptions, redisPort?: number): Record<string, unknown> {
+  const ns: Record<string, unknown> = {
+    allow_subscribe_for_client: true,
+    allow_subscribe_for_anonymous: true,
+    allow_publish_for_client: true,
+    allow_publish_for_anonymous: true,
+  };
+  if (opts.history) Object.assign(ns, { history_size: 100_000, history_ttl: "600s", force_recovery: true });
+  const cfg: Record<string, unknown> = {
+    http_server: { port },
+    client: {
+      token: { hmac_secret_key: "bench-secret" },
+      allow_anonymous_connect_without_token: true,
+      queue_max_size: 10_485_760,
+    },
+    http_api: { key: "bench-key" },
+    channel: { without_namespace: ns },
+    log: { level: "warn" },
+  };
+  if (redisPort !== undefined) cfg.engine = { type: "redis", redis: { address: `redis://127.0.0.1:${redisPort}` } };
+  return cfg;
+}
+
+function switchboard(name: string, v: SwitchboardVariant, describe: string): SystemDef {
+  return {
+    name,
+    kind: "switchboard",
+    processes: v.workers ?? 1,
+    describe,
+    unavailable: () => {
+      if (!existsSync(SWITCHBOARD_CLI)) return `server not built (${SWITCHBOARD_CLI} missing)`;
+      if (v.redis && !redisServerPath()) return "redis-server not installed";
+      return undefined;
+    },
+    async start(opts) {
+      const port = await freePort();
+      const dir = mkdtempSync(join(tmpdir(), "switchboard-bench-"));
+      let redis: Spawned | undefined;
+      const cleanup = async (): Promise<void> => {
+        await redis?.stop();
+        rmSync(dir, { recursive: true, force: true });
+      };
+      try {
+        let redisPort: number | undefined;
+        if (v.redis) {
+          redisPort = await freePort();
+          redis = spawnTracked(redisServerPath()!, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--maxclients", "10000"]);
+          for (let i = 0; i < 50 && !redis.tail().includes("Ready to accept"); i++) await sleep(100);
+        }
+        const configPath = join(dir, "config.json");
+        writeFileSync(configPath, JSON.stringify(switchboardConfig(port, opts, redisPort)));
+        const args = [SWITCHBOARD_CLI, "serve", "--config", configPath];
+        if (v.workers && v.workers > 1) args.push("--workers", String(v.workers));
+        const proc = spawnTracked(process.execPath, args);
+        await waitHealthy(proc, `http://127.0.0.1:${port}/health`, 20_000);
+        const heap = async (): Promise<number | undefined> => {
+          // prom-client default metrics, if the server exposes them
+          try {
+            const r = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5000) });
+            if (r.status !== 200) return undefined;
+            const m = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})?\s+([\d.e+]+)/m.exec(await r.text());
+            return m ? Number(m[1]) : undefined;
+          } catch {
+            return undefined;
+          }
+        };
+        return running(proc, port, "/connection/websocket", heap, "bench-key", cleanup);
+      } catch (e) {
+        await cleanup();
+        throw e;
+      }
+    },
+  };
+}
+
+export const SYSTEMS: SystemDef[] = [
+  switchboard("switchboard", {}, "Switchboard, memory engine, one process"),
+  switchboard("switchboard-redis", { redis: true }, "Switchboard, Redis engine (local redis-server)"),
+  switchboard("switchboard-w4", { workers: 4 }, "Switchboard, --workers 4"),
+  peer("raw-ws", "raw-ws-server.js", "raw", "naive ws broadcast: Map<channel, Set<ws>>, send() each"),
+  peer("socketio-ws", "socketio-server.js", "socketio", "Socket.IO 4, websocket transport only, rooms", ["websocket"]),
+  peer("socketio", "socketio-server.js", "socketio", "Socket.IO 4, default transports (polling → websocket)"),
+];
+
+export function systemByName(name: string): SystemDef {
+  const s = SYSTEMS.find((x) => x.name === name);
+  if (!s) throw new Error(`unknown system ${name}; known: ${SYSTEMS.map((x) => x.name).join(", ")}`);
+  return s;
+}

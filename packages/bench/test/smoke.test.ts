@@ -1,0 +1,59 @@
+/**
+ * Smoke test of the harness itself (not a benchmark): a small fan-out
+ * through each system must be counted exactly, with nothing lost or doubled.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { LoadGenerator } from "../src/load/generator.js";
+import { Publisher, SeqBook } from "../src/load/publisher.js";
+import { installExitHooks } from "../src/proc.js";
+import { SWITCHBOARD_CLI, systemByName, type SystemDef } from "../src/sut/systems.js";
+
+installExitHooks();
+
+async function fanout(sys: SystemDef, conns: number, rate: number, ms: number, workers: number): Promise<void> {
+  const sut = await sys.start({});
+  const load = new LoadGenerator({ kind: sys.kind, url: sut.wsUrl, transports: sys.transports, conns, plan: { shared: ["smoke"] }, workers, timeoutMs: 10_000 });
+  const pub = new Publisher({ apiBase: sut.apiBase, apiKey: sut.apiKey }, new SeqBook());
+  try {
+    await load.start();
+    const c = await load.connect();
+    assert.equal(c.failed, 0, `connect errors: ${JSON.stringify(c.errors)}`);
+    assert.equal(c.ok, conns);
+    assert.equal(load.subs.get("smoke"), conns);
+    await load.reset();
+    const p = await pub.run([{ channels: ["smoke"], rate }], ms);
+    assert.equal(p.errors, 0, p.errorSample);
+    assert.ok(p.total >= (rate * ms) / 1000 - 1, `published ${p.total}`);
+    const expected = load.expected(p.published);
+    assert.equal(expected, p.total * conns);
+    const r = await load.drain(expected, 3000, 10_000);
+    assert.equal(r.unique, expected, "every publication reaches every subscriber once");
+    assert.equal(r.dup, 0);
+    assert.equal(r.gaps, 0);
+    assert.equal(r.hist.totalCount, expected);
+    assert.ok(r.hist.maxValue < 5_000_000, `max latency ${r.hist.maxValue} µs`);
+    assert.equal(r.openConns, conns);
+  } finally {
+    pub.close();
+    await load.stop();
+    await sut.stop();
+  }
+}
+
+test("raw ws peer: 50 conns over 2 workers, 2 s at 50 pubs/s, lost = dup = 0", async () => {
+  await fanout(systemByName("raw-ws"), 50, 50, 2000, 2);
+});
+
+test("socket.io peer (websocket): 20 conns, 1 s at 20 pubs/s, lost = dup = 0", async () => {
+  await fanout(systemByName("socketio-ws"), 20, 20, 1000, 1);
+});
+
+test("switchboard: 50 conns, 2 s at 50 pubs/s, lost = dup = 0", async (t) => {
+  if (!existsSync(SWITCHBOARD_CLI)) {
+    t.skip(`server not built yet (${SWITCHBOARD_CLI} missing)`);
+    return;
+  }
+  await fanout(systemByName("switchboard"), 50, 50, 2000, 2);
+});
