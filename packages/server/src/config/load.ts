@@ -1,0 +1,239 @@
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { Value } from '@sinclair/typebox/value';
+import type { TSchema } from '@sinclair/typebox';
+import { parse as parseYaml } from 'yaml';
+import { ConfigSchema, DURATION, type RawConfig } from './schema.js';
+
+/** RawConfig with every duration resolved to milliseconds. */
+export type Config = Resolve<RawConfig>;
+type Resolve<T> = [T] extends [string | number]
+  ? [string] extends [T]
+    ? [number] extends [T]
+      ? number
+      : T
+    : T
+  : T extends readonly (infer U)[]
+    ? Resolve<U>[]
+    : T extends object
+      ? { -readonly [K in keyof T]: Resolve<T[K]> }
+      : T;
+export type NamespaceConfig = Config['channel']['without_namespace'] & { name?: string };
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super('invalid configuration:\n  ' + problems.join('\n  '));
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadResult {
+  config: Config;
+  warnings: string[];
+}
+
+export interface LoadOptions {
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Already-parsed overrides (e.g. from CLI flags), dotted paths → values. */
+  overrides?: Record<string, unknown>;
+  /** An in-process config object (embedding). */
+  object?: unknown;
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+export function parseDuration(v: string | number, path = 'duration'): number {
+  if (typeof v === 'number') return Math.round(v * 1000);
+  let total = 0;
+  let rest = v.trim();
+  if (rest === '' || rest === '0') return 0;
+  while (rest.length > 0) {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)/.exec(rest);
+    if (!m) throw new ConfigError([`${path}: "${v}" is not a duration (like "25s", "500ms", "1m30s")`]);
+    total += Number(m[1]) * UNITS[m[2]!]!;
+    rest = rest.slice(m[0].length);
+  }
+  return Math.round(total);
+}
+
+/** Loads, merges (defaults < file < object < env < overrides), validates. */
+export function loadConfig(opts: LoadOptions = {}): LoadResult {
+  const warnings: string[] = [];
+  let data: Record<string, unknown> = {};
+  if (opts.file) data = deepMerge(data, readConfigFile(opts.file));
+  if (opts.object !== undefined) data = deepMerge(data, opts.object as Record<string, unknown>);
+  if (opts.env) data = deepMerge(data, fromEnv(opts.env, warnings));
+  for (const [path, value] of Object.entries(opts.overrides ?? {})) setPath(data, path.split('.'), value);
+  return { config: validateConfig(data, warnings), warnings };
+}
+
+export function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError([`cannot read config file ${file}: ${(e as Error).message}`]);
+  }
+  const ext = extname(file).toLowerCase();
+  try {
+    const parsed: unknown = ext === '.yaml' || ext === '.yml' ? parseYaml(text) : JSON.parse(text);
+    if (parsed === null || parsed === undefined) return {};
+    if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('top level must be an object');
+    return parsed as Record<string, unknown>;
+  } catch (e) {
+    throw new ConfigError([`cannot parse config file ${file}: ${(e as Error).message}`]);
+  }
+}
+
+function validateConfig(input: Record<string, unknown>, warnings: string[]): Config {
+  const data = structuredClone(input);
+  // Unknown keys are warned about and dropped; everything else must be right.
+  for (const err of Value.Errors(ConfigSchema, data)) {
+    if (err.message.toLowerCase().includes('additional propert') || err.schema.additionalProperties === false) {
+      for (const key of unknownKeys(err.value, err.schema)) warnings.push(`unknown config key ${dotted(err.path)}${dotted(err.path) ? '.' : ''}${key} (ignored)`);
+    }
+  }
+  const cleaned = Value.Clean(ConfigSchema, data) as Record<string, unknown>;
+  const withDefaults = Value.Default(ConfigSchema, cleaned);
+  const converted = Value.Convert(ConfigSchema, withDefaults);
+  const problems: string[] = [];
+  for (const err of Value.Errors(ConfigSchema, converted)) {
+    problems.push(`${dotted(err.path) || '(root)'}: ${err.message}${err.value !== undefined ? ` (got ${JSON.stringify(err.value)})` : ''}`);
+  }
+  if (problems.length > 0) throw new ConfigError(dedupe(problems));
+  const raw = converted as RawConfig;
+  resolveDurations(ConfigSchema, raw as unknown as Record<string, unknown>, '', problems);
+  if (problems.length > 0) throw new ConfigError(problems);
+  const config = raw as unknown as Config;
+  checkSemantics(config, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+function checkSemantics(c: Config, problems: string[]): void {
+  const seen = new Set<string>();
+  c.channel.namespaces.forEach((ns, i) => {
+    if (seen.has(ns.name)) problems.push(`channel.namespaces.${i}.name: duplicate namespace "${ns.name}"`);
+    seen.add(ns.name);
+  });
+  const all: Array<[string, { channel_regex: string }]> = [
+    ['channel.without_namespace', c.channel.without_namespace],
+    ...c.channel.namespaces.map((ns, i) => [`channel.namespaces.${i}`, ns] as [string, { channel_regex: string }]),
+  ];
+  for (const [path, ns] of all) {
+    if (ns.channel_regex) {
+      try {
+        new RegExp(ns.channel_regex);
+      } catch (e) {
+        problems.push(`${path}.channel_regex: ${(e as Error).message}`);
+      }
+    }
+  }
+  if (c.client.pong_timeout >= c.client.ping_interval && c.client.ping_interval > 0) {
+    problems.push('client.pong_timeout: must be shorter than client.ping_interval');
+  }
+}
+
+function unknownKeys(value: unknown, schema: TSchema): string[] {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return [];
+  const props = (schema as { properties?: Record<string, unknown> }).properties ?? {};
+  return Object.keys(value).filter((k) => !(k in props));
+}
+
+function resolveDurations(schema: TSchema, value: Record<string, unknown>, path: string, problems: string[]): void {
+  const props = (schema as { properties?: Record<string, TSchema> }).properties;
+  if (!props) return;
+  for (const [key, sub] of Object.entries(props)) {
+    const v = value[key];
+    const p = path ? `${path}.${key}` : key;
+    if (sub.description === DURATION && (typeof v === 'string' || typeof v === 'number')) {
+      try {
+        value[key] = parseDuration(v, p);
+      } catch (e) {
+        problems.push(...(e as ConfigError).problems);
+      }
+    } else if (Array.isArray(v) && (sub as { items?: TSchema }).items) {
+      v.forEach((item, i) => {
+        if (item && typeof item === 'object') resolveDurations((sub as unknown as { items: TSchema }).items, item as Record<string, unknown>, `${p}.${i}`, problems);
+      });
+    } else if (v && typeof v === 'object') {
+      resolveDurations(sub, v as Record<string, unknown>, p, problems);
+    }
+  }
+}
+
+/**
+ * SWITCHBOARD_HTTP_SERVER_PORT=9000 → http_server.port. Key names contain
+ * underscores too, so the variable is matched against the schema's keys.
+ */
+function fromEnv(env: NodeJS.ProcessEnv, warnings: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('SWITCHBOARD_') || value === undefined) continue;
+    const path = matchPath(ConfigSchema, name.slice('SWITCHBOARD_'.length).toLowerCase());
+    if (!path) {
+      warnings.push(`environment variable ${name} matches no config key (ignored)`);
+      continue;
+    }
+    setPath(out, path, envValue(value));
+  }
+  return out;
+}
+
+function matchPath(schema: TSchema, rest: string): string[] | undefined {
+  const props = (schema as { properties?: Record<string, TSchema> }).properties;
+  if (!props) return undefined;
+  const keys = Object.keys(props).sort((a, b) => b.length - a.length);
+  for (const key of keys) {
+    if (rest === key) return [key];
+    if (rest.startsWith(key + '_')) {
+      const sub = matchPath(props[key]!, rest.slice(key.length + 1));
+      if (sub) return [key, ...sub];
+    }
+  }
+  return undefined;
+}
+
+function envValue(v: string): unknown {
+  const t = v.trim();
+  if (t.startsWith('[') || t.startsWith('{')) {
+    try {
+      return JSON.parse(t);
+    } catch {
+      return v;
+    }
+  }
+  return v; // Value.Convert turns "true"/"9000" into the schema's type.
+}
+
+function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
+  let cur = obj;
+  for (let i = 0; i < path.length - 1; i++) {
+    const k = path[i]!;
+    if (cur[k] === null || typeof cur[k] !== 'object' || Array.isArray(cur[k])) cur[k] = {};
+    cur = cur[k] as Record<string, unknown>;
+  }
+  cur[path[path.length - 1]!] = value;
+}
+
+export function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const prev = out[k];
+    if (v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' && !Array.isArray(prev)) {
+      out[k] = deepMerge(prev as Record<string, unknown>, v as Record<string, unknown>);
+    } else {
+      out[k] = v;
+    }
+  }
+  return out;
+}
+
+function dotted(jsonPointer: string): string {
+  return jsonPointer.replace(/^\//, '').split('/').filter(Boolean).join('.');
+}
+
+function dedupe(xs: string[]): string[] {
+  return [...new Set(xs)];
+}

@@ -1,0 +1,155 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+/**
+ * The configuration schema. Key names follow Centrifugo v6 so that its
+ * config files start unchanged; Switchboard's own additions are marked.
+ * Durations accept "25s", "500ms", "1m", "2h" or a number of seconds.
+ */
+export const DURATION = 'duration';
+const Duration = (def: string) => Type.Union([Type.String(), Type.Number()], { default: def, description: DURATION });
+const Bool = (def: boolean) => Type.Boolean({ default: def });
+const Int = (def: number) => Type.Integer({ default: def, minimum: 0 });
+const Str = (def: string) => Type.String({ default: def });
+const Obj = <T extends Record<string, TSchema>>(props: T) =>
+  Type.Object(props, { default: {}, additionalProperties: false });
+
+export const NamespaceOptionsProps = {
+  presence: Bool(false),
+  join_leave: Bool(false),
+  force_push_join_leave: Bool(false),
+  history_size: Int(0),
+  history_ttl: Duration('0s'),
+  history_meta_ttl: Duration('0s'),
+  force_recovery: Bool(false),
+  allow_recovery: Bool(false),
+  force_positioning: Bool(false),
+  allow_positioning: Bool(false),
+  allow_subscribe_for_client: Bool(false),
+  allow_subscribe_for_anonymous: Bool(false),
+  allow_publish_for_subscriber: Bool(false),
+  allow_publish_for_client: Bool(false),
+  allow_publish_for_anonymous: Bool(false),
+  allow_history_for_subscriber: Bool(false),
+  allow_history_for_client: Bool(false),
+  allow_history_for_anonymous: Bool(false),
+  allow_presence_for_subscriber: Bool(false),
+  allow_presence_for_client: Bool(false),
+  allow_presence_for_anonymous: Bool(false),
+  allow_user_limited_channels: Bool(false),
+  channel_regex: Str(''),
+};
+
+const TokenSchema = Obj({
+  hmac_secret_key: Str(''),
+  rsa_public_key: Str(''),
+  ecdsa_public_key: Str(''),
+  ed25519_public_key: Str(''),
+  audience: Str(''),
+  issuer: Str(''),
+  /** Switchboard: the JWT algorithms accepted; the key type must match too. */
+  algorithms: Type.Array(Type.String(), {
+    default: ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'],
+  }),
+});
+
+export const ConfigSchema = Obj({
+  http_server: Obj({
+    address: Str('0.0.0.0'),
+    port: Type.Integer({ default: 8000, minimum: 0, maximum: 65535 }),
+  }),
+  client: Obj({
+    token: TokenSchema,
+    subscription_token: Obj({
+      enabled: Bool(false),
+      hmac_secret_key: Str(''),
+      rsa_public_key: Str(''),
+      ecdsa_public_key: Str(''),
+      ed25519_public_key: Str(''),
+      audience: Str(''),
+      issuer: Str(''),
+    }),
+    allowed_origins: Type.Array(Type.String(), { default: [] }),
+    allow_anonymous_connect_without_token: Bool(false),
+    ping_interval: Duration('25s'),
+    pong_timeout: Duration('8s'),
+    expired_close_delay: Duration('25s'),
+    stale_close_delay: Duration('10s'),
+    queue_max_size: Int(1048576),
+    channel_limit: Int(128),
+    user_connection_limit: Int(0),
+    connection_limit: Int(0),
+    /** Switchboard: concurrent connections from one IP (0 = unlimited). */
+    connection_limit_per_ip: Int(0),
+    /** Switchboard: new connections per second accepted by this node (0 = unlimited). */
+    connection_rate_limit: Int(0),
+    history_max_publication_limit: Int(300),
+    recovery_max_publication_limit: Int(300),
+    max_message_size: Int(65536),
+    subscribe_to_user_personal_channel: Obj({
+      enabled: Bool(false),
+      personal_channel_namespace: Str(''),
+    }),
+    /** Switchboard: channels every connection is subscribed to by the server; "{user}" is replaced by the user ID. */
+    server_side_subscriptions: Type.Array(Type.String(), { default: [] }),
+  }),
+  channel: Obj({
+    max_length: Int(255),
+    private_prefix: Str('$'),
+    namespace_boundary: Str(':'),
+    user_boundary: Str('#'),
+    user_separator: Str(','),
+    without_namespace: Obj(NamespaceOptionsProps),
+    namespaces: Type.Array(
+      Type.Object({ name: Type.String({ pattern: '^[-a-zA-Z0-9_.]{2,}$' }), ...NamespaceOptionsProps }, { additionalProperties: false }),
+      { default: [] },
+    ),
+  }),
+  http_api: Obj({
+    key: Str(''),
+    disabled: Bool(false),
+    insecure: Bool(false),
+    /** Switchboard: serve the API on its own port as well (0 = only on the main port). */
+    port: Int(0),
+    /** Switchboard: request body limit in bytes. */
+    body_limit: Int(10485760),
+  }),
+  engine: Obj({
+    type: Type.Union([Type.Literal('memory'), Type.Literal('redis')], { default: 'memory' }),
+    redis: Obj({
+      address: Type.Union([Type.String(), Type.Array(Type.String())], { default: 'redis://127.0.0.1:6379' }),
+      prefix: Str('switchboard'),
+      password: Str(''),
+      db: Int(0),
+      connect_timeout: Duration('1s'),
+      io_timeout: Duration('4s'),
+      tls: Bool(false),
+      sentinel_addresses: Type.Array(Type.String(), { default: [] }),
+      sentinel_master_name: Str(''),
+      cluster_addresses: Type.Array(Type.String(), { default: [] }),
+    }),
+  }),
+  log: Obj({
+    level: Type.Union(
+      ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'none'].map((l) => Type.Literal(l)),
+      { default: 'info' },
+    ),
+  }),
+  /** Switchboard: node identity shown in the info API. */
+  node: Obj({
+    name: Str(''),
+  }),
+  /** Switchboard: graceful shutdown. */
+  shutdown: Obj({
+    timeout: Duration('30s'),
+    batch_size: Int(1000),
+    batch_interval: Duration('20ms'),
+  }),
+  // Accepted so that Centrifugo config files start unchanged; always on here.
+  prometheus: Type.Object({ enabled: Bool(true) }, { default: {} }),
+  health: Type.Object({ enabled: Bool(true) }, { default: {} }),
+  /** Switchboard: node:cluster workers for `serve` (0 = one process). */
+  workers: Int(0),
+});
+
+export type RawConfig = Static<typeof ConfigSchema>;
+export type RawNamespace = RawConfig['channel']['namespaces'][number];

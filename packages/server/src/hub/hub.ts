@@ -1,0 +1,155 @@
+import { joinPush, leavePush, publicationPush } from '../protocol/json.js';
+import type { ClientInfo, Publication } from '../protocol/types.js';
+import type { Writer } from '../transport/writer.js';
+
+/** What the hub needs of a connection. */
+export interface HubClient {
+  readonly id: string;
+  readonly user: string;
+  readonly writer: Writer;
+  /** A positioned subscriber saw a gap in offsets: it must resubscribe and recover. */
+  insufficientState(channel: string): void;
+}
+
+/**
+ * One connection's subscription to one channel, as fan-out sees it. While
+ * `buffer` is set the subscription is recovering and live publications are
+ * kept for the merge instead of being written.
+ */
+export class Subscriber {
+  buffer: Publication[] | null = null;
+  /** Offset of the last publication delivered (0 = none / not tracked). */
+  offset = 0;
+  positioned = false;
+  joinLeave = false;
+  constructor(
+    readonly client: HubClient,
+    readonly channel: string,
+  ) {}
+
+  /** Writes one publication already encoded for the channel, keeping offsets strict. */
+  deliver(pub: Publication, bytes: Buffer): boolean {
+    const off = pub.offset;
+    if (off > 0 && this.offset > 0) {
+      if (off <= this.offset) return false; // already delivered (recovery overlap)
+      if (off !== this.offset + 1 && this.positioned) {
+        this.client.insufficientState(this.channel);
+        return false;
+      }
+    }
+    if (off > 0) this.offset = off;
+    this.client.writer.enqueue(bytes);
+    return true;
+  }
+}
+
+/** The node's local index of connections, users and channel subscriptions; local fan-out. */
+export class Hub {
+  readonly clients = new Map<string, HubClient>();
+  readonly users = new Map<string, Set<HubClient>>();
+  private readonly channels = new Map<string, Set<Subscriber>>();
+  private subscriptionCount = 0;
+  /** Deliveries queued to writers since start (read by metrics). */
+  deliveries = 0;
+
+  addClient(c: HubClient): void {
+    this.clients.set(c.id, c);
+    let set = this.users.get(c.user);
+    if (!set) this.users.set(c.user, (set = new Set()));
+    set.add(c);
+  }
+
+  removeClient(c: HubClient): void {
+    if (this.clients.get(c.id) !== c) return;
+    this.clients.delete(c.id);
+    const set = this.users.get(c.user);
+    if (set) {
+      set.delete(c);
+      if (set.size === 0) this.users.delete(c.user);
+    }
+  }
+
+  userClients(user: string): readonly HubClient[] {
+    const set = this.users.get(user);
+    return set ? [...set] : [];
+  }
+
+  /** Returns true when this is the node's first subscriber of the channel. */
+  addSubscriber(s: Subscriber): boolean {
+    let set = this.channels.get(s.channel);
+    const first = !set;
+    if (!set) this.channels.set(s.channel, (set = new Set()));
+    if (!set.has(s)) {
+      set.add(s);
+      this.subscriptionCount++;
+    }
+    return first;
+  }
+
+  /** Returns true when the channel has no subscribers on this node any more. */
+  removeSubscriber(s: Subscriber): boolean {
+    const set = this.channels.get(s.channel);
+    if (!set || !set.delete(s)) return false;
+    this.subscriptionCount--;
+    if (set.size === 0) {
+      this.channels.delete(s.channel);
+      return true;
+    }
+    return false;
+  }
+
+  hasSubscribers(channel: string): boolean {
+    return this.channels.has(channel);
+  }
+
+  channelNames(): string[] {
+    return [...this.channels.keys()];
+  }
+
+  numSubscribers(channel: string): number {
+    return this.channels.get(channel)?.size ?? 0;
+  }
+
+  get numChannels(): number {
+    return this.channels.size;
+  }
+
+  get numSubscriptions(): number {
+    return this.subscriptionCount;
+  }
+
+  /** Fan-out: the publication is encoded once and the same bytes go to every subscriber. */
+  publish(channel: string, pub: Publication): void {
+    const set = this.channels.get(channel);
+    if (!set) return;
+    const bytes = Buffer.from(publicationPush(channel, pub));
+    let n = 0;
+    for (const s of set) {
+      if (s.buffer !== null) {
+        s.buffer.push(pub);
+      } else if (s.deliver(pub, bytes)) {
+        n++;
+      }
+    }
+    this.deliveries += n;
+  }
+
+  join(channel: string, info: ClientInfo): void {
+    this.pushToJoinLeave(channel, joinPush(channel, info));
+  }
+
+  leave(channel: string, info: ClientInfo): void {
+    this.pushToJoinLeave(channel, leavePush(channel, info));
+  }
+
+  private pushToJoinLeave(channel: string, msg: string): void {
+    const set = this.channels.get(channel);
+    if (!set) return;
+    let bytes: Buffer | undefined;
+    for (const s of set) {
+      if (!s.joinLeave || s.buffer !== null) continue;
+      bytes ??= Buffer.from(msg);
+      s.client.writer.enqueue(bytes);
+    }
+  }
+}

@@ -1,0 +1,11 @@
+export { Switchboard, type SwitchboardOptions, type ApiPublishOptions, type ApiTarget } from './node.js';
+export { startServer, type StandaloneServer } from './server.js';
+export { httpApiPlugin } from './api/http.js';
+export { execute as executeApiCommand } from './api/executor.js';
+export { loadConfig, parseDuration, ConfigError, type Config } from './config/load.js';
+export { Errors, Disconnects, ReplyError as SwitchboardError, DisconnectError, type ProtocolError, type Disconnect } from './protocol/codes.js';
+export type { ClientInfo, Publication, StreamPosition } from './protocol/types.js';
+export type { Engine, EngineHandlers, PresenceStore, ControlMessage, NodeInfo } from './engine/types.js';
+export { MemoryEngine } from './engine/memory/engine.js';
+export type * from './session/hooks.js';
+export { VERSION } from './version.js';

@@ -1,0 +1,95 @@
+import type { ClientInfo, Publication, RawJSON } from './types.js';
+
+/** Marks a string that is already JSON text and is copied into the output verbatim. */
+export class Raw {
+  constructor(readonly json: RawJSON) {}
+}
+
+/** JSON.stringify that splices `Raw` values in verbatim and drops undefined fields. */
+export function stringify(value: unknown): string {
+  if (value instanceof Raw) return value.json;
+  if (value === null || value === undefined) return 'null';
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return JSON.stringify(value);
+    case 'number':
+      return Number.isFinite(value) ? String(value) : 'null';
+    case 'object': {
+      if (Array.isArray(value)) return '[' + value.map(stringify).join(',') + ']';
+      let out = '';
+      for (const key of Object.keys(value)) {
+        const v = (value as Record<string, unknown>)[key];
+        if (v === undefined) continue;
+        out += (out === '' ? '' : ',') + JSON.stringify(key) + ':' + stringify(v);
+      }
+      return '{' + out + '}';
+    }
+    default:
+      return 'null';
+  }
+}
+
+export function encodeClientInfo(info: ClientInfo): string {
+  let out = '{"user":' + JSON.stringify(info.user) + ',"client":' + JSON.stringify(info.client);
+  if (info.connInfo !== undefined) out += ',"conn_info":' + info.connInfo;
+  if (info.chanInfo !== undefined) out += ',"chan_info":' + info.chanInfo;
+  return out + '}';
+}
+
+export function encodePublication(pub: Publication): string {
+  let out = '{"data":' + pub.data;
+  if (pub.info !== undefined) out += ',"info":' + encodeClientInfo(pub.info);
+  if (pub.offset > 0) out += ',"offset":' + pub.offset;
+  if (pub.tags !== undefined) out += ',"tags":' + JSON.stringify(pub.tags);
+  if (pub.time !== undefined) out += ',"time":' + pub.time;
+  return out + '}';
+}
+
+export function publicationPush(channel: string, pub: Publication): string {
+  return '{"push":{"channel":' + JSON.stringify(channel) + ',"pub":' + encodePublication(pub) + '}}';
+}
+
+export function joinPush(channel: string, info: ClientInfo): string {
+  return '{"push":{"channel":' + JSON.stringify(channel) + ',"join":{"info":' + encodeClientInfo(info) + '}}}';
+}
+
+export function leavePush(channel: string, info: ClientInfo): string {
+  return '{"push":{"channel":' + JSON.stringify(channel) + ',"leave":{"info":' + encodeClientInfo(info) + '}}}';
+}
+
+export function unsubscribePush(channel: string, code: number, reason: string): string {
+  return stringify({ push: { channel, unsubscribe: { code, reason } } });
+}
+
+export function messagePush(data: RawJSON): string {
+  return '{"push":{"message":{"data":' + data + '}}}';
+}
+
+export function subscribePush(channel: string, result: Record<string, unknown>): string {
+  return stringify({ push: { channel, subscribe: result } });
+}
+
+export function disconnectPush(code: number, reason: string, reconnect: boolean): string {
+  return stringify({ push: { disconnect: { code, reason, reconnect } } });
+}
+
+export function refreshPush(expires: boolean, ttl: number): string {
+  return stringify({ push: { refresh: { expires, ttl } } });
+}
+
+export function replyOk(id: number, method: string, result: unknown): string {
+  return '{"id":' + id + ',' + JSON.stringify(method) + ':' + stringify(result ?? {}) + '}';
+}
+
+export function replyError(id: number, error: { code: number; message: string; temporary?: boolean }): string {
+  return stringify({ id, error: { code: error.code, message: error.message, temporary: error.temporary || undefined } });
+}
+
+/** The server's ping: an empty reply. The client answers with an empty command (pong). */
+export const PING = '{}';
+
+/** Publications as they appear in history / recovery results. */
+export function publicationsRaw(pubs: readonly Publication[]): Raw[] {
+  return pubs.map((p) => new Raw(encodePublication(p)));
+}

@@ -1,0 +1,29 @@
+/**
+ * Wire-level value types of the client protocol. JSON payloads (`data`,
+ * `info`) travel as raw JSON text: they are validated once when they enter
+ * the server and then spliced into frames verbatim, never re-parsed.
+ */
+
+/** Raw JSON text, already validated. */
+export type RawJSON = string;
+
+export interface ClientInfo {
+  readonly user: string;
+  readonly client: string;
+  readonly connInfo?: RawJSON;
+  readonly chanInfo?: RawJSON;
+}
+
+export interface Publication {
+  readonly offset: number;
+  readonly data: RawJSON;
+  readonly info?: ClientInfo;
+  readonly tags?: Readonly<Record<string, string>>;
+  /** Milliseconds since epoch when the publication was accepted. */
+  readonly time?: number;
+}
+
+export interface StreamPosition {
+  readonly offset: number;
+  readonly epoch: string;
+}
