@@ -87,8 +87,9 @@ abstract class WsClient implements BenchClient {
       ws.once("open", () => this.onOpen(ws, resolve, reject));
       ws.once("error", (e) => reject(e));
       ws.once("close", (code) => {
+        if (this.ws !== ws) return; // an old socket of this client, already replaced
         if (!this.ready) reject(new Error(`closed ${code} before ready`));
-        else if (!this.intentional && this.ws === ws) this.o.stats.closed(code);
+        else if (!this.intentional) this.o.stats.closed(code);
         this.ready = false;
       });
     });
@@ -150,22 +151,22 @@ interface SbReply {
 /** Speaks Centrifugo client protocol v2 (JSON), the way centrifuge-js does on the wire. */
 class SwitchboardClient extends WsClient {
   private nextId = 1;
+  /**
+   * Reply handlers run synchronously, in frame order: a subscribe reply's
+   * recovered publications must be counted before the live pushes that follow
+   * it in the same frame.
+   */
   private pending = new Map<number, (r: SbReply) => void>();
   private hadSession = false;
 
-  private send(ws: WebSocket, cmds: object[]): void {
-    ws.send(cmds.map((c) => JSON.stringify(c)).join("\n"));
-  }
-
-  private call(ws: WebSocket, cmds: Record<string, unknown>[]): Promise<SbReply>[] {
-    const out: Promise<SbReply>[] = [];
-    for (const c of cmds) {
+  private call(ws: WebSocket, cmds: { cmd: Record<string, unknown>; onReply: (r: SbReply) => void }[]): void {
+    const lines: string[] = [];
+    for (const { cmd, onReply } of cmds) {
       const id = this.nextId++;
-      c.id = id;
-      out.push(new Promise<SbReply>((r) => this.pending.set(id, r)));
+      this.pending.set(id, onReply);
+      lines.push(JSON.stringify({ id, ...cmd }));
     }
-    this.send(ws, cmds);
-    return out;
+    ws.send(lines.join("\n"));
   }
 
   private onLine(ws: WebSocket, line: string): void {
@@ -192,6 +193,17 @@ class SwitchboardClient extends WsClient {
     }
   }
 
+  private subscribed(st: ChannelState, r: SbReply): void {
+    const sub = r.subscribe ?? {};
+    if (sub.was_recovering && !sub.recovered) this.o.stats.notRecovered++;
+    for (const p of sub.publications ?? []) {
+      if (p.offset !== undefined) st.offset = p.offset;
+      this.o.stats.deliver(st, p.data);
+    }
+    if (sub.epoch !== undefined) st.epoch = sub.epoch;
+    if (sub.offset !== undefined && sub.offset > st.offset) st.offset = sub.offset;
+  }
+
   protected onOpen(ws: WebSocket, resolve: () => void, reject: (e: Error) => void): void {
     this.pending.clear();
     ws.on("message", (raw: Buffer) => {
@@ -199,44 +211,44 @@ class SwitchboardClient extends WsClient {
       if (text.indexOf("\n") < 0) this.onLine(ws, text);
       else for (const line of text.split("\n")) if (line.length > 0) this.onLine(ws, line);
     });
+    const fail = (e: Error): void => {
+      reject(e);
+      ws.terminate();
+    };
     const recovering = this.hadSession;
-    const [connected] = this.call(ws, [{ connect: {} }]);
-    connected!
-      .then((r) => {
-        if (r.error) throw new Error(`connect error ${r.error.code}`);
-        const subs = this.states.map((st) => {
-          const sub: Record<string, unknown> = { channel: st.name };
-          if (this.o.recoverable) sub.recoverable = true;
-          if (recovering && st.epoch !== "") {
-            sub.recover = true;
-            sub.offset = st.offset;
-            sub.epoch = st.epoch;
-          }
-          return { subscribe: sub };
-        });
-        return Promise.all(this.call(ws, subs));
-      })
-      .then((replies) => {
-        replies.forEach((r, i) => {
-          if (r.error) throw new Error(`subscribe error ${r.error.code}`);
-          const st = this.states[i]!;
-          const sub = r.subscribe ?? {};
-          if (sub.was_recovering && !sub.recovered) this.o.stats.notRecovered++;
-          for (const p of sub.publications ?? []) {
-            if (p.offset !== undefined) st.offset = p.offset;
-            this.o.stats.deliver(st, p.data);
-          }
-          if (sub.epoch !== undefined) st.epoch = sub.epoch;
-          if (sub.offset !== undefined && sub.offset > st.offset) st.offset = sub.offset;
-        });
-        this.hadSession = true;
-        this.ready = true;
-        resolve();
-      })
-      .catch((e: unknown) => {
-        reject(e instanceof Error ? e : new Error(String(e)));
-        ws.terminate();
-      });
+    this.call(ws, [
+      {
+        cmd: { connect: {} },
+        onReply: (r) => {
+          if (r.error) return fail(new Error(`connect error ${r.error.code}`));
+          let left = this.states.length;
+          this.call(
+            ws,
+            this.states.map((st) => {
+              const sub: Record<string, unknown> = { channel: st.name };
+              if (this.o.recoverable) sub.recoverable = true;
+              if (recovering && st.epoch !== "") {
+                sub.recover = true;
+                sub.offset = st.offset;
+                sub.epoch = st.epoch;
+              }
+              return {
+                cmd: { subscribe: sub },
+                onReply: (sr: SbReply) => {
+                  if (sr.error) return fail(new Error(`subscribe error ${sr.error.code}`));
+                  this.subscribed(st, sr);
+                  if (--left === 0) {
+                    this.hadSession = true;
+                    this.ready = true;
+                    resolve();
+                  }
+                },
+              };
+            }),
+          );
+        },
+      },
+    ]);
   }
 }
 

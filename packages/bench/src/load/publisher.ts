@@ -99,8 +99,10 @@ export class Publisher {
       } else {
         const r = await this.post("/api/batch", JSON.stringify({ commands: cmds.map((c) => ({ publish: c })) }));
         if (r.status !== 200) throw new Error(`batch: HTTP ${r.status} ${r.body.slice(0, 200)}`);
-        const body = JSON.parse(r.body) as { replies?: { error?: unknown }[] };
-        const replies = body.replies ?? [];
+        type Replies = { replies?: { error?: unknown }[] };
+        const body = JSON.parse(r.body) as Replies & { result?: Replies };
+        // Centrifugo answers {"replies":[…]}; accept a {"result":{"replies":[…]}} wrapper too
+        const replies = body.replies ?? body.result?.replies ?? [];
         cmds.forEach((c, i) => {
           const rep = replies[i];
           if (rep && !rep.error) this.count(result, c.channel);

@@ -195,7 +195,7 @@ function switchboard(name: string, v: SwitchboardVariant, describe: string): Sys
 export const SYSTEMS: SystemDef[] = [
   switchboard("switchboard", {}, "Switchboard, memory engine, one process"),
   switchboard("switchboard-redis", { redis: true }, "Switchboard, Redis engine (local redis-server)"),
-  switchboard("switchboard-w4", { workers: 4 }, "Switchboard, --workers 4"),
+  switchboard("switchboard-w4", { workers: 4, redis: true }, "Switchboard, --workers 4 (node:cluster, Redis engine)"),
   peer("raw-ws", "raw-ws-server.js", "raw", "naive ws broadcast: Map<channel, Set<ws>>, send() each"),
   peer("socketio-ws", "socketio-server.js", "socketio", "Socket.IO 4, websocket transport only, rooms", ["websocket"]),
   peer("socketio", "socketio-server.js", "socketio", "Socket.IO 4, default transports (polling → websocket)"),
