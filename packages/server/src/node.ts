@@ -15,9 +15,12 @@ import type { SessionContext } from './session/context.js';
 import type { Hooks } from './session/hooks.js';
 import { Session } from './session/session.js';
 import { HeartbeatWheel } from './transport/heartbeat.js';
+import { NodeLimits } from './session/ratelimit.js';
 import { WebSocketEndpoint, type UpgradeRefusal } from './transport/websocket.js';
 import { writerStats } from './transport/writer.js';
 import { originAllowed } from './auth/origin.js';
+import { anyProxy, proxyHooks } from './auth/proxy.js';
+import { PayloadValidators } from './auth/schemas.js';
 import { VERSION } from './version.js';
 
 export interface SwitchboardOptions {
@@ -61,6 +64,7 @@ export class Switchboard {
   private readonly subTokens: TokenVerifier;
   private readonly channelRules: ChannelRules;
   private readonly heartbeats: HeartbeatWheel;
+  readonly limits: NodeLimits;
   private readonly endpoint: WebSocketEndpoint;
   private readonly sessions = new Set<Session>();
   private readonly perIp = new Map<string, number>();
@@ -80,16 +84,18 @@ export class Switchboard {
     const c = this.config;
     this.log = opts.logger ?? createLogger(c.log.level);
     this.name = c.node.name || `switchboard-${process.pid}`;
-    this.hooks = opts.hooks ?? {};
+    this.channelRules = new ChannelRules(c.channel);
+    this.hooks = anyProxy(c) ? proxyHooks(c, opts.hooks ?? {}, this.channelRules, this.log, this.metrics) : (opts.hooks ?? {});
     this.tokens = new TokenVerifier(c.client.token);
     const st = c.client.subscription_token;
     this.subTokens = st.enabled ? new TokenVerifier({ ...c.client.token, ...st, algorithms: c.client.token.algorithms }) : this.tokens;
-    this.channelRules = new ChannelRules(c.channel);
     this.heartbeats = new HeartbeatWheel(c.client.ping_interval, c.client.pong_timeout);
+    this.limits = new NodeLimits(c.client.rate_limit);
     this.engine = opts.engine ?? new MemoryEngine();
     this.endpoint = new WebSocketEndpoint({
       path: '/connection/websocket',
       maxPayload: c.client.max_message_size,
+      compression: c.websocket.compression ? { threshold: c.websocket.compression_min_size, level: c.websocket.compression_level } : undefined,
       check: (req) => this.checkUpgrade(req),
       onConnection: (ws, req) => this.accept(ws, req),
     });
@@ -105,6 +111,8 @@ export class Switchboard {
       channels: this.channelRules,
       hooks: this.hooks,
       heartbeats: this.heartbeats,
+      limits: this.limits,
+      validators: new PayloadValidators(c),
       nodeId: this.nodeId,
       version: this.version,
       revokedBefore: (user) => this.revokedUsers.get(user) ?? 0,
@@ -170,6 +178,11 @@ export class Switchboard {
     if (c.connection_limit_per_ip > 0 && (this.perIp.get(ip) ?? 0) >= c.connection_limit_per_ip) {
       this.metrics.limits.labels('connection_limit_per_ip').inc();
       return { status: 429, message: 'too many connections from this address' };
+    }
+    if (!this.limits.ipConnects.take(ip)) {
+      this.metrics.limits.labels('ip_connects_per_second').inc();
+      if (this.limits.logOnce.shouldLog('ip:' + ip)) this.log.warn({ ip }, 'connect rate limit hit for address');
+      return { status: 429, message: 'too many connection attempts from this address' };
     }
     if (c.connection_rate_limit > 0) {
       const sec = Math.floor(Date.now() / 1000);

@@ -21,6 +21,8 @@ export const API_METHODS = [
   'channels',
   'info',
   'batch',
+  'revoke_token',
+  'invalidate_user_tokens',
 ] as const;
 export type ApiMethod = (typeof API_METHODS)[number];
 const METHOD_SET: ReadonlySet<string> = new Set(API_METHODS);
@@ -185,7 +187,8 @@ async function run(sb: Switchboard, method: ApiMethod, p: ApiParams): Promise<un
     case 'history': {
       const limit = int(p, 'limit', -1);
       const h = await sb.history(str(p, 'channel')!, {
-        limit: limit === undefined || limit < 0 ? undefined : limit,
+        // Centrifugo v3+: no limit → only the stream position; -1 → everything kept.
+        limit: limit === undefined ? 0 : limit < 0 ? undefined : limit,
         since: position(obj(p, 'since')),
         reverse: bool(p, 'reverse'),
       });
@@ -215,6 +218,15 @@ async function run(sb: Switchboard, method: ApiMethod, p: ApiParams): Promise<un
           uptime: n.uptime,
         })),
       };
+    }
+    case 'revoke_token': {
+      await sb.revoke({ jti: str(p, 'uid')! });
+      return {};
+    }
+    case 'invalidate_user_tokens': {
+      const before = int(p, 'issued_before') ?? Math.floor(Date.now() / 1000);
+      await sb.revoke({ user: str(p, 'user')!, issuedBefore: before });
+      return {};
     }
     case 'batch': {
       const commands = p.commands;

@@ -1,5 +1,5 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
+import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
 
 export class TokenError extends Error {
   constructor(
@@ -16,10 +16,15 @@ export interface TokenKeys {
   readonly rsa_public_key: string;
   readonly ecdsa_public_key: string;
   readonly ed25519_public_key: string;
+  readonly jwks_public_endpoint?: string;
   readonly audience: string;
   readonly issuer: string;
+  /** Tolerated clock difference in ms. */
+  readonly clock_skew?: number;
   readonly algorithms?: readonly string[];
 }
+
+type RemoteKeys = ReturnType<typeof createRemoteJWKSet>;
 
 const FAMILY: Record<string, 'hmac' | 'rsa' | 'ec' | 'ed'> = {
   HS256: 'hmac',
@@ -46,6 +51,8 @@ const FAMILY: Record<string, 'hmac' | 'rsa' | 'ec' | 'ed'> = {
 export class TokenVerifier {
   private readonly keys: Partial<Record<'hmac' | 'rsa' | 'ec' | 'ed', Uint8Array | KeyObject>> = {};
   private readonly allowed: ReadonlySet<string>;
+  /** Keys fetched from a JWKS URL (cached, refetched on an unknown `kid`): rotation without restart. */
+  private readonly jwks: RemoteKeys | undefined;
 
   constructor(private readonly cfg: TokenKeys) {
     if (cfg.hmac_secret_key) this.keys.hmac = new TextEncoder().encode(cfg.hmac_secret_key);
@@ -53,10 +60,13 @@ export class TokenVerifier {
     if (cfg.ecdsa_public_key) this.keys.ec = publicKey(cfg.ecdsa_public_key, 'ec', 'ecdsa_public_key');
     if (cfg.ed25519_public_key) this.keys.ed = publicKey(cfg.ed25519_public_key, 'ed25519', 'ed25519_public_key');
     this.allowed = new Set((cfg.algorithms ?? Object.keys(FAMILY)).filter((a) => a in FAMILY));
+    if (cfg.jwks_public_endpoint) {
+      this.jwks = createRemoteJWKSet(new URL(cfg.jwks_public_endpoint), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000, timeoutDuration: 5000 });
+    }
   }
 
   get configured(): boolean {
-    return Object.keys(this.keys).length > 0;
+    return Object.keys(this.keys).length > 0 || this.jwks !== undefined;
   }
 
   async verify(token: string): Promise<JWTPayload> {
@@ -67,19 +77,23 @@ export class TokenVerifier {
       throw new TokenError('invalid', 'malformed token');
     }
     if (!alg || !this.allowed.has(alg)) throw new TokenError('invalid', `algorithm ${String(alg)} not allowed`);
-    const key = this.keys[FAMILY[alg]!];
-    if (!key) throw new TokenError('invalid', `no key configured for ${alg}`);
+    const family = FAMILY[alg]!;
+    const key = this.keys[family];
+    const opts = {
+      algorithms: [alg],
+      audience: this.cfg.audience || undefined,
+      issuer: this.cfg.issuer || undefined,
+      clockTolerance: Math.floor((this.cfg.clock_skew ?? 0) / 1000),
+    };
     try {
-      const { payload } = await jwtVerify(token, key, {
-        algorithms: [alg],
-        audience: this.cfg.audience || undefined,
-        issuer: this.cfg.issuer || undefined,
-      });
-      return payload;
+      if (key) return (await jwtVerify(token, key, opts)).payload;
+      // HMAC secrets never come from a JWKS: an HS token is only checked against the configured secret.
+      if (this.jwks && family !== 'hmac') return (await jwtVerify(token, this.jwks, opts)).payload;
     } catch (e) {
       if (e instanceof errors.JWTExpired) throw new TokenError('expired', 'token expired');
       throw new TokenError('invalid', e instanceof Error ? e.message : 'invalid token');
     }
+    throw new TokenError('invalid', `no key configured for ${alg}`);
   }
 }
 

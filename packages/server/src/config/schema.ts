@@ -37,15 +37,36 @@ export const NamespaceOptionsProps = {
   allow_presence_for_anonymous: Bool(false),
   allow_user_limited_channels: Bool(false),
   channel_regex: Str(''),
+  /** Centrifugo proxy switches: ask the app backend (channel.proxy.*). */
+  subscribe_proxy_enabled: Bool(false),
+  publish_proxy_enabled: Bool(false),
+  sub_refresh_proxy_enabled: Bool(false),
+  /** Switchboard: publications per second accepted into this namespace on this node (0 = unlimited). */
+  publications_per_second: Int(0),
+  /** Switchboard: JSON Schema that client publications into this namespace must match (error 107 with the failing path). */
+  publication_schema: Type.Optional(Type.Unknown()),
 };
+
+const ProxyEndpoint = Obj({
+  enabled: Bool(false),
+  endpoint: Str(''),
+  timeout: Duration('1s'),
+  /** Request headers forwarded to the backend (allow-list, case-insensitive). */
+  http_headers: Type.Array(Type.String(), { default: [] }),
+  /** Switchboard: concurrent calls to this endpoint from one node. */
+  max_concurrency: Int(256),
+});
 
 const TokenSchema = Obj({
   hmac_secret_key: Str(''),
   rsa_public_key: Str(''),
   ecdsa_public_key: Str(''),
   ed25519_public_key: Str(''),
+  jwks_public_endpoint: Str(''),
   audience: Str(''),
   issuer: Str(''),
+  /** Switchboard: tolerated clock difference for exp/nbf/iat. */
+  clock_skew: Duration('0s'),
   /** Switchboard: the JWT algorithms accepted; the key type must match too. */
   algorithms: Type.Array(Type.String(), {
     default: ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'],
@@ -65,6 +86,7 @@ export const ConfigSchema = Obj({
       rsa_public_key: Str(''),
       ecdsa_public_key: Str(''),
       ed25519_public_key: Str(''),
+      jwks_public_endpoint: Str(''),
       audience: Str(''),
       issuer: Str(''),
     }),
@@ -89,7 +111,29 @@ export const ConfigSchema = Obj({
       enabled: Bool(false),
       personal_channel_namespace: Str(''),
     }),
-    /** Switchboard: channels every connection is subscribed to by the server; "{user}" is replaced by the user ID. */
+    proxy: Obj({
+      connect: ProxyEndpoint,
+      refresh: ProxyEndpoint,
+    }),
+    /** Switchboard: token-bucket limits; exceeding gives error 111, persistent excess closes with 3013. */
+    rate_limit: Obj({
+      /** Commands per second per connection (0 = unlimited) and the burst allowed. */
+      commands_per_second: Int(0),
+      commands_burst: Int(0),
+      /** Client publications per second per connection. */
+      publications_per_second: Int(0),
+      publications_burst: Int(0),
+      /** Client publications per second per user, summed over the user's connections (on all nodes with the Redis engine). */
+      user_publications_per_second: Int(0),
+      /** New connections per second from one IP address (refused with HTTP 429). */
+      ip_connects_per_second: Int(0),
+      ip_connects_burst: Int(0),
+      /** Close with 3013 after this many refused commands in a row (0 = never close). */
+      disconnect_after: Int(50),
+    }),
+    /** Switchboard: close with 3509 after this many error replies on one connection (0 = never). */
+    max_protocol_errors: Int(100),
+    /** Channels every connection is subscribed to by the server; "{user}" is replaced by the user ID. */
     server_side_subscriptions: Type.Array(Type.String(), { default: [] }),
   }),
   channel: Obj({
@@ -98,11 +142,30 @@ export const ConfigSchema = Obj({
     namespace_boundary: Str(':'),
     user_boundary: Str('#'),
     user_separator: Str(','),
+    proxy: Obj({
+      subscribe: ProxyEndpoint,
+      publish: ProxyEndpoint,
+      sub_refresh: ProxyEndpoint,
+    }),
     without_namespace: Obj(NamespaceOptionsProps),
     namespaces: Type.Array(
       Type.Object({ name: Type.String({ pattern: '^[-a-zA-Z0-9_.]{2,}$' }), ...NamespaceOptionsProps }, { additionalProperties: false }),
       { default: [] },
     ),
+  }),
+  websocket: Obj({
+    /** permessage-deflate (off by default: CPU and memory per connection). */
+    compression: Bool(false),
+    compression_min_size: Int(256),
+    compression_level: Type.Integer({ default: 1, minimum: 0, maximum: 9 }),
+  }),
+  rpc: Obj({
+    proxy: ProxyEndpoint,
+    namespace_boundary: Str(':'),
+    without_namespace: Obj({ proxy_enabled: Bool(false) }),
+    namespaces: Type.Array(Type.Object({ name: Type.String(), proxy_enabled: Bool(false) }, { additionalProperties: false }), { default: [] }),
+    /** Switchboard: JSON Schema per RPC method for the request data. */
+    schemas: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
   }),
   http_api: Obj({
     key: Str(''),
@@ -126,6 +189,16 @@ export const ConfigSchema = Obj({
       sentinel_addresses: Type.Array(Type.String(), { default: [] }),
       sentinel_master_name: Str(''),
       cluster_addresses: Type.Array(Type.String(), { default: [] }),
+      /** Switchboard: a presence entry vanishes this long after its node stopped refreshing it (node died). */
+      presence_ttl: Duration('60s'),
+      /** Switchboard: a node vanishes from the info API this long after its last announcement. */
+      node_info_ttl: Duration('10s'),
+      /** Switchboard: how long a publish result is kept for its idempotency_key. */
+      idempotent_result_ttl: Duration('5m'),
+      /** Switchboard: consecutive Redis timeouts/failures that open the circuit breaker (commands then fail at once). */
+      circuit_breaker_threshold: Int(5),
+      /** Switchboard: how long the breaker stays open before a probe; also the longest pause between reconnect attempts. */
+      circuit_breaker_cooldown: Duration('2s'),
     }),
   }),
   log: Obj({

@@ -1,4 +1,5 @@
 import type { ChannelRules } from '../auth/channels.js';
+import type { PayloadValidators } from '../auth/schemas.js';
 import type { TokenVerifier } from '../auth/jwt.js';
 import type { Config } from '../config/load.js';
 import type { Engine } from '../engine/types.js';
@@ -7,6 +8,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { HeartbeatWheel } from '../transport/heartbeat.js';
 import type { Hooks } from './hooks.js';
+import type { NodeLimits } from './ratelimit.js';
 
 /** What a session needs of its node: handed in, so sessions never import the node. */
 export interface SessionContext {
@@ -20,6 +22,8 @@ export interface SessionContext {
   readonly channels: ChannelRules;
   readonly hooks: Hooks;
   readonly heartbeats: HeartbeatWheel;
+  readonly limits: NodeLimits;
+  readonly validators: PayloadValidators;
   readonly nodeId: string;
   readonly version: string;
   /** Unix ms before which tokens of this user are revoked (0 = none). */

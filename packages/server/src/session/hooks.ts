@@ -29,6 +29,16 @@ export interface ClientContext {
   readonly client: string;
   readonly user: string;
   readonly info?: Json;
+  /** The HTTP upgrade request of the connection (headers, cookies, address). */
+  readonly request?: IncomingMessage;
+}
+
+export interface RefreshResult {
+  /** True: the connection (or subscription) ends now. */
+  readonly expired?: boolean;
+  /** New expiry, unix seconds. */
+  readonly expireAt?: number;
+  readonly info?: Json;
 }
 
 export interface SubscribeContext extends ClientContext {
@@ -78,6 +88,10 @@ export interface Hooks {
   onConnecting?(ctx: ConnectingContext): Promise<ConnectingResult | undefined> | ConnectingResult | undefined;
   onSubscribe?(ctx: SubscribeContext): Promise<SubscribeResult | undefined> | SubscribeResult | undefined;
   onPublish?(ctx: PublishContext): Promise<PublishResult | undefined | void> | PublishResult | undefined | void;
+  /** Called when a connection's credentials expire, instead of waiting for the client to refresh. */
+  onRefresh?(ctx: ClientContext): Promise<RefreshResult | undefined> | RefreshResult | undefined;
+  /** Called when a subscription expires, instead of waiting for the client's sub_refresh. */
+  onSubRefresh?(ctx: SubscribeContext): Promise<RefreshResult | undefined> | RefreshResult | undefined;
   onRpc?(ctx: RpcContext): Promise<Json | undefined> | Json | undefined;
   onMessage?(ctx: MessageContext): Promise<void> | void;
   onDisconnect?(ctx: DisconnectContext): void;

@@ -36,6 +36,7 @@ import { Writer } from '../transport/writer.js';
 import { connectClaims, subClaims } from './claims.js';
 import type { SessionContext } from './context.js';
 import type { ClientContext, Json } from './hooks.js';
+import { TokenBucket } from './ratelimit.js';
 
 type State = 'connecting' | 'connected' | 'closed';
 
@@ -47,6 +48,8 @@ interface SubState {
   readonly joinLeave: boolean;
   expireAt: number;
   timer?: NodeJS.Timeout;
+  /** Subscription credentials came from a hook that refreshes them (no client sub_refresh). */
+  serverSideRefresh?: boolean;
 }
 
 export interface SubscribeRequest {
@@ -60,6 +63,7 @@ export interface SubscribeRequest {
   readonly expireAt?: number;
   readonly serverSide?: boolean;
   readonly override?: Readonly<Record<string, boolean>>;
+  readonly serverSideRefresh?: boolean;
 }
 
 interface Reply {
@@ -88,8 +92,15 @@ export class Session implements HubClient, Heartbeat {
   private expireTimer: NodeJS.Timeout | undefined;
   private staleTimer: NodeJS.Timeout | undefined;
   private jti: string | undefined;
+  /** Credentials came from a hook that also refreshes them (no client-side refresh). */
+  private serverSideRefresh = false;
   private iat: number | undefined;
   private closeCode = 0;
+  private readonly commandBucket: TokenBucket | undefined;
+  private readonly publishBucket: TokenBucket | undefined;
+  /** Refused-by-limit commands in a row, and error replies in total. */
+  private refusedInRow = 0;
+  private errorReplies = 0;
 
   constructor(
     private readonly ctx: SessionContext,
@@ -98,6 +109,9 @@ export class Session implements HubClient, Heartbeat {
     readonly ip: string,
   ) {
     this.writer = new Writer(ws, ctx.config.client.queue_max_size, () => this.onSlow());
+    const rl = ctx.config.client.rate_limit;
+    if (rl.commands_per_second > 0) this.commandBucket = new TokenBucket(rl.commands_per_second, Math.max(rl.commands_burst, rl.commands_per_second));
+    if (rl.publications_per_second > 0) this.publishBucket = new TokenBucket(rl.publications_per_second, Math.max(rl.publications_burst, rl.publications_per_second));
     ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
     ws.on('close', () => this.onSocketClosed());
     ws.on('error', (err) => ctx.log.debug({ client: this.id, err: err.message }, 'websocket error'));
@@ -179,14 +193,18 @@ export class Session implements HubClient, Heartbeat {
     const started = performance.now();
     let result = 'ok';
     try {
+      if (this.commandBucket && method !== 'connect' && !this.commandBucket.take()) this.refuse('commands_per_second');
       const reply = await this.dispatch(method, params);
+      this.refusedInRow = 0;
       if (this.state === 'closed') return;
       if (method !== 'send') this.writer.enqueueString(replyOk(id, method, reply.result));
       reply.after?.();
     } catch (e) {
       if (e instanceof ReplyError) {
         result = String(e.error.code);
+        if (e.error.code !== Errors.tooManyRequests.code) this.refusedInRow = 0;
         if (id > 0 && this.state !== 'closed') this.writer.enqueueString(replyError(id, e.error));
+        this.countErrorReply();
         if (method === 'connect' && !(e.error.code === 109 || e.error.temporary)) {
           // The client gives up on a non-temporary connect error; free the socket.
           this.disconnect(Disconnects.connectionClosed);
@@ -202,6 +220,26 @@ export class Session implements HubClient, Heartbeat {
     } finally {
       this.ctx.metrics.command(method, result);
       this.ctx.metrics.commandDuration.labels(method).observe((performance.now() - started) / 1000);
+    }
+  }
+
+  /** Refuses a command over a rate limit (111); persistent excess closes the connection (3013). */
+  private refuse(limit: string): never {
+    const { ctx } = this;
+    ctx.metrics.limits.labels(limit).inc();
+    if (ctx.limits.logOnce.shouldLog(limit + ':' + (this.user || this.ip))) {
+      ctx.log.warn({ client: this.id, user: this.user, ip: this.ip, limit }, 'rate limit hit');
+    }
+    const max = ctx.config.client.rate_limit.disconnect_after;
+    if (max > 0 && ++this.refusedInRow >= max) throw new DisconnectError(Disconnects.tooManyRequests);
+    throw new ReplyError(Errors.tooManyRequests);
+  }
+
+  private countErrorReply(): void {
+    const max = this.ctx.config.client.max_protocol_errors;
+    if (max > 0 && ++this.errorReplies >= max) {
+      this.ctx.metrics.limits.labels('max_protocol_errors').inc();
+      this.disconnect(Disconnects.tooManyErrors);
     }
   }
 
@@ -261,6 +299,7 @@ export class Session implements HubClient, Heartbeat {
         channels = [...(r.channels ?? [])];
         expireAt = (r.expireAt ?? 0) * 1000;
         replyData = r.data !== undefined ? JSON.stringify(r.data) : undefined;
+        this.serverSideRefresh = ctx.hooks.onRefresh !== undefined;
       }
     }
     if (user === undefined && token) {
@@ -367,7 +406,7 @@ export class Session implements HubClient, Heartbeat {
   }
 
   private expiryFields(): { expires?: boolean; ttl?: number } {
-    if (this.expireAt <= 0) return {};
+    if (this.expireAt <= 0 || this.serverSideRefresh) return {};
     return { expires: true, ttl: Math.max(1, Math.floor((this.expireAt - Date.now()) / 1000)) };
   }
 
@@ -376,9 +415,29 @@ export class Session implements HubClient, Heartbeat {
     if (this.expireTimer) clearTimeout(this.expireTimer);
     this.expireTimer = undefined;
     if (expireAt <= 0) return;
-    const delay = expireAt - Date.now() + this.ctx.config.client.expired_close_delay;
+    const serverSide = this.serverSideRefresh;
+    const delay = expireAt - Date.now() + (serverSide ? 0 : this.ctx.config.client.expired_close_delay);
     this.expireTimer = setTimeout(() => {
-      if (this.expireAt > 0 && this.expireAt <= Date.now()) this.disconnect(Disconnects.expired);
+      if (!(this.expireAt > 0 && this.expireAt <= Date.now()) || this.state !== 'connected') return;
+      if (!serverSide) {
+        this.disconnect(Disconnects.expired);
+        return;
+      }
+      // Credentials came from the backend: ask it again instead of the client.
+      Promise.resolve(this.ctx.hooks.onRefresh!(this.hookContext())).then(
+        (r) => {
+          if (this.state !== 'connected') return;
+          if (!r || r.expired || !r.expireAt) return this.disconnect(Disconnects.expired);
+          if (r.info !== undefined) this.info = { ...this.info, connInfo: JSON.stringify(r.info) };
+          this.setExpiry(r.expireAt * 1000);
+        },
+        (e: unknown) => {
+          if (e instanceof DisconnectError) return this.disconnect(e.disconnect);
+          // A failing backend must not cut everyone off at once: retry shortly.
+          this.ctx.log.warn({ client: this.id, err: String(e) }, 'refresh hook failed; retrying');
+          this.setExpiry(Date.now() + 1000);
+        },
+      );
     }, Math.max(0, delay));
     this.expireTimer.unref();
   }
@@ -400,6 +459,7 @@ export class Session implements HubClient, Heartbeat {
     let data: RawJSON | undefined;
     let expireAt = 0;
     let override: Record<string, boolean> | undefined;
+    let serverSideRefresh = false;
     if (token) {
       const claims = subClaims(await this.verify(ctx.subTokens, token, 'subscribe'), this.user, channel);
       chanInfo = claims.info;
@@ -419,6 +479,7 @@ export class Session implements HubClient, Heartbeat {
         chanInfo = hook.info !== undefined ? JSON.stringify(hook.info) : undefined;
         data = hook.data !== undefined ? JSON.stringify(hook.data) : undefined;
         expireAt = (hook.expireAt ?? 0) * 1000;
+        serverSideRefresh = ctx.hooks.onSubRefresh !== undefined;
       } else if (!(this.user === '' ? ns.allow_subscribe_for_anonymous : ns.allow_subscribe_for_client)) {
         throw new ReplyError(Errors.permissionDenied);
       }
@@ -437,6 +498,7 @@ export class Session implements HubClient, Heartbeat {
       data,
       expireAt,
       override,
+      serverSideRefresh,
     });
     return { result, after: activate };
   }
@@ -467,7 +529,7 @@ export class Session implements HubClient, Heartbeat {
     sub.joinLeave = pushJoinLeave;
     if (positioned) sub.buffer = [];
     const info: ClientInfo = { ...this.info, chanInfo: req.chanInfo };
-    const state: SubState = { subscriber: sub, options: ns, info, presence, joinLeave: joinLeaveOn, expireAt: 0 };
+    const state: SubState = { subscriber: sub, options: ns, info, presence, joinLeave: joinLeaveOn, expireAt: 0, serverSideRefresh: req.serverSideRefresh };
     this.subs.set(channel, state);
     const result: Record<string, unknown> = {};
     try {
@@ -509,8 +571,10 @@ export class Session implements HubClient, Heartbeat {
     }
     if (req.expireAt && req.expireAt > 0) {
       this.setSubExpiry(channel, state, req.expireAt);
-      result.expires = true;
-      result.ttl = Math.max(1, Math.floor((req.expireAt - Date.now()) / 1000));
+      if (!req.serverSideRefresh) {
+        result.expires = true;
+        result.ttl = Math.max(1, Math.floor((req.expireAt - Date.now()) / 1000));
+      }
     }
     if (req.data !== undefined) result.data = new Raw(req.data);
     const activate = (): void => {
@@ -585,14 +649,22 @@ export class Session implements HubClient, Heartbeat {
   private setSubExpiry(channel: string, state: SubState, expireAt: number): void {
     state.expireAt = expireAt;
     if (state.timer) clearTimeout(state.timer);
+    const serverSide = state.serverSideRefresh;
+    const expire = (): void => {
+      if (this.subs.get(channel) !== state) return;
+      this.removeSubscription(channel);
+      this.writer.enqueueString(unsubscribePush(channel, Unsubscribes.expired.code, Unsubscribes.expired.reason));
+    };
     state.timer = setTimeout(
       () => {
-        if (this.subs.get(channel) === state && state.expireAt <= Date.now()) {
-          this.removeSubscription(channel);
-          this.writer.enqueueString(unsubscribePush(channel, Unsubscribes.expired.code, Unsubscribes.expired.reason));
-        }
+        if (this.subs.get(channel) !== state || state.expireAt > Date.now()) return;
+        if (!serverSide) return expire();
+        Promise.resolve(this.ctx.hooks.onSubRefresh!({ ...this.hookContext(), channel })).then(
+          (r) => (!r || r.expired || !r.expireAt ? expire() : this.setSubExpiry(channel, state, r.expireAt * 1000)),
+          () => this.setSubExpiry(channel, state, Date.now() + 1000),
+        );
       },
-      Math.max(0, expireAt - Date.now() + this.ctx.config.client.expired_close_delay),
+      Math.max(0, expireAt - Date.now() + (serverSide ? 0 : this.ctx.config.client.expired_close_delay)),
     );
     state.timer.unref();
   }
@@ -616,10 +688,15 @@ export class Session implements HubClient, Heartbeat {
     if (p.data === undefined) throw new ReplyError(Errors.badRequest);
     const { ctx } = this;
     const ns = ctx.channels.resolve(channel).options;
+    const now = Date.now();
+    if (this.publishBucket && !this.publishBucket.take(now)) this.refuse('publications_per_second');
+    if (this.user !== '' && !ctx.limits.userPublications.take(this.user, now)) this.refuse('user_publications_per_second');
+    if (!ctx.limits.namespacePublication(ns, now)) this.refuse('namespace_publications_per_second');
     const subscribed = this.subs.get(channel);
     const nsAllows =
       (this.user === '' ? ns.allow_publish_for_anonymous : ns.allow_publish_for_client) ||
       (ns.allow_publish_for_subscriber && subscribed !== undefined);
+    ctx.validators.checkPublication(ns, p.data);
     let data = optData(p)!;
     let skipHistory = false;
     if (ctx.hooks.onPublish) {
@@ -702,6 +779,7 @@ export class Session implements HubClient, Heartbeat {
     const method = optString(p, 'method') ?? '';
     const hook = this.ctx.hooks.onRpc;
     if (!hook) throw new ReplyError(Errors.notAvailable);
+    this.ctx.validators.checkRpc(method, p.data);
     const data = await hook({ ...this.hookContext(), method, data: p.data as Json | undefined });
     return { result: { data: data === undefined ? undefined : new Raw(JSON.stringify(data)) } };
   }
@@ -716,6 +794,7 @@ export class Session implements HubClient, Heartbeat {
     return {
       client: this.id,
       user: this.user,
+      request: this.request,
       info: this.info.connInfo !== undefined ? (JSON.parse(this.info.connInfo) as Json) : undefined,
     };
   }

@@ -11,6 +11,8 @@ export interface WebSocketEndpointOptions {
   readonly path: string;
   /** Frames above this close the connection with 1009 before they are buffered. */
   readonly maxPayload: number;
+  /** permessage-deflate, off unless given; memory per connection is bounded by no context takeover and small windows. */
+  readonly compression?: { readonly threshold: number; readonly level: number };
   /** Decide before the handshake; a refusal answers the HTTP upgrade with that status. */
   readonly check: (req: IncomingMessage) => UpgradeRefusal | undefined;
   readonly onConnection: (ws: WebSocket, req: IncomingMessage) => void;
@@ -29,7 +31,16 @@ export class WebSocketEndpoint {
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: opts.maxPayload,
-      perMessageDeflate: false,
+      perMessageDeflate: opts.compression
+        ? {
+            threshold: opts.compression.threshold,
+            zlibDeflateOptions: { level: opts.compression.level, memLevel: 7 },
+            serverNoContextTakeover: true,
+            clientNoContextTakeover: true,
+            serverMaxWindowBits: 10,
+            concurrencyLimit: 10,
+          }
+        : false,
       clientTracking: false,
       skipUTF8Validation: false,
     });
