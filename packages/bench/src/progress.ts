@@ -6,12 +6,15 @@ export class Progress {
   private readonly tty = process.stderr.isTTY === true;
   private readonly t0 = performance.now();
 
+  constructor(private readonly quiet = false) {}
+
   set(text: string): void {
     this.text = text;
     this.print(false);
   }
 
   private print(tick: boolean): void {
+    if (this.quiet) return;
     const el = ((performance.now() - this.t0) / 1000).toFixed(0).padStart(4);
     const line = `[${el}s] ${this.text}`;
     if (this.tty) {
@@ -41,10 +44,12 @@ export class Progress {
 
   done(): void {
     this.stop();
+    if (this.quiet) return;
     if (this.tty) process.stderr.write("\r\x1b[K");
   }
 
   log(msg: string): void {
+    if (this.quiet) return;
     if (this.tty) process.stderr.write("\r\x1b[K");
     process.stderr.write(`${msg}\n`);
     if (this.tty && this.text) this.print(true);

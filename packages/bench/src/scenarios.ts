@@ -351,7 +351,7 @@ async function reconnect(sys: SystemDef, spec: Extract<ScenarioSpec, { type: "re
       stop = true;
       await publishing;
       const expected = s.load.expected(pubTotal.published);
-      const rep = await s.load.drain(expected, 3000, 15_000);
+      const rep = await s.load.drain(expected, 2000, 15_000);
       const elapsedMs = performance.now() - t0;
       const w: Window = { pub: pubTotal, rep, expected, elapsedMs, cpuPct: ((s.sut.cpu() - cpu0) / (elapsedMs / 1000)) * 100 };
       const row = windowRow(sys, "reconnect", spec.conns, w);

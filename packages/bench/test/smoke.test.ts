@@ -8,6 +8,8 @@ import { existsSync } from "node:fs";
 import { LoadGenerator } from "../src/load/generator.js";
 import { Publisher, SeqBook } from "../src/load/publisher.js";
 import { installExitHooks } from "../src/proc.js";
+import { Progress } from "../src/progress.js";
+import { runScenario } from "../src/scenarios.js";
 import { SWITCHBOARD_CLI, systemByName, type SystemDef } from "../src/sut/systems.js";
 
 installExitHooks();
@@ -56,4 +58,27 @@ test("switchboard: 50 conns, 2 s at 50 pubs/s, lost = dup = 0", async (t) => {
     return;
   }
   await fanout(systemByName("switchboard"), 50, 50, 2000, 2);
+});
+
+test("switchboard: reconnect storm of 50 conns recovers from history, lost = dup = 0", async (t) => {
+  if (!existsSync(SWITCHBOARD_CLI)) {
+    t.skip(`server not built yet (${SWITCHBOARD_CLI} missing)`);
+    return;
+  }
+  const rows = await runScenario(systemByName("switchboard"), { type: "reconnect", conns: 50, rate: 50, afterMs: 500 }, { progress: new Progress(true) });
+  assert.equal(rows.length, 1);
+  const r = rows[0]!;
+  assert.equal(r.status, "ok", r.note);
+  assert.ok((r.details?.published as number) > 50, "published during the storm");
+  assert.equal(r.lost, 0, r.note);
+  assert.equal(r.dup, 0, r.note);
+  assert.equal(r.details?.notRecovered, 0);
+});
+
+test("raw ws peer: reconnect storm is counted as loss (no recovery in that protocol)", async () => {
+  const rows = await runScenario(systemByName("raw-ws"), { type: "reconnect", conns: 20, rate: 100, afterMs: 300 }, { progress: new Progress(true) });
+  const r = rows[0]!;
+  assert.equal(r.status, "ok", r.note);
+  assert.equal(r.dup, 0);
+  assert.ok((r.reconnectMs ?? 0) > 0);
 });
