@@ -11,6 +11,26 @@ import type { RunningServer, TestContextLike } from './server.js';
 
 export { WebSocket };
 
+/**
+ * `ws` with `allowSynchronousEvents: false`, i.e. one 'message' event per
+ * turn of the event loop, as browsers dispatch WebSocket messages.
+ *
+ * Why: with `ws`'s default (true) several frames that arrive in one TCP read
+ * are emitted in the same tick, and centrifuge-js 5.7.4 (`_dataReceived` in
+ * node_modules/centrifuge/build/index.mjs) chains each frame's dispatch on a
+ * promise it replaces before the previous frame's replies are done, so
+ * publications from different frames interleave (1,2,3,4,5,9,6,10,…) even
+ * though the server wrote them in order (a raw `ws` client sees them in
+ * order). That is a client bug in Node only; the tests use browser event
+ * semantics so they check the server, and client-pubsub checks the wire order
+ * with a raw client as well.
+ */
+export class BrowserLikeWebSocket extends WebSocket {
+  constructor(address: string | URL, protocols?: string | string[], options?: WebSocket.ClientOptions) {
+    super(address, protocols, { ...(options ?? {}), allowSynchronousEvents: false });
+  }
+}
+
 /** Mints an HS256 JWT with `claims`; `exp` is an absolute unix time in seconds (omitted → no expiry). */
 export async function mintToken(secret: string, claims: JWTPayload & Record<string, unknown>, alg = 'HS256'): Promise<string> {
   return new SignJWT(claims).setProtectedHeader({ alg, typ: 'JWT' }).sign(new TextEncoder().encode(secret));
@@ -30,7 +50,7 @@ export const nowSec = (): number => Math.floor(Date.now() / 1000);
  */
 export function makeClient(t: TestContextLike, server: Pick<RunningServer, 'ws'>, opts: Partial<Options> = {}): Centrifuge {
   const c = new Centrifuge(server.ws, {
-    websocket: WebSocket,
+    websocket: BrowserLikeWebSocket,
     minReconnectDelay: 50,
     maxReconnectDelay: 300,
     timeout: 5000,
