@@ -99,7 +99,6 @@ export class Switchboard {
       check: (req) => this.checkUpgrade(req),
       onConnection: (ws, req) => this.accept(ws, req),
     });
-    const self = this;
     this.ctx = {
       config: c,
       engine: this.engine,
@@ -119,11 +118,11 @@ export class Switchboard {
       isRevoked: (jti) => this.revokedJti.has(jti),
       addSubscriber: (sub) => this.addSubscriber(sub),
       removeSubscriber: (sub) => this.removeSubscriber(sub),
-      sessionClosed(s) {
-        self.sessions.delete(s as Session);
-        const n = (self.perIp.get(s.ip) ?? 1) - 1;
-        if (n <= 0) self.perIp.delete(s.ip);
-        else self.perIp.set(s.ip, n);
+      sessionClosed: (s) => {
+        this.sessions.delete(s as Session);
+        const n = (this.perIp.get(s.ip) ?? 1) - 1;
+        if (n <= 0) this.perIp.delete(s.ip);
+        else this.perIp.set(s.ip, n);
       },
     };
   }
