@@ -14,7 +14,7 @@ export class CircuitBreaker {
 
   constructor(
     private readonly threshold: number,
-    private readonly cooldownMs: number,
+    readonly cooldownMs: number,
   ) {}
 
   get open(): boolean {

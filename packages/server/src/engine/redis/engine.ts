@@ -209,8 +209,25 @@ export class RedisEngine implements Engine {
       if (!cmdDown && !this.closed) this.log.warn(where, 'redis command connection lost');
       cmdDown = true;
     });
-    shard.breaker.onChange = (open) =>
-      open ? this.log.warn(where, 'redis circuit breaker open: failing fast') : this.log.info(where, 'redis circuit breaker closed');
+    shard.breaker.onChange = (open) => {
+      if (!open) {
+        this.log.info(where, 'redis circuit breaker closed');
+        return;
+      }
+      this.log.warn(where, 'redis circuit breaker open: failing fast');
+      // Probe on our own, so readiness comes back without waiting for traffic.
+      const probe = (): void => {
+        if (this.closed || !shard.breaker.open) return;
+        if (shard.breaker.allow() && shard.cmdReady) {
+          shard.cmd.ping().then(
+            () => shard.breaker.success(),
+            () => shard.breaker.failure(),
+          );
+        }
+        setTimeout(probe, shard.breaker.cooldownMs).unref();
+      };
+      setTimeout(probe, shard.breaker.cooldownMs).unref();
+    };
 
     let subDown = false;
     shard.sub.on('error', (e: Error) => this.log.debug({ ...where, err: e.message }, 'redis pub/sub connection error'));

@@ -1,0 +1,177 @@
+/**
+ * The Redis engine between several nodes (engine instances sharing a key
+ * prefix), client-side sharding over two Redis servers, and its faults:
+ * Redis killed and restarted, Redis hung (circuit breaker).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { loadConfig } from '../src/config/load.js';
+import { RedisEngine } from '../src/engine/redis/engine.js';
+import type { ControlMessage, EngineHandlers, NodeInfo, PublishOptions } from '../src/engine/types.js';
+import { ReplyError } from '../src/protocol/codes.js';
+import type { ClientInfo, Publication } from '../src/protocol/types.js';
+import { OwnRedis, SHARED_REDIS, redisCommand, uniquePrefix, waitUntil, type TestContextLike } from './helpers/redis.js';
+
+const HIST: PublishOptions = { historySize: 100, historyTtlMs: 60_000, historyMetaTtlMs: 0 };
+const READ = { historyTtlMs: 60_000, historyMetaTtlMs: 0 };
+
+class Events implements EngineHandlers {
+  pubs: Array<[string, Publication]> = [];
+  controls: ControlMessage[] = [];
+  resyncs: Array<readonly string[] | 'all'> = [];
+  onPublication(ch: string, pub: Publication): void {
+    this.pubs.push([ch, pub]);
+  }
+  onJoin(): void {}
+  onLeave(): void {}
+  onControl(msg: ControlMessage): void {
+    this.controls.push(msg);
+  }
+  onResync(channels: readonly string[] | 'all'): void {
+    this.resyncs.push(channels);
+  }
+  of(ch: string): Publication[] {
+    return this.pubs.filter(([c]) => c === ch).map(([, p]) => p);
+  }
+}
+
+async function engine(t: TestContextLike, redis: Record<string, unknown>): Promise<{ e: RedisEngine; ev: Events }> {
+  const config = loadConfig({ object: { log: { level: 'fatal' }, engine: { type: 'redis', redis } } }).config;
+  const e = new RedisEngine(config);
+  const ev = new Events();
+  t.after(() => e.close());
+  await e.start(ev);
+  return { e, ev };
+}
+
+function nodeInfo(uid: string): NodeInfo {
+  return { uid, name: uid, version: 't', numClients: 1, numUsers: 1, numSubs: 0, numChannels: 0, uptime: 1 };
+}
+
+test('two nodes: publications from one reach the other in order, with the same offsets and history', async (t) => {
+  const prefix = uniquePrefix('nodes');
+  const a = await engine(t, { address: SHARED_REDIS, prefix });
+  const b = await engine(t, { address: SHARED_REDIS, prefix });
+  await a.e.subscribe('room');
+  const results = [];
+  for (let i = 0; i < 20; i++) results.push(await b.e.publish('room', String(i), HIST));
+  await waitUntil('20 publications on node A', 3000, async () => a.ev.of('room').length === 20);
+  assert.deepEqual(a.ev.of('room').map((p) => p.offset), results.map((r) => r.offset));
+  assert.deepEqual(a.ev.of('room').map((p) => p.data), results.map((_, i) => String(i)));
+  assert.equal(b.ev.of('room').length, 0, 'node B did not subscribe, so it gets nothing');
+  const ha = await a.e.history('room', READ);
+  const hb = await b.e.history('room', READ);
+  assert.deepEqual(ha, hb);
+  assert.equal(ha.position.offset, 20);
+});
+
+test('two nodes: presence, channels, control messages and the node registry are shared', async (t) => {
+  const prefix = uniquePrefix('shared');
+  const a = await engine(t, { address: SHARED_REDIS, prefix, node_info_ttl: '1s' });
+  const b = await engine(t, { address: SHARED_REDIS, prefix, node_info_ttl: '1s' });
+  const info: ClientInfo = { user: 'ann', client: 'c-a' };
+  await a.e.presence.add('lobby', info);
+  await b.e.presence.add('lobby', { user: 'bob', client: 'c-b' });
+  assert.deepEqual(await b.e.presence.stats('lobby'), { numClients: 2, numUsers: 2 });
+  assert.deepEqual((await a.e.presence.get('lobby')).get('c-a'), info);
+
+  await a.e.subscribe('x');
+  await b.e.subscribe('y');
+  const chans = await a.e.channels();
+  assert.ok(chans.includes('x') && chans.includes('y'), `channels ${chans}`);
+
+  await b.e.publishControl({ type: 'unsubscribe', user: 'ann', channel: 'lobby' });
+  await waitUntil('control on both nodes', 3000, async () => a.ev.controls.length === 1 && b.ev.controls.length === 1);
+
+  await a.e.updateNode(nodeInfo('node-a'));
+  await b.e.updateNode(nodeInfo('node-b'));
+  await a.e.updateNode(nodeInfo('ghost')); // announced once, never again: it must vanish after node_info_ttl
+  assert.deepEqual((await b.e.nodes()).map((n) => n.uid).sort(), ['ghost', 'node-a', 'node-b']);
+  await waitUntil('the ghost node to expire', 3000, async () => {
+    await a.e.updateNode(nodeInfo('node-a'));
+    await b.e.updateNode(nodeInfo('node-b'));
+    return !(await a.e.nodes()).some((n) => n.uid === 'ghost');
+  });
+  await b.e.close(); // a node that stops cleanly leaves the registry at once
+  assert.deepEqual((await a.e.nodes()).map((n) => n.uid), ['node-a']);
+});
+
+test("a dead node's presence entries expire; a live node's are refreshed", async (t) => {
+  const prefix = uniquePrefix('presence');
+  const live = await engine(t, { address: SHARED_REDIS, prefix, presence_ttl: '1s' });
+  const dying = await engine(t, { address: SHARED_REDIS, prefix, presence_ttl: '1s' });
+  await live.e.presence.add('ch', { user: 'u1', client: 'live' });
+  await dying.e.presence.add('ch', { user: 'u2', client: 'dead' });
+  await dying.e.close(); // stops refreshing, as a killed node would
+  const started = Date.now();
+  await waitUntil('the dead entry to expire', 4000, async () => !(await live.e.presence.get('ch')).has('dead'));
+  assert.ok(Date.now() - started >= 500, 'not before its TTL');
+  await new Promise((r) => setTimeout(r, 1200)); // past one TTL: the live entry was refreshed
+  assert.deepEqual([...(await live.e.presence.get('ch')).keys()], ['live']);
+});
+
+test('client-side sharding over two Redis servers: channels spread, every publication arrives', async (t) => {
+  const own = await OwnRedis.start(t);
+  const prefix = uniquePrefix('shards');
+  const address = [SHARED_REDIS, own.url];
+  const a = await engine(t, { address, prefix });
+  const b = await engine(t, { address, prefix });
+  const channels = Array.from({ length: 16 }, (_, i) => `s${i}`);
+  for (const c of channels) await a.e.subscribe(c);
+  for (const c of channels) for (let i = 0; i < 3; i++) await b.e.publish(c, String(i), HIST);
+  await waitUntil('48 publications', 3000, async () => a.ev.pubs.length === 48);
+  for (const c of channels) assert.deepEqual(a.ev.of(c).map((p) => p.offset), [1, 2, 3]);
+  const ownKeys = Number((await redisCommand(own.port, 'DBSIZE')).slice(1));
+  assert.ok(ownKeys > 0 && ownKeys < 32, `second shard holds some of the 16 streams (+meta): ${ownKeys} keys`);
+  assert.equal((await a.e.channels()).filter((c) => c.startsWith('s')).length, 16);
+});
+
+test('Redis killed: commands fail fast with 100, not healthy; back: resubscribed, subscribers resynced', async (t) => {
+  const own = await OwnRedis.start(t);
+  const { e, ev } = await engine(t, { address: own.url, prefix: uniquePrefix('kill'), io_timeout: '1s', circuit_breaker_cooldown: '200ms' });
+  await e.subscribe('feed');
+  await e.publish('feed', '1', HIST);
+  await own.stop();
+  await waitUntil('engine to notice', 3000, async () => !e.healthy());
+  const t0 = Date.now();
+  await assert.rejects(e.publish('feed', '2', HIST), (err: unknown) => err instanceof ReplyError && err.error.code === 100);
+  await assert.rejects(e.history('feed', READ), (err: unknown) => err instanceof ReplyError && err.error.code === 100);
+  await assert.rejects(e.subscribe('other'), (err: unknown) => err instanceof ReplyError && err.error.code === 100);
+  assert.ok(Date.now() - t0 < 500, `failed fast (${Date.now() - t0} ms)`);
+
+  await own.start();
+  await waitUntil('resync after Redis returns', 5000, async () => ev.resyncs.length > 0);
+  assert.deepEqual(ev.resyncs[0], ['feed']);
+  await waitUntil('healthy again', 3000, async () => e.healthy());
+  const r = await e.publish('feed', '3', HIST);
+  assert.equal(r.offset, 1, 'Redis came back empty: a new stream');
+  await waitUntil('the new publication delivered after resubscribe', 3000, async () => ev.of('feed').some((p) => p.data === '3'));
+});
+
+test('Redis hung: commands time out at io_timeout, the breaker opens and fails fast, a probe closes it', async (t) => {
+  const own = await OwnRedis.start(t);
+  const { e } = await engine(t, {
+    address: own.url,
+    prefix: uniquePrefix('hang'),
+    io_timeout: '200ms',
+    circuit_breaker_threshold: 2,
+    circuit_breaker_cooldown: '300ms',
+  });
+  await e.publish('c', '1', HIST);
+  own.pause();
+  t.after(() => own.resume());
+  for (let i = 0; i < 2; i++) {
+    const t0 = Date.now();
+    await assert.rejects(e.history('c', READ), (err: unknown) => err instanceof ReplyError && err.error.code === 100);
+    const took = Date.now() - t0;
+    assert.ok(took >= 150 && took < 1500, `timed out near io_timeout (${took} ms)`);
+  }
+  assert.equal(e.healthy(), false, 'breaker open: not healthy');
+  const t1 = Date.now();
+  await assert.rejects(e.history('c', READ), (err: unknown) => err instanceof ReplyError && err.error.code === 100);
+  assert.ok(Date.now() - t1 < 50, 'breaker open: rejected without asking Redis');
+  own.resume();
+  await waitUntil('the probe to close the breaker', 3000, async () => e.healthy());
+  const h = await e.history('c', READ);
+  assert.equal(h.publications[0]!.data, '1');
+});
