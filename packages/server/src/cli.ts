@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import cluster from 'node:cluster';
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
 import { ConfigError, loadConfig, parseDuration, type Config } from './config/load.js';
@@ -30,7 +31,7 @@ Options:
       --api-key KEY        http_api.key
       --token-hmac-secret  client.token.hmac_secret_key
       --allow-anonymous    client.allow_anonymous_connect_without_token
-      --workers N          run N worker processes (node:cluster; needs the redis engine)
+      --workers N|auto     run N worker processes, auto = one per core (node:cluster; needs the redis engine)
       --set PATH=VALUE     any config key, e.g. --set client.channel_limit=64
 
 Environment: SWITCHBOARD_<PATH> with "_" between keys, e.g.
@@ -94,7 +95,7 @@ function overridesOf(f: Flags): Record<string, unknown> {
   if (f['api-key'] !== undefined) o['http_api.key'] = f['api-key'];
   if (f['token-hmac-secret'] !== undefined) o['client.token.hmac_secret_key'] = f['token-hmac-secret'];
   if (f['allow-anonymous']) o['client.allow_anonymous_connect_without_token'] = true;
-  if (f.workers !== undefined) o['workers'] = f.workers;
+  if (f.workers !== undefined) o['workers'] = f.workers === 'auto' ? availableParallelism() : f.workers;
   for (const kv of f.set ?? []) {
     const i = kv.indexOf('=');
     if (i <= 0) throw new ConfigError([`--set ${kv}: expected PATH=VALUE`]);
