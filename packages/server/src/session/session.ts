@@ -114,7 +114,7 @@ export class Session implements HubClient, Heartbeat {
     if (rl.publications_per_second > 0) this.publishBucket = new TokenBucket(rl.publications_per_second, Math.max(rl.publications_burst, rl.publications_per_second));
     ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
     ws.on('close', () => this.onSocketClosed());
-    ws.on('error', (err) => ctx.log.debug({ client: this.id, err: err.message }, 'websocket error'));
+    ws.on('error', (err) => this.onSocketError(err));
     const stale = ctx.config.client.stale_close_delay;
     if (stale > 0) {
       this.staleTimer = setTimeout(() => {
@@ -157,6 +157,18 @@ export class Session implements HubClient, Heartbeat {
       return;
     }
     this.inbox = this.inbox.then(() => this.process(commands));
+  }
+
+  private onSocketError(err: Error & { code?: unknown }): void {
+    // ws refused a frame itself (above max_message_size → 1009, invalid UTF-8 → 1007, …)
+    // and closes the socket: still bad input, so count it and log it once.
+    if (typeof err.code === 'string' && err.code.startsWith('WS_ERR_')) {
+      const kind = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'message_too_big' : err.code.slice(7).toLowerCase();
+      this.ctx.metrics.badInput.labels(kind).inc();
+      this.ctx.log.info({ client: this.id, user: this.user, ip: this.ip, kind }, 'bad input from client');
+      return;
+    }
+    this.ctx.log.debug({ client: this.id, err: err.message }, 'websocket error');
   }
 
   private badInput(kind: string, d: Disconnect): void {
