@@ -235,3 +235,125 @@ export class NodeProcess {
 }
 
 export { until as waitUntil };
+
+/**
+ * A TCP proxy standing in for a load balancer: clients keep one address
+ * while the test moves the backend (`target`), refuses new connections
+ * (`refusing`) or cuts the open ones.
+ */
+export class TcpProxy {
+  target: number;
+  refusing = false;
+  private readonly sockets = new Set<import('node:net').Socket>();
+  private constructor(
+    private readonly server: import('node:net').Server,
+    readonly port: number,
+    target: number,
+  ) {
+    this.target = target;
+  }
+
+  static async start(t: TestContextLike, target: number): Promise<TcpProxy> {
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const a = server.address();
+    const p = new TcpProxy(server, typeof a === 'object' && a ? a.port : 0, target);
+    server.on('connection', (c) => p.accept(c));
+    t.after(() => p.close());
+    return p;
+  }
+
+  get ws(): string {
+    return `ws://127.0.0.1:${this.port}/connection/websocket`;
+  }
+
+  private accept(client: import('node:net').Socket): void {
+    if (this.refusing) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(this.target, '127.0.0.1');
+    this.sockets.add(client);
+    this.sockets.add(upstream);
+    const drop = (): void => {
+      this.sockets.delete(client);
+      this.sockets.delete(upstream);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
+
+  cutAll(): void {
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+  }
+
+  close(): void {
+    this.cutAll();
+    this.server.close();
+  }
+}
+
+export interface Received {
+  readonly client: import('centrifuge').Centrifuge;
+  readonly sub: import('centrifuge').Subscription;
+  /** Offsets and data of every publication, in arrival order. */
+  readonly pubs: Array<{ offset: number; data: unknown }>;
+  readonly subscribed: Array<{ wasRecovering: boolean; recovered: boolean }>;
+  readonly unsubscribed: number[];
+  /** Codes of the client's transitions to connecting (server disconnects such as 3001). */
+  readonly reconnectCodes: number[];
+  /** Resolves when `n` publications have arrived (rejects after `ms`). */
+  until(n: number, ms?: number): Promise<void>;
+}
+
+/** A real `centrifuge` client for `user`, subscribed to `channel`, recording what it gets. */
+export async function subscribedClient(t: TestContextLike, url: string, user: string, channel: string): Promise<Received> {
+  const { Centrifuge } = await import('centrifuge');
+  const { BrowserLikeWebSocket, mintToken } = await import('./client.js');
+  const token = await mintToken(SECRET, { sub: user });
+  const client = new Centrifuge(url, { websocket: BrowserLikeWebSocket, token, minReconnectDelay: 50, maxReconnectDelay: 300, timeout: 5000 });
+  t.after(() => client.disconnect());
+  const sub = client.newSubscription(channel, { minResubscribeDelay: 50, maxResubscribeDelay: 300 });
+  const r: Received = {
+    client,
+    sub,
+    pubs: [],
+    subscribed: [],
+    unsubscribed: [],
+    reconnectCodes: [],
+    async until(n, ms = 15_000) {
+      await until(`${n} publications for ${user} (have ${r.pubs.length})`, ms, async () => r.pubs.length >= n);
+    },
+  };
+  sub.on('publication', (ctx) => r.pubs.push({ offset: Number(ctx.offset), data: ctx.data }));
+  sub.on('subscribed', (ctx) => r.subscribed.push({ wasRecovering: !!ctx.wasRecovering, recovered: !!ctx.recovered }));
+  sub.on('subscribing', (ctx) => {
+    if (ctx.code >= 2000 && ctx.code < 3000) r.unsubscribed.push(ctx.code);
+  });
+  client.on('connecting', (ctx) => r.reconnectCodes.push(ctx.code));
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${user} not subscribed within 10 s`)), 10_000);
+    sub.once('subscribed', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  sub.subscribe();
+  client.connect();
+  await ready;
+  return r;
+}
+
+/** Asserts-friendly: the offsets a client got, and whether they are exactly from..to in order. */
+export function offsetsOf(r: Received): number[] {
+  return r.pubs.map((p) => p.offset);
+}
+
+export function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
