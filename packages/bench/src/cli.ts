@@ -23,9 +23,9 @@ const CORE = ["switchboard", "raw-ws", "socketio-ws"];
 /** About two minutes on 2 cores. */
 function quickPlan(): PlanItem[] {
   return [
-    { spec: { type: "fanout", conns: 5000, rate: 10, durationMs: 4000 }, systems: CORE },
-    { spec: { type: "many-channels", conns: 2000, personalRate: 500, sharedRate: 5, durationMs: 3000 }, systems: CORE },
-    { spec: { type: "max-rate", conns: 1000, startRate: 20, factor: 2, stepMs: 2000, maxSteps: 5, p99LimitMs: 50 }, systems: CORE },
+    { spec: { type: "fanout", conns: 5000, rate: 10, durationMs: 3000 }, systems: CORE },
+    { spec: { type: "many-channels", conns: 2000, personalRate: 500, sharedRate: 5, durationMs: 2500 }, systems: CORE },
+    { spec: { type: "max-rate", conns: 1000, startRate: 20, factor: 2, stepMs: 1500, maxSteps: 5, p99LimitMs: 50 }, systems: CORE },
     { spec: { type: "idle", conns: 5000, holdMs: 3000 }, systems: CORE },
     { spec: { type: "reconnect", conns: 1000, rate: 20, afterMs: 1000 }, systems: CORE },
   ];
@@ -37,12 +37,12 @@ function fullPlan(): PlanItem[] {
     { spec: { type: "fanout", conns: 1000, rate: 50, durationMs: 8000 }, systems: [...CORE, "socketio"] },
     { spec: { type: "fanout", conns: 5000, rate: 10, durationMs: 8000 }, systems: [...CORE, "switchboard-redis"] },
     { spec: { type: "fanout", conns: 10_000, rate: 5, durationMs: 8000 }, systems: CORE },
-    { spec: { type: "fanout", conns: 50_000, rate: 1, durationMs: 10_000 }, systems: [...CORE, "switchboard-w4"] },
+    { spec: { type: "fanout", conns: 50_000, rate: 1, durationMs: 10_000 }, systems: [...CORE, "switchboard-w6"] },
     { spec: { type: "many-channels", conns: 10_000, personalRate: 1000, sharedRate: 2, durationMs: 8000 }, systems: [...CORE, "switchboard-redis"] },
     { spec: { type: "max-rate", conns: 10_000, startRate: 2, factor: 1.5, stepMs: 4000, maxSteps: 8, p99LimitMs: 50 }, systems: CORE },
     { spec: { type: "idle", conns: 10_000, holdMs: 30_000 }, systems: [...CORE, "socketio"] },
-    { spec: { type: "idle", conns: 50_000, holdMs: 30_000 }, systems: [...CORE, "switchboard-w4"] },
-    { spec: { type: "idle", conns: 100_000, holdMs: 30_000 }, systems: [...CORE, "switchboard-w4"] },
+    { spec: { type: "idle", conns: 50_000, holdMs: 30_000 }, systems: [...CORE, "switchboard-w6"] },
+    { spec: { type: "idle", conns: 100_000, holdMs: 30_000 }, systems: [...CORE, "switchboard-w6"] },
     { spec: { type: "reconnect", conns: 10_000, rate: 20, afterMs: 2000 }, systems: [...CORE, "switchboard-redis"] },
   ];
 }

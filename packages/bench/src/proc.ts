@@ -42,16 +42,27 @@ export function installExitHooks(): void {
   }
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A free TCP port below the ephemeral range (so that no load-generator
+ * source port can hold it), checked on 0.0.0.0 since some servers bind there.
+ */
+export async function freePort(): Promise<number> {
+  const [lo] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+  const top = Math.max(2000, (lo ?? 32768) - 1);
+  const bottom = Math.max(1024, top - 12_000);
+  for (let i = 0; i < 100; i++) {
+    const port = bottom + Math.floor(Math.random() * (top - bottom));
+    if (await canListen(port)) return port;
+  }
+  throw new Error("no free port found");
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer();
     srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
+    srv.once("error", () => resolve(false));
+    srv.listen(port, "0.0.0.0", () => srv.close(() => resolve(true)));
   });
 }
 

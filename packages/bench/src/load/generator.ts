@@ -21,7 +21,7 @@ export interface LoadOptions {
   recoverable?: boolean;
   /** Worker processes; default: enough for the fd limit, at least 2 from 1000 conns. */
   workers?: number;
-  /** Connection attempts in flight per worker. */
+  /** Connection attempts in flight, over all workers (default 400: more only thrashes 2 cores). */
   concurrency?: number;
   timeoutMs?: number;
 }
@@ -115,6 +115,7 @@ export class LoadGenerator {
     const { conns } = this.opts;
     const per = Math.ceil(conns / this.workers.length);
     const timeoutMs = this.opts.timeoutMs ?? 30_000;
+    const concurrency = Math.max(1, Math.ceil((this.opts.concurrency ?? 400) / this.workers.length));
     const t0 = performance.now();
     const results = await Promise.all(
       this.workers.map((w, i) => {
@@ -129,12 +130,12 @@ export class LoadGenerator {
           end,
           plan: this.opts.plan,
           sources: SOURCES,
-          concurrency: this.opts.concurrency ?? 200,
+          concurrency,
           timeoutMs,
           recoverable: this.opts.recoverable ?? false,
         });
         // connecting is bounded by per-connection timeouts; this is a backstop
-        return this.next(w, "connected", timeoutMs * Math.ceil((end - start) / (this.opts.concurrency ?? 200) + 2));
+        return this.next(w, "connected", timeoutMs * Math.ceil((end - start) / concurrency + 2));
       }),
     );
     const ms = performance.now() - t0;

@@ -126,7 +126,7 @@ export function switchboardConfig(port: number, opts: SutOptions, redisPort?: nu
   };
   if (opts.history) Object.assign(ns, { history_size: 100_000, history_ttl: "600s", force_recovery: true });
   const cfg: Record<string, unknown> = {
-    http_server: { port },
+    http_server: { port, address: "127.0.0.1" },
     client: {
       token: { hmac_secret_key: "bench-secret" },
       allow_anonymous_connect_without_token: true,
@@ -195,7 +195,7 @@ function switchboard(name: string, v: SwitchboardVariant, describe: string): Sys
 export const SYSTEMS: SystemDef[] = [
   switchboard("switchboard", {}, "Switchboard, memory engine, one process"),
   switchboard("switchboard-redis", { redis: true }, "Switchboard, Redis engine (local redis-server)"),
-  switchboard("switchboard-w4", { workers: 4, redis: true }, "Switchboard, --workers 4 (node:cluster, Redis engine)"),
+  switchboard("switchboard-w6", { workers: 6, redis: true }, "Switchboard, --workers 6 (node:cluster, Redis engine)"),
   peer("raw-ws", "raw-ws-server.js", "raw", "naive ws broadcast: Map<channel, Set<ws>>, send() each"),
   peer("socketio-ws", "socketio-server.js", "socketio", "Socket.IO 4, websocket transport only, rooms", ["websocket"]),
   peer("socketio", "socketio-server.js", "socketio", "Socket.IO 4, default transports (polling → websocket)"),
