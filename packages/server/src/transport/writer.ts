@@ -11,6 +11,50 @@ export interface WriterStats {
   framesOut: number;
 }
 
+/**
+ * Server-to-client WebSocket frame (FIN, text, unmasked) around a payload.
+ * Written straight to the socket when the connection has no compression:
+ * ws's Sender then never queues, so frames keep their order with the
+ * control frames ws writes itself, and a publication that is the only
+ * message of a flush is framed once for all its subscribers.
+ */
+function frameOf(payload: Buffer, extra = 0): { frame: Buffer; offset: number } {
+  const len = payload.length + extra;
+  const hlen = len < 126 ? 2 : len < 65536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(hlen + len);
+  frame[0] = 0x81;
+  if (len < 126) {
+    frame[1] = len;
+  } else if (len < 65536) {
+    frame[1] = 126;
+    frame.writeUInt16BE(len, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
+    frame.writeUInt32BE(len >>> 0, 6);
+  }
+  return { frame, offset: hlen };
+}
+
+// One-entry cache: during a fan-out flush, writer after writer sends the same payload.
+let lastPayload: Buffer | undefined;
+let lastFrame: Buffer | undefined;
+function sharedFrame(payload: Buffer): Buffer {
+  if (payload !== lastPayload) {
+    const { frame, offset } = frameOf(payload);
+    payload.copy(frame, offset);
+    lastPayload = payload;
+    lastFrame = frame;
+  }
+  return lastFrame!;
+}
+
+interface RawSocket {
+  write(b: Buffer): boolean;
+  writableLength: number;
+  once(ev: 'drain', f: () => void): unknown;
+}
+
 /** Global, process-wide counters (read by metrics), updated without labels on the hot path. */
 export const writerStats: WriterStats = { bytesOut: 0, framesOut: 0 };
 
@@ -45,12 +89,17 @@ export class Writer {
   private scheduled = false;
   private waitingDrain = false;
   closed = false;
+  /** The raw socket when frames may be written directly (no permessage-deflate). */
+  private readonly socket: RawSocket | undefined;
 
   constructor(
     private readonly ws: WebSocket,
     private readonly maxQueue: number,
     private readonly onOverflow: () => void,
-  ) {}
+  ) {
+    const internal = ws as unknown as { _socket?: RawSocket; _extensions?: Record<string, unknown> };
+    if (internal._socket && (!internal._extensions || Object.keys(internal._extensions).length === 0)) this.socket = internal._socket;
+  }
 
   get pendingBytes(): number {
     return this.queuedBytes;
@@ -78,7 +127,7 @@ export class Writer {
   flush(force = false): void {
     this.scheduled = false;
     if (this.closed || this.queue.length === 0) return;
-    const buffered = this.ws.bufferedAmount;
+    const buffered = this.socket ? this.socket.writableLength : this.ws.bufferedAmount;
     if (!force && buffered > HIGH_WATER) {
       if (buffered + this.queuedBytes > this.maxQueue) {
         this.onOverflow();
@@ -99,26 +148,41 @@ export class Writer {
         size += 1 + q[j]!.length;
         j++;
       }
-      let frame: Buffer;
-      if (j === i + 1) {
-        frame = q[i]!;
-      } else {
-        frame = Buffer.allocUnsafe(size);
-        let pos = 0;
-        for (let k = i; k < j; k++) {
-          if (k > i) frame[pos++] = NEWLINE;
-          pos += q[k]!.copy(frame, pos);
-        }
-      }
-      writerStats.bytesOut += frame.length;
+      writerStats.bytesOut += size;
       writerStats.framesOut++;
-      this.ws.send(frame, { binary: false });
+      if (this.socket) {
+        if (this.ws.readyState !== 1) return;
+        if (j === i + 1) {
+          this.socket.write(sharedFrame(q[i]!));
+        } else {
+          const { frame, offset } = frameOf(q[i]!, size - q[i]!.length);
+          let pos = offset;
+          for (let k = i; k < j; k++) {
+            if (k > i) frame[pos++] = NEWLINE;
+            pos += q[k]!.copy(frame, pos);
+          }
+          this.socket.write(frame);
+        }
+      } else {
+        let payload: Buffer;
+        if (j === i + 1) {
+          payload = q[i]!;
+        } else {
+          payload = Buffer.allocUnsafe(size);
+          let pos = 0;
+          for (let k = i; k < j; k++) {
+            if (k > i) payload[pos++] = NEWLINE;
+            pos += q[k]!.copy(payload, pos);
+          }
+        }
+        this.ws.send(payload, { binary: false });
+      }
       i = j;
     }
   }
 
   private waitDrain(): void {
-    const socket = (this.ws as unknown as { _socket?: NodeJS.EventEmitter })._socket;
+    const socket = this.socket ?? (this.ws as unknown as { _socket?: RawSocket })._socket;
     if (!socket) return;
     this.waitingDrain = true;
     socket.once('drain', () => {
