@@ -133,7 +133,7 @@ async function serve(f: Flags): Promise<void> {
   for (const w of warnings) log.warn(w);
   const generated: string[] = [];
   const t = config.client.token;
-  if (!t.hmac_secret_key && !t.rsa_public_key && !t.ecdsa_public_key && !t.ed25519_public_key) {
+  if (!t.hmac_secret_key && !t.rsa_public_key && !t.ecdsa_public_key && !t.ed25519_public_key && !t.jwks_public_endpoint) {
     t.hmac_secret_key = randomBytes(24).toString('base64url');
     generated.push(`client.token.hmac_secret_key = ${t.hmac_secret_key}`);
   }

@@ -22,6 +22,20 @@ export interface TokenKeys {
   /** Tolerated clock difference in ms. */
   readonly clock_skew?: number;
   readonly algorithms?: readonly string[];
+  /** Least time (ms) between two JWKS fetches triggered by an unknown `kid` (default 30 s). */
+  readonly jwks_refresh_cooldown?: number;
+}
+
+/**
+ * The key source could not be reached (JWKS endpoint down, slow or serving
+ * garbage): not the client's fault, so it is answered as a temporary
+ * internal error and the client retries, instead of a terminal 3500.
+ */
+export class KeySourceError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'KeySourceError';
+  }
 }
 
 type RemoteKeys = ReturnType<typeof createRemoteJWKSet>;
@@ -61,7 +75,11 @@ export class TokenVerifier {
     if (cfg.ed25519_public_key) this.keys.ed = publicKey(cfg.ed25519_public_key, 'ed25519', 'ed25519_public_key');
     this.allowed = new Set((cfg.algorithms ?? Object.keys(FAMILY)).filter((a) => a in FAMILY));
     if (cfg.jwks_public_endpoint) {
-      this.jwks = createRemoteJWKSet(new URL(cfg.jwks_public_endpoint), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000, timeoutDuration: 5000 });
+      this.jwks = createRemoteJWKSet(new URL(cfg.jwks_public_endpoint), {
+        cacheMaxAge: 10 * 60_000,
+        cooldownDuration: cfg.jwks_refresh_cooldown ?? 30_000,
+        timeoutDuration: 5000,
+      });
     }
   }
 
@@ -91,10 +109,17 @@ export class TokenVerifier {
       if (this.jwks && family !== 'hmac') return (await jwtVerify(token, this.jwks, opts)).payload;
     } catch (e) {
       if (e instanceof errors.JWTExpired) throw new TokenError('expired', 'token expired');
+      if (!key && keySourceFailed(e)) throw new KeySourceError(`JWKS unavailable: ${e instanceof Error ? e.message : String(e)}`);
       throw new TokenError('invalid', e instanceof Error ? e.message : 'invalid token');
     }
     throw new TokenError('invalid', `no key configured for ${alg}`);
   }
+}
+
+/** Errors of fetching the JWKS (network, timeout, non-200, not a JWKS), as opposed to a token that does not verify. */
+function keySourceFailed(e: unknown): boolean {
+  if (!(e instanceof errors.JOSEError)) return true; // fetch itself failed (TypeError: fetch failed, …)
+  return e instanceof errors.JWKSTimeout || e instanceof errors.JWKSInvalid || e.code === 'ERR_JOSE_GENERIC';
 }
 
 function publicKey(pem: string, type: string, name: string): KeyObject {

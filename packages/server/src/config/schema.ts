@@ -67,6 +67,8 @@ const TokenSchema = Obj({
   issuer: Str(''),
   /** Switchboard: tolerated clock difference for exp/nbf/iat. */
   clock_skew: Duration('0s'),
+  /** Switchboard: least time between two JWKS refetches caused by an unknown key id (rotation is picked up after at most this long). */
+  jwks_refresh_cooldown: Duration('30s'),
   /** Switchboard: the JWT algorithms accepted; the key type must match too. */
   algorithms: Type.Array(Type.String(), {
     default: ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'],

@@ -45,8 +45,12 @@ function expireAtOf(p: JWTPayload, onBad: () => never): number {
   return typeof p.exp === 'number' ? p.exp * 1000 : 0;
 }
 
-/** Claims of a verified connection token; a claim of the wrong shape makes the token invalid (3500). */
-export function connectClaims(p: JWTPayload): ConnectClaims {
+/**
+ * Claims of a verified connection token; a claim of the wrong shape makes the token invalid (3500).
+ * `skewMs` is the tolerated clock difference (client.token.clock_skew), so a token the verifier
+ * accepted within the skew is not refused here as expired.
+ */
+export function connectClaims(p: JWTPayload, skewMs = 0): ConnectClaims {
   if (p.sub !== undefined && typeof p.sub !== 'string') invalid();
   const channels = p.channels ?? [];
   if (!Array.isArray(channels) || !channels.every((c) => typeof c === 'string')) invalid();
@@ -62,7 +66,7 @@ export function connectClaims(p: JWTPayload): ConnectClaims {
     }
   }
   const expireAt = expireAtOf(p, invalid);
-  if (expireAt > 0 && expireAt <= Date.now()) throw new ReplyError(Errors.tokenExpired);
+  if (expireAt > 0 && expireAt + skewMs <= Date.now()) throw new ReplyError(Errors.tokenExpired);
   return {
     user: (p.sub as string | undefined) ?? '',
     info: infoOf(p, invalid),
@@ -80,11 +84,11 @@ const denied = (): never => {
 };
 
 /** Claims of a verified subscription token, checked against the subscriber and channel (103 on mismatch). */
-export function subClaims(p: JWTPayload, user: string, channel: string): SubClaims {
+export function subClaims(p: JWTPayload, user: string, channel: string, skewMs = 0): SubClaims {
   if ((p.sub ?? '') !== user) denied();
   if (p.channel !== channel) denied();
   const expireAt = expireAtOf(p, denied);
-  if (expireAt > 0 && expireAt <= Date.now()) throw new ReplyError(Errors.tokenExpired);
+  if (expireAt > 0 && expireAt + skewMs <= Date.now()) throw new ReplyError(Errors.tokenExpired);
   const override: Record<string, boolean> = {};
   if (p.override && typeof p.override === 'object') {
     for (const [k, v] of Object.entries(p.override as Record<string, unknown>)) {

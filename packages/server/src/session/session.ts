@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket } from 'ws';
-import { TokenError } from '../auth/jwt.js';
+import { KeySourceError, TokenError } from '../auth/jwt.js';
 import type { ResolvedChannel } from '../auth/channels.js';
 import type { NamespaceConfig } from '../config/load.js';
 import { Subscriber, type HubClient } from '../hub/hub.js';
@@ -315,10 +315,8 @@ export class Session implements HubClient, Heartbeat {
       }
     }
     if (user === undefined && token) {
-      const claims = connectClaims(await this.verify(ctx.tokens, token, 'connect'));
-      if ((claims.jti && ctx.isRevoked(claims.jti)) || (claims.iat !== undefined && claims.iat * 1000 < ctx.revokedBefore(claims.user))) {
-        throw new DisconnectError(Disconnects.invalidToken);
-      }
+      const claims = connectClaims(await this.verify(ctx.tokens, token, 'connect'), cfg.token.clock_skew);
+      this.checkNotRevoked(claims);
       user = claims.user;
       connInfo = claims.info;
       channels = [...claims.channels];
@@ -395,11 +393,28 @@ export class Session implements HubClient, Heartbeat {
 
   private async onRefresh(p: Params): Promise<Reply> {
     const token = reqString(p, 'token');
-    const claims = connectClaims(await this.verify(this.ctx.tokens, token, 'refresh'));
+    const claims = connectClaims(await this.verify(this.ctx.tokens, token, 'refresh'), this.ctx.config.client.token.clock_skew);
     if (claims.user !== this.user) throw new DisconnectError(Disconnects.invalidToken);
+    this.checkNotRevoked(claims);
+    // The connection now stands on the new token: later revocations are checked against it.
+    this.jti = claims.jti;
+    this.iat = claims.iat;
     if (claims.info !== undefined) this.info = { ...this.info, connInfo: claims.info };
     this.setExpiry(claims.expireAt);
     return { result: { client: this.id, version: this.ctx.version, ...this.expiryFields() } };
+  }
+
+  /**
+   * Revoked by jti, or issued before the user's invalidation time. A token
+   * without `iat` cannot show it was issued after that time, so it counts as
+   * older (the same rule the live check in node.ts applies).
+   */
+  private checkNotRevoked(claims: { user: string; jti?: string; iat?: number }): void {
+    const { ctx } = this;
+    if ((claims.jti && ctx.isRevoked(claims.jti)) || (claims.iat ?? 0) * 1000 < ctx.revokedBefore(claims.user)) {
+      ctx.metrics.badInput.labels('revoked_token').inc();
+      throw new DisconnectError(Disconnects.invalidToken);
+    }
   }
 
   private async verify(verifier: SessionContext['tokens'], token: string, what: string): Promise<import('jose').JWTPayload> {
@@ -412,6 +427,12 @@ export class Session implements HubClient, Heartbeat {
         this.ctx.log.info({ client: this.id, ip: this.ip, reason: e.message }, `invalid ${what} token`);
         if (what === 'subscribe' || what === 'sub_refresh') throw new ReplyError(Errors.permissionDenied);
         throw new DisconnectError(Disconnects.invalidToken);
+      }
+      if (e instanceof KeySourceError) {
+        // Not the client's fault: a temporary error it retries, logged once per interval rather than per attempt.
+        this.ctx.metrics.badInput.labels('token_key_source_unavailable').inc();
+        if (this.ctx.limits.logOnce.shouldLog('jwks')) this.ctx.log.error({ err: e.message }, 'cannot verify tokens: key source unavailable');
+        throw new ReplyError(Errors.internal);
       }
       throw e;
     }
@@ -473,7 +494,7 @@ export class Session implements HubClient, Heartbeat {
     let override: Record<string, boolean> | undefined;
     let serverSideRefresh = false;
     if (token) {
-      const claims = subClaims(await this.verify(ctx.subTokens, token, 'subscribe'), this.user, channel);
+      const claims = subClaims(await this.verify(ctx.subTokens, token, 'subscribe'), this.user, channel, ctx.config.client.token.clock_skew);
       chanInfo = claims.info;
       expireAt = claims.expireAt;
       override = claims.override;
@@ -686,7 +707,7 @@ export class Session implements HubClient, Heartbeat {
     const token = reqString(p, 'token');
     const state = this.subs.get(channel);
     if (!state) throw new ReplyError(Errors.permissionDenied);
-    const claims = subClaims(await this.verify(this.ctx.subTokens, token, 'sub_refresh'), this.user, channel);
+    const claims = subClaims(await this.verify(this.ctx.subTokens, token, 'sub_refresh'), this.user, channel, this.ctx.config.client.token.clock_skew);
     if (claims.expireAt > 0) this.setSubExpiry(channel, state, claims.expireAt);
     else if (state.timer) clearTimeout(state.timer);
     const ttl = claims.expireAt > 0 ? Math.max(1, Math.floor((claims.expireAt - Date.now()) / 1000)) : undefined;
