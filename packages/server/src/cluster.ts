@@ -17,7 +17,9 @@ const MAX_EARLY_EXITS = 5;
  */
 export async function runCluster(config: Config, log: Logger): Promise<void> {
   if (config.engine.type !== 'redis') {
-    throw new Error('--workers needs engine.type "redis": workers are separate nodes and share channels, history and presence through Redis');
+    throw new Error(
+      '--workers needs engine.type "redis": workers are separate nodes and share channels, history and presence through Redis',
+    );
   }
   if (!cluster.isPrimary) throw new Error('runCluster must run in the primary process');
   const n = config.workers;

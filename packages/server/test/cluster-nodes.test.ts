@@ -7,7 +7,17 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { NodeProcess, SHARED_REDIS, TcpProxy, nodeConfig, offsetsOf, range, subscribedClient, uniquePrefix, waitUntil } from './helpers/redis.js';
+import {
+  NodeProcess,
+  SHARED_REDIS,
+  TcpProxy,
+  nodeConfig,
+  offsetsOf,
+  range,
+  subscribedClient,
+  uniquePrefix,
+  waitUntil,
+} from './helpers/redis.js';
 
 test('three nodes: publications from the API of each reach every client once, in order', async (t) => {
   const prefix = uniquePrefix('three');
@@ -24,7 +34,10 @@ test('three nodes: publications from the API of each reach every client once, in
   await Promise.all(clients.map((c) => c.until(N)));
   for (const c of clients) {
     assert.deepEqual(offsetsOf(c), range(1, N));
-    assert.deepEqual(c.pubs.map((p) => (p.data as { i: number }).i), range(1, N));
+    assert.deepEqual(
+      c.pubs.map((p) => (p.data as { i: number }).i),
+      range(1, N),
+    );
   }
 
   // Every node sees the others, and presence is cluster-wide.

@@ -69,7 +69,12 @@ const engines: Array<[string, () => Engine]> = [
     'redis',
     () =>
       new RedisEngine(
-        loadConfig({ object: { log: { level: 'error' }, engine: { type: 'redis', redis: { address: SHARED_REDIS, prefix: uniquePrefix('contract') } } } }).config,
+        loadConfig({
+          object: {
+            log: { level: 'error' },
+            engine: { type: 'redis', redis: { address: SHARED_REDIS, prefix: uniquePrefix('contract') } },
+          },
+        }).config,
       ),
   ],
 ];
@@ -93,13 +98,22 @@ for (const [kind, make] of engines) {
       const c = ch('offsets');
       const results = [];
       for (let i = 1; i <= 5; i++) results.push(await engine.publish(c, JSON.stringify({ i }), HIST));
-      assert.deepEqual(results.map((r) => r.offset), [1, 2, 3, 4, 5]);
+      assert.deepEqual(
+        results.map((r) => r.offset),
+        [1, 2, 3, 4, 5],
+      );
       assert.equal(new Set(results.map((r) => r.epoch)).size, 1);
       assert.ok(results[0]!.epoch.length > 0);
       const h = await engine.history(c, READ);
       assert.deepEqual(h.position, { offset: 5, epoch: results[0]!.epoch });
-      assert.deepEqual(h.publications.map((p) => p.offset), [1, 2, 3, 4, 5]);
-      assert.deepEqual(h.publications.map((p) => JSON.parse(p.data).i), [1, 2, 3, 4, 5]);
+      assert.deepEqual(
+        h.publications.map((p) => p.offset),
+        [1, 2, 3, 4, 5],
+      );
+      assert.deepEqual(
+        h.publications.map((p) => JSON.parse(p.data).i),
+        [1, 2, 3, 4, 5],
+      );
     });
 
     test('since, limit and reverse', async () => {
@@ -107,11 +121,20 @@ for (const [kind, make] of engines) {
       let epoch = '';
       for (let i = 1; i <= 8; i++) epoch = (await engine.publish(c, String(i), HIST)).epoch;
       const since = await engine.history(c, { ...READ, since: { offset: 5, epoch } });
-      assert.deepEqual(since.publications.map((p) => p.offset), [6, 7, 8]);
+      assert.deepEqual(
+        since.publications.map((p) => p.offset),
+        [6, 7, 8],
+      );
       const limited = await engine.history(c, { ...READ, since: { offset: 2, epoch }, limit: 2 });
-      assert.deepEqual(limited.publications.map((p) => p.offset), [3, 4]);
+      assert.deepEqual(
+        limited.publications.map((p) => p.offset),
+        [3, 4],
+      );
       const rev = await engine.history(c, { ...READ, reverse: true, limit: 3 });
-      assert.deepEqual(rev.publications.map((p) => p.offset), [8, 7, 6]);
+      assert.deepEqual(
+        rev.publications.map((p) => p.offset),
+        [8, 7, 6],
+      );
       const top = await engine.history(c, { ...READ, limit: 0 });
       assert.deepEqual(top, { publications: [], position: { offset: 8, epoch } });
       const upToDate = await engine.history(c, { ...READ, since: { offset: 8, epoch } });
@@ -130,7 +153,10 @@ for (const [kind, make] of engines) {
       const c = ch('trim');
       for (let i = 1; i <= 15; i++) await engine.publish(c, String(i), { ...HIST, historySize: 4 });
       const h = await engine.history(c, READ);
-      assert.deepEqual(h.publications.map((p) => p.offset), [12, 13, 14, 15]);
+      assert.deepEqual(
+        h.publications.map((p) => p.offset),
+        [12, 13, 14, 15],
+      );
       assert.equal(h.position.offset, 15);
     });
 
@@ -149,9 +175,15 @@ for (const [kind, make] of engines) {
       await new Promise((r) => setTimeout(r, 20));
       await engine.publish(c, '"new"', HIST);
       const h = await engine.history(c, { ...READ, historyTtlMs: 10 });
-      assert.deepEqual(h.publications.map((p) => p.data), ['"new"']);
+      assert.deepEqual(
+        h.publications.map((p) => p.data),
+        ['"new"'],
+      );
       const limited = await engine.history(c, { ...READ, historyTtlMs: 10, limit: 1 });
-      assert.deepEqual(limited.publications.map((p) => p.data), ['"new"']);
+      assert.deepEqual(
+        limited.publications.map((p) => p.data),
+        ['"new"'],
+      );
     });
 
     test('removeHistory drops publications but keeps offset and epoch', async () => {
@@ -179,8 +211,14 @@ for (const [kind, make] of engines) {
       assert.deepEqual(got[0]!.info, info);
       assert.deepEqual(got[0]!.tags, { k: 'v' });
       assert.ok(typeof got[0]!.time === 'number' && Math.abs(got[0]!.time - Date.now()) < 5000);
-      assert.deepEqual(got.map((p) => p.offset), Array.from({ length: 51 }, (_, i) => i + 1));
-      assert.deepEqual(sent.map((r) => r.offset).sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i + 2));
+      assert.deepEqual(
+        got.map((p) => p.offset),
+        Array.from({ length: 51 }, (_, i) => i + 1),
+      );
+      assert.deepEqual(
+        sent.map((r) => r.offset).sort((a, b) => a - b),
+        Array.from({ length: 50 }, (_, i) => i + 2),
+      );
       await engine.unsubscribe(c);
     });
 
@@ -205,7 +243,10 @@ for (const [kind, make] of engines) {
       assert.equal(other.offset, first.offset + 1);
       await rec.until(() => rec.of(c).length >= 2, 'two publications');
       const h = await engine.history(c, READ);
-      assert.deepEqual(h.publications.map((p) => p.data), ['"a"', '"b"']);
+      assert.deepEqual(
+        h.publications.map((p) => p.data),
+        ['"a"', '"b"'],
+      );
       assert.equal(rec.of(c).length, 2);
       await engine.unsubscribe(c);
     });
@@ -243,7 +284,10 @@ for (const [kind, make] of engines) {
       const msg: ControlMessage = { type: 'disconnect', user: `user-${kind}`, code: 3503, reason: 'bye' };
       await engine.publishControl(msg);
       await rec.until(() => rec.controls.some((m) => m.type === 'disconnect' && m.user === msg.user), 'the control message');
-      assert.deepEqual(rec.controls.find((m) => m.type === 'disconnect' && m.user === msg.user), msg);
+      assert.deepEqual(
+        rec.controls.find((m) => m.type === 'disconnect' && m.user === msg.user),
+        msg,
+      );
     });
   });
 }

@@ -56,8 +56,14 @@ test('two nodes: publications from one reach the other in order, with the same o
   const results = [];
   for (let i = 0; i < 20; i++) results.push(await b.e.publish('room', String(i), HIST));
   await waitUntil('20 publications on node A', 3000, async () => a.ev.of('room').length === 20);
-  assert.deepEqual(a.ev.of('room').map((p) => p.offset), results.map((r) => r.offset));
-  assert.deepEqual(a.ev.of('room').map((p) => p.data), results.map((_, i) => String(i)));
+  assert.deepEqual(
+    a.ev.of('room').map((p) => p.offset),
+    results.map((r) => r.offset),
+  );
+  assert.deepEqual(
+    a.ev.of('room').map((p) => p.data),
+    results.map((_, i) => String(i)),
+  );
   assert.equal(b.ev.of('room').length, 0, 'node B did not subscribe, so it gets nothing');
   const ha = await a.e.history('room', READ);
   const hb = await b.e.history('room', READ);
@@ -93,7 +99,10 @@ test('two nodes: presence, channels, control messages and the node registry are 
     return !(await a.e.nodes()).some((n) => n.uid === 'ghost');
   });
   await b.e.close(); // a node that stops cleanly leaves the registry at once
-  assert.deepEqual((await a.e.nodes()).map((n) => n.uid), ['node-a']);
+  assert.deepEqual(
+    (await a.e.nodes()).map((n) => n.uid),
+    ['node-a'],
+  );
 });
 
 test("a dead node's presence entries expire; a live node's are refreshed", async (t) => {
@@ -120,7 +129,11 @@ test('client-side sharding over two Redis servers: channels spread, every public
   for (const c of channels) await a.e.subscribe(c);
   for (const c of channels) for (let i = 0; i < 3; i++) await b.e.publish(c, String(i), HIST);
   await waitUntil('48 publications', 3000, async () => a.ev.pubs.length === 48);
-  for (const c of channels) assert.deepEqual(a.ev.of(c).map((p) => p.offset), [1, 2, 3]);
+  for (const c of channels)
+    assert.deepEqual(
+      a.ev.of(c).map((p) => p.offset),
+      [1, 2, 3],
+    );
   const ownKeys = Number((await redisCommand(own.port, 'DBSIZE')).slice(1));
   assert.ok(ownKeys > 0 && ownKeys < 32, `second shard holds some of the 16 streams (+meta): ${ownKeys} keys`);
   assert.equal((await a.e.channels()).filter((c) => c.startsWith('s')).length, 16);
@@ -128,7 +141,12 @@ test('client-side sharding over two Redis servers: channels spread, every public
 
 test('Redis killed: commands fail fast with 100, not healthy; back: resubscribed, subscribers resynced', async (t) => {
   const own = await OwnRedis.start(t);
-  const { e, ev } = await engine(t, { address: own.url, prefix: uniquePrefix('kill'), io_timeout: '1s', circuit_breaker_cooldown: '200ms' });
+  const { e, ev } = await engine(t, {
+    address: own.url,
+    prefix: uniquePrefix('kill'),
+    io_timeout: '1s',
+    circuit_breaker_cooldown: '200ms',
+  });
   await e.subscribe('feed');
   await e.publish('feed', '1', HIST);
   await own.stop();

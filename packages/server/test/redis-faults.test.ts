@@ -7,7 +7,17 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { NodeProcess, OwnRedis, nodeConfig, offsetsOf, range, redisCommand, subscribedClient, uniquePrefix, waitUntil } from './helpers/redis.js';
+import {
+  NodeProcess,
+  OwnRedis,
+  nodeConfig,
+  offsetsOf,
+  range,
+  redisCommand,
+  subscribedClient,
+  uniquePrefix,
+  waitUntil,
+} from './helpers/redis.js';
 
 test('Redis restart: /ready 503 and API error 100 without a hang; after it returns clients resubscribe with recovered:false and get new publications', async (t) => {
   const redis = await OwnRedis.start(t);

@@ -92,7 +92,9 @@ export class OwnRedis {
   }
 
   async start(): Promise<void> {
-    this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: 'ignore',
+    });
     await until(`redis-server on ${this.port}`, 5000, async () => (await redisCommand(this.port, 'PING')) === '+PONG');
   }
 
@@ -128,7 +130,14 @@ export function nodeConfig(redisUrl: string | string[], prefix: string, extra: R
     http_api: { key: API_KEY },
     engine: {
       type: 'redis',
-      redis: { address: redisUrl, prefix, connect_timeout: '500ms', io_timeout: '1s', circuit_breaker_cooldown: '300ms', presence_ttl: '60s' },
+      redis: {
+        address: redisUrl,
+        prefix,
+        connect_timeout: '500ms',
+        io_timeout: '1s',
+        circuit_breaker_cooldown: '300ms',
+        presence_ttl: '60s',
+      },
     },
     channel: {
       without_namespace: {
@@ -151,9 +160,10 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Reco
   const out = { ...a };
   for (const [k, v] of Object.entries(b)) {
     const av = out[k];
-    out[k] = v && typeof v === 'object' && !Array.isArray(v) && av && typeof av === 'object' && !Array.isArray(av)
-      ? deepMerge(av as Record<string, unknown>, v as Record<string, unknown>)
-      : v;
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && av && typeof av === 'object' && !Array.isArray(av)
+        ? deepMerge(av as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
   }
   return out;
 }
@@ -316,7 +326,13 @@ export async function subscribedClient(t: TestContextLike, url: string, user: st
   const { Centrifuge } = await import('centrifuge');
   const { BrowserLikeWebSocket, mintToken } = await import('./client.js');
   const token = await mintToken(SECRET, { sub: user });
-  const client = new Centrifuge(url, { websocket: BrowserLikeWebSocket, token, minReconnectDelay: 50, maxReconnectDelay: 300, timeout: 5000 });
+  const client = new Centrifuge(url, {
+    websocket: BrowserLikeWebSocket,
+    token,
+    minReconnectDelay: 50,
+    maxReconnectDelay: 300,
+    timeout: 5000,
+  });
   t.after(() => client.disconnect());
   const sub = client.newSubscription(channel, { minResubscribeDelay: 50, maxResubscribeDelay: 300 });
   const r: Received = {

@@ -74,9 +74,7 @@ export function decodePayload(s: string, offset: number, start = 0): Publication
   return { offset, data, time, info: h.c !== undefined ? infoOf(h) : undefined, tags: h.t };
 }
 
-export type PubSubMessage =
-  | { kind: 'pub'; epoch: string; pub: Publication }
-  | { kind: 'join' | 'leave'; info: ClientInfo };
+export type PubSubMessage = { kind: 'pub'; epoch: string; pub: Publication } | { kind: 'join' | 'leave'; info: ClientInfo };
 
 export function decodeMessage(s: string): PubSubMessage {
   const c = s.charCodeAt(0);

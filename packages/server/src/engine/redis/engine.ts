@@ -171,9 +171,12 @@ export class RedisEngine implements Engine {
     this.prefix = this.cfg.prefix;
     this.chanPrefix = `${this.prefix}.c.`;
     this.controlChannel = `${this.prefix}.control`;
-    const addresses = this.cfg.cluster_addresses.length > 0 || this.cfg.sentinel_addresses.length > 0
-      ? ['']
-      : Array.isArray(this.cfg.address) ? this.cfg.address : [this.cfg.address];
+    const addresses =
+      this.cfg.cluster_addresses.length > 0 || this.cfg.sentinel_addresses.length > 0
+        ? ['']
+        : Array.isArray(this.cfg.address)
+          ? this.cfg.address
+          : [this.cfg.address];
     if (addresses.length === 0) throw new Error('engine.redis.address: at least one address is needed');
     this.shards = addresses.map((a, i) => new Shard(i, this.cfg, a));
     this.presence = new RedisPresence(this);
@@ -187,9 +190,7 @@ export class RedisEngine implements Engine {
     shardZero(this.shards).wanted.add(this.controlChannel);
     // Wait for Redis up to connect_timeout; a node that starts while Redis
     // is away serves what it can, reports not ready, and keeps trying.
-    const ready = Promise.all(
-      this.shards.flatMap((s) => [s.cmd.connect().catch(() => undefined), s.sub.connect().catch(() => undefined)]),
-    );
+    const ready = Promise.all(this.shards.flatMap((s) => [s.cmd.connect().catch(() => undefined), s.sub.connect().catch(() => undefined)]));
     await withTimeout(ready, Math.max(100, this.cfg.connect_timeout));
     if (!this.healthy()) this.log.warn('redis not reachable at start; retrying in the background');
     const ttl = Math.max(1000, this.cfg.presence_ttl);
@@ -270,17 +271,26 @@ export class RedisEngine implements Engine {
     if (this.presenceTimer) clearInterval(this.presenceTimer);
     if (this.nodeUid) {
       const s = shardZero(this.shards);
-      if (s.cmdReady) await withTimeout(s.scripts.sbNodeRemove(...this.nodeKeys(), this.nodeUid).catch(() => undefined), 1000);
+      if (s.cmdReady)
+        await withTimeout(
+          s.scripts.sbNodeRemove(...this.nodeKeys(), this.nodeUid).catch(() => undefined),
+          1000,
+        );
     }
     this.closed = true;
     await Promise.all(
-      this.shards.flatMap((s) => [s.cmd, s.sub]).map(async (c) => {
-        if (c.status === 'ready') {
-          const ok = await withTimeout(c.quit().catch(() => undefined), 1000);
-          if (ok !== undefined) return;
-        }
-        c.disconnect();
-      }),
+      this.shards
+        .flatMap((s) => [s.cmd, s.sub])
+        .map(async (c) => {
+          if (c.status === 'ready') {
+            const ok = await withTimeout(
+              c.quit().catch(() => undefined),
+              1000,
+            );
+            if (ok !== undefined) return;
+          }
+          c.disconnect();
+        }),
     );
   }
 
@@ -506,9 +516,9 @@ export class RedisEngine implements Engine {
       const flat: string[] = [];
       for (const [client, enc] of entries) flat.push(client, enc);
       for (let i = 0; i < flat.length; i += PRESENCE_BATCH * 2) {
-        this.run(shard, (s) => s.sbPresenceAdd(...this.presenceKeys(channel), expireAt, String(ttl), ...flat.slice(i, i + PRESENCE_BATCH * 2))).catch(
-          () => undefined,
-        );
+        this.run(shard, (s) =>
+          s.sbPresenceAdd(...this.presenceKeys(channel), expireAt, String(ttl), ...flat.slice(i, i + PRESENCE_BATCH * 2)),
+        ).catch(() => undefined);
       }
     }
   }
@@ -519,7 +529,9 @@ export class RedisEngine implements Engine {
     this.nodeUid = info.uid;
     const now = Date.now();
     const ttl = Math.max(1000, this.cfg.node_info_ttl);
-    await this.run(shardZero(this.shards), (s) => s.sbNodes(...this.nodeKeys(), String(now), info.uid, JSON.stringify(info), String(now + ttl)));
+    await this.run(shardZero(this.shards), (s) =>
+      s.sbNodes(...this.nodeKeys(), String(now), info.uid, JSON.stringify(info), String(now + ttl)),
+    );
   }
 
   async nodes(): Promise<NodeInfo[]> {
