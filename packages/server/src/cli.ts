@@ -234,6 +234,7 @@ async function main(): Promise<void> {
 
 main().catch((e: unknown) => {
   if (e instanceof ConfigError) {
+    for (const w of e.warnings) process.stderr.write(`warning: ${w}\n`);
     process.stderr.write(e.message + '\n');
     process.exitCode = 1;
     return;

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import { Value } from '@sinclair/typebox/value';
+import { Value, ValueErrorType } from '@sinclair/typebox/value';
 import type { TSchema } from '@sinclair/typebox';
 import { parse as parseYaml } from 'yaml';
 import { ConfigSchema, DURATION, type RawConfig } from './schema.js';
@@ -21,6 +21,8 @@ type Resolve<T> = [T] extends [string | number]
 export type NamespaceConfig = Config['channel']['without_namespace'] & { name?: string };
 
 export class ConfigError extends Error {
+  /** Unknown-key warnings found along the way (shown with the errors: a typo is often the cause). */
+  warnings: string[] = [];
   constructor(readonly problems: string[]) {
     super('invalid configuration:\n  ' + problems.join('\n  '));
     this.name = 'ConfigError';
@@ -65,7 +67,12 @@ export function loadConfig(opts: LoadOptions = {}): LoadResult {
   if (opts.object !== undefined) data = deepMerge(data, opts.object as Record<string, unknown>);
   if (opts.env) data = deepMerge(data, fromEnv(opts.env, warnings));
   for (const [path, value] of Object.entries(opts.overrides ?? {})) setPath(data, path.split('.'), value);
-  return { config: validateConfig(data, warnings), warnings };
+  try {
+    return { config: validateConfig(data, warnings), warnings };
+  } catch (e) {
+    if (e instanceof ConfigError) e.warnings = warnings;
+    throw e;
+  }
 }
 
 export function readConfigFile(file: string): Record<string, unknown> {
@@ -90,21 +97,20 @@ function validateConfig(input: Record<string, unknown>, warnings: string[]): Con
   const data = structuredClone(input);
   // Unknown keys are warned about and dropped; everything else must be right.
   for (const err of Value.Errors(ConfigSchema, data)) {
-    if (err.message.toLowerCase().includes('additional propert') || err.schema.additionalProperties === false) {
-      for (const key of unknownKeys(err.value, err.schema)) warnings.push(`unknown config key ${dotted(err.path)}${dotted(err.path) ? '.' : ''}${key} (ignored)`);
-    }
+    // The error's path is the unknown key itself (its value is the key's value, not the parent object).
+    if (err.type === ValueErrorType.ObjectAdditionalProperties) warnings.push(`unknown config key ${dotted(err.path)} (ignored)`);
   }
   const cleaned = Value.Clean(ConfigSchema, data) as Record<string, unknown>;
   const withDefaults = Value.Default(ConfigSchema, cleaned);
   const converted = Value.Convert(ConfigSchema, withDefaults);
   const problems: string[] = [];
   for (const err of Value.Errors(ConfigSchema, converted)) {
-    problems.push(`${dotted(err.path) || '(root)'}: ${err.message}${err.value !== undefined ? ` (got ${JSON.stringify(err.value)})` : ''}`);
+    problems.push(`${dotted(err.path) || '(root)'}: ${expectation(err.schema, err.message)}${err.value !== undefined ? ` (got ${JSON.stringify(err.value)})` : ''}`);
   }
-  if (problems.length > 0) throw new ConfigError(dedupe(problems));
+  // Durations are checked in the same pass, so every bad key path is reported at once.
   const raw = converted as RawConfig;
   resolveDurations(ConfigSchema, raw as unknown as Record<string, unknown>, '', problems);
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0) throw new ConfigError(dedupe(problems));
   const config = raw as unknown as Config;
   checkSemantics(config, problems);
   if (problems.length > 0) throw new ConfigError(problems);
@@ -135,10 +141,12 @@ function checkSemantics(c: Config, problems: string[]): void {
   }
 }
 
-function unknownKeys(value: unknown, schema: TSchema): string[] {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return [];
-  const props = (schema as { properties?: Record<string, unknown> }).properties ?? {};
-  return Object.keys(value).filter((k) => !(k in props));
+/** "Expected union value" says nothing: name the allowed values or the duration format. */
+function expectation(schema: TSchema, message: string): string {
+  if (schema.description === DURATION) return 'expected a duration like "25s", "500ms", "1m30s" or a number of seconds';
+  const anyOf = (schema as { anyOf?: Array<{ const?: unknown }> }).anyOf;
+  if (anyOf && anyOf.length > 0 && anyOf.every((s) => s.const !== undefined)) return `expected one of ${anyOf.map((s) => JSON.stringify(s.const)).join(', ')}`;
+  return message;
 }
 
 function resolveDurations(schema: TSchema, value: Record<string, unknown>, path: string, problems: string[]): void {

@@ -123,6 +123,13 @@ export interface StartOptions {
   portFromEnv?: boolean;
   /** Use this config object exactly as the file (no defaults added except the port). */
   raw?: boolean;
+  /** The port the server will listen on when the caller sets it (env, flags); a free one otherwise. */
+  port?: number;
+  /** Start with this existing file as it is (the port then comes from SWITCHBOARD_HTTP_SERVER_PORT). */
+  configFile?: string;
+  /** The connection-token secret and API key when they do not come from the written config (env, a given file). */
+  secret?: string;
+  apiKey?: string;
   timeoutMs?: number;
 }
 
@@ -132,13 +139,14 @@ export interface StartOptions {
  */
 export async function startServer(t: TestContextLike, config: Record<string, unknown> = {}, opts: StartOptions = {}): Promise<RunningServer> {
   const dir = tempDir(t);
-  const port = await freePort();
-  const cfg = opts.raw ? structuredClone(config) : baseConfig(config);
-  if (!opts.portFromEnv) cfg.http_server = { ...((cfg.http_server as object | undefined) ?? {}), port };
-  const configFile = join(dir, 'switchboard.json');
-  writeFileSync(configFile, JSON.stringify(cfg, null, 2));
+  const port = opts.port ?? (await freePort());
+  const portFromEnv = opts.portFromEnv || opts.configFile !== undefined;
+  const cfg = opts.configFile ? {} : opts.raw ? structuredClone(config) : baseConfig(config);
+  if (!portFromEnv) cfg.http_server = { ...((cfg.http_server as object | undefined) ?? {}), port };
+  const configFile = opts.configFile ?? join(dir, 'switchboard.json');
+  if (!opts.configFile) writeFileSync(configFile, JSON.stringify(cfg, null, 2));
   const env: NodeJS.ProcessEnv = { ...cleanEnv(), ...(opts.env ?? {}) };
-  if (opts.portFromEnv && env.SWITCHBOARD_HTTP_SERVER_PORT === undefined) env.SWITCHBOARD_HTTP_SERVER_PORT = String(port);
+  if (portFromEnv && env.SWITCHBOARD_HTTP_SERVER_PORT === undefined) env.SWITCHBOARD_HTTP_SERVER_PORT = String(port);
   const proc = spawn(process.execPath, [CLI, 'serve', '--config', configFile, ...(opts.args ?? [])], {
     cwd: dir,
     env,
@@ -181,14 +189,14 @@ export async function startServer(t: TestContextLike, config: Record<string, unk
   }
 
   const client = (cfg.client ?? {}) as { token?: { hmac_secret_key?: string } };
-  const apiKey = ((cfg.http_api ?? {}) as { key?: string }).key ?? '';
+  const apiKey = opts.apiKey ?? ((cfg.http_api ?? {}) as { key?: string }).key ?? '';
   const server: RunningServer = {
     port,
     http,
     ws: `ws://127.0.0.1:${port}/connection/websocket`,
     api: `${http}/api`,
     apiKey,
-    secret: client.token?.hmac_secret_key ?? '',
+    secret: opts.secret ?? client.token?.hmac_secret_key ?? '',
     configFile,
     proc,
     exited,
