@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
-import { installExitHooks, killAllSync } from "./proc.js";
+import { harnessCpuSeconds, installExitHooks, killAllSync, machineBusySeconds } from "./proc.js";
 import { Progress } from "./progress.js";
 import { table, sortRows } from "./report.js";
 import { runScenario, type Row, type ScenarioSpec } from "./scenarios.js";
@@ -75,6 +75,8 @@ async function main(): Promise<void> {
   const progress = new Progress();
   const rows: Row[] = [];
   const startedAt = new Date();
+  const loadAtStart = os.loadavg()[0] ?? 0;
+  if (loadAtStart > 1) progress.log(`note: load average is ${loadAtStart.toFixed(1)} before starting; other work on this machine will skew the figures`);
   const total = plan.reduce((a, p) => a + p.systems.length, 0);
   let n = 0;
   for (const item of plan) {
@@ -82,7 +84,16 @@ async function main(): Promise<void> {
       n++;
       progress.set(`(${n}/${total}) ${name} ${item.spec.type} ${item.spec.conns}`);
       const t0 = performance.now();
+      const busy0 = machineBusySeconds();
+      const own0 = harnessCpuSeconds();
       const got = await runScenario(systemByName(name), item.spec, { progress });
+      // CPU that neither the harness nor the system under test used: someone else shares the machine
+      const seconds = (performance.now() - t0) / 1000;
+      const otherPct = Math.max(0, ((machineBusySeconds() - busy0 - (harnessCpuSeconds() - own0)) / seconds) * 100);
+      for (const r of got) {
+        r.details = { ...r.details, otherCpuPct: Math.round(otherPct) };
+        if (otherPct > 25 && r.status === "ok") r.note = `${r.note ? `${r.note}; ` : ""}noisy: other processes used ${Math.round(otherPct)}% CPU meanwhile`;
+      }
       rows.push(...got);
       progress.log(`(${n}/${total}) ${name} ${item.spec.type} ${item.spec.conns}: ${got.map((r) => r.status).join(",")} in ${((performance.now() - t0) / 1000).toFixed(1)} s${got.some((r) => r.note) ? ` — ${got.map((r) => r.note).filter(Boolean).join("; ")}` : ""}`);
     }
@@ -95,6 +106,7 @@ async function main(): Promise<void> {
     startedAt: startedAt.toISOString(),
     durationS: Math.round((Date.now() - startedAt.getTime()) / 1000),
     mode: quick ? "quick" : "full",
+    loadAvgAtStart: loadAtStart,
     machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.type()} ${os.release()}` },
     rows: sortRows(rows),
     table: text,

@@ -218,3 +218,31 @@ export async function stopProcess(child: ChildProcess, graceMs = 3000): Promise<
     }
   }
 }
+
+/** utime+stime+cutime+cstime: a process's CPU including its reaped children. */
+function cpuWithChildren(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14])) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds used by this harness: itself, every process it started, and their reaped children. */
+export function harnessCpuSeconds(): number {
+  return [process.pid, ...descendants(process.pid)].reduce((a, p) => a + cpuWithChildren(p), 0);
+}
+
+/** CPU seconds the whole machine was busy (all cores), from /proc/stat. */
+export function machineBusySeconds(): number {
+  try {
+    const line = readFileSync("/proc/stat", "utf8").split("\n")[0]!;
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    return (total - f[3]! - f[4]!) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
