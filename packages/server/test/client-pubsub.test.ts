@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { CentClient, CentException } from 'cent.js';
-import { collect, connectedClient, mintToken, RawClient, waitFor } from './helpers/client.js';
-import { scope, startServer, type RunningServer } from './helpers/server.js';
+import { collect, connectedClient, makeClient, mintToken, RawClient, waitFor } from './helpers/client.js';
+import { baseConfig, freePort, scope, startServer, type RunningServer } from './helpers/server.js';
 
 const S = scope();
 after(() => S.close());
@@ -242,4 +242,90 @@ test('a client publish goes to other subscribers with the publisher info', async
   await assert.rejects(a.publish('news', { x: 1 }), (e: { code: number }) => e.code === 103);
   await cent.publish({ channel: 'news', data: { x: 2 } });
   assert.deepEqual((await got).data, { x: 2 });
+});
+
+test('publications racing a recovery are merged without gap or duplicate', async (t) => {
+  const ch = 'feed:race';
+  const c = await connectedClient(t, s, 'u7');
+  const { sub } = await subscribed(c, ch);
+  const pubs = collect(sub, 'publication');
+  const resubscribed = collect(sub, 'subscribed');
+  let n = 0;
+  const publishSome = async (k: number): Promise<void> => {
+    for (let i = 0; i < k; i++) await cent.publish({ channel: ch, data: { n: ++n } });
+  };
+  await publishSome(20);
+  await pubs.until(20);
+  // Three disconnect/reconnect rounds while a publisher keeps going.
+  let publishing = true;
+  const publisher = (async () => {
+    while (publishing) await publishSome(1);
+  })();
+  for (let round = 0; round < 3; round++) {
+    const gone = waitFor(c, 'disconnected');
+    c.disconnect();
+    await gone;
+    await new Promise((r) => setTimeout(r, 30));
+    c.connect();
+    await resubscribed.until(round + 1);
+    await new Promise((r) => setTimeout(r, 30));
+  }
+  publishing = false;
+  await publisher;
+  await pubs.until(n, 10_000);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.ok(resubscribed.items.every((x) => x.recovered === true), 'every round recovered');
+  assert.deepEqual(
+    pubs.items.map((p) => p.data.n),
+    Array.from({ length: n }, (_, i) => i + 1),
+    `${n} publications, each once, in order`,
+  );
+});
+
+test('server-side subscriptions recover too: the missed publications come after reconnect', async (t) => {
+  const ch = 'feed:server-side';
+  const token = await mintToken(s.secret, { sub: 'u8', channels: [ch] });
+  const c = makeClient(t, s, { token });
+  const pubs = collect(c, 'publication');
+  const subs = collect(c, 'subscribed');
+  const connected = waitFor(c, 'connected');
+  c.connect();
+  await connected;
+  await subs.until(1);
+  for (let i = 1; i <= 2; i++) await cent.publish({ channel: ch, data: { i } });
+  await pubs.until(2);
+  const gone = waitFor(c, 'disconnected');
+  c.disconnect();
+  await gone;
+  for (let i = 3; i <= 5; i++) await cent.publish({ channel: ch, data: { i } });
+  c.connect();
+  await subs.until(2);
+  assert.equal(subs.items[1].wasRecovering, true);
+  assert.equal(subs.items[1].recovered, true);
+  await pubs.until(5);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(pubs.items.map((p) => p.data.i), [1, 2, 3, 4, 5]);
+});
+
+test('a restarted memory engine has a new epoch: the SDK resubscribes with recovered: false', async (t) => {
+  const port = await freePort();
+  const cfg = baseConfig({ channel: { namespaces: [feed] } });
+  const first = await startServer(t, cfg, { raw: true, port });
+  const c = await connectedClient(t, first, 'u9', {}, { maxReconnectDelay: 200 });
+  const { sub, ctx } = await subscribed(c, 'feed:restart');
+  const epoch1 = ctx.streamPosition!.epoch;
+  const pubs = collect(sub, 'publication');
+  await first.call('publish', { channel: 'feed:restart', data: { i: 1 } });
+  await pubs.until(1);
+  const again = collect(sub, 'subscribed');
+  first.kill('SIGTERM');
+  assert.equal((await first.exited).code, 0);
+  const second = await startServer(t, cfg, { raw: true, port });
+  const [re] = await again.until(1, 10_000);
+  assert.equal(re.wasRecovering, true);
+  assert.equal(re.recovered, false, 'history was lost with the process');
+  assert.notEqual(re.streamPosition.epoch, epoch1);
+  await second.call('publish', { channel: 'feed:restart', data: { i: 2 } });
+  await pubs.until(2);
+  assert.deepEqual(pubs.items.map((p) => [p.offset, p.data.i]), [[1, 1], [1, 2]]);
 });
