@@ -217,3 +217,13 @@ test('batch runs several commands in one request', async () => {
   assert.equal(replies[1]!.history.publications.length, 1);
   assert.equal(replies[2]!.error.code, 102);
 });
+
+test('API refresh with expired: true closes the user\u2019s connections with 3005 (the SDK reconnects)', async (t) => {
+  const c = await connectedClient(t, s, 'ref-1');
+  const other = await connectedClient(t, s, 'ref-2');
+  const reconnecting = waitFor(c, 'connecting');
+  assert.deepEqual(await s.call('refresh', { user: 'ref-1', expired: true }), { result: {} });
+  const ctx = await reconnecting;
+  assert.equal(ctx.code, 3005);
+  assert.equal(other.state, 'connected');
+});
