@@ -113,7 +113,14 @@ test('unknown commands get 104 and the connection stays usable', async (t) => {
 
 test('invalid channel names and wrong field types get 107, the connection stays', async (t) => {
   const raw = await connectedRaw(t);
-  for (const params of [{ channel: '' }, { channel: 'x'.repeat(256) }, { channel: 42 }, {}, { channel: 'ok', recover: 'yes' }, { channel: 'ok2', offset: -1, recover: true }]) {
+  for (const params of [
+    { channel: '' },
+    { channel: 'x'.repeat(256) },
+    { channel: 42 },
+    {},
+    { channel: 'ok', recover: 'yes' },
+    { channel: 'ok2', offset: -1, recover: true },
+  ]) {
     const r = await raw.command('subscribe', params);
     assert.equal(r.error?.code, 107, JSON.stringify(params));
   }
@@ -159,9 +166,15 @@ test('a flood of commands in one frame is handled or cut off, never crashes', as
   const raw = await connectedRaw(t);
   const lines: string[] = [];
   for (let i = 1; i <= 2000; i++) lines.push(JSON.stringify({ id: 100 + i, presence_stats: { channel: 'chat:flood' } }));
-  raw.send(lines.join('\n').slice(0, MAX - 1).replace(/\n[^\n]*$/, ''));
+  raw.send(
+    lines
+      .join('\n')
+      .slice(0, MAX - 1)
+      .replace(/\n[^\n]*$/, ''),
+  );
   // Many small frames, faster than answers.
-  for (let i = 0; i < 2000 && raw.ws.readyState === raw.ws.OPEN; i++) raw.send(JSON.stringify({ id: 10_000 + i, presence_stats: { channel: 'chat:flood' } }));
+  for (let i = 0; i < 2000 && raw.ws.readyState === raw.ws.OPEN; i++)
+    raw.send(JSON.stringify({ id: 10_000 + i, presence_stats: { channel: 'chat:flood' } }));
   await new Promise((r) => setTimeout(r, 300));
   assert.ok(s.alive());
   // 3013 too many requests, 3509 too many errors (each presence_stats here is a 108).
@@ -173,7 +186,13 @@ test('after all of it the server serves a new client and /metrics counts the bad
   const text = await s.metricsText();
   const total = await badInputTotal();
   // malformed frames (11 garbage + 1 malformed + 2 sequencing), unknown method, and more.
-  assert.ok(total >= 14, `switchboard_bad_input_total ${total}\n${text.split('\n').filter((l) => l.includes('bad_input')).join('\n')}`);
+  assert.ok(
+    total >= 14,
+    `switchboard_bad_input_total ${total}\n${text
+      .split('\n')
+      .filter((l) => l.includes('bad_input'))
+      .join('\n')}`,
+  );
   // message_too_big and invalid_utf8 are refused by ws itself; the server still counts them.
   for (const kind of ['malformed_frame', 'binary_frame', 'unknown_method', 'command_before_connect', 'message_too_big', 'invalid_utf8']) {
     assert.ok((await s.metric('switchboard_bad_input_total', { kind })) >= 1, `kind ${kind} counted`);

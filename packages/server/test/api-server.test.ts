@@ -103,13 +103,23 @@ test('API subscribe puts a connected user on a channel: subscribe push, then pub
   await cent.publish({ channel: 'feed:pushed', data: { n: 1 } });
   await cent.publish({ channel: 'feed:pushed', data: { n: 2 } });
   await pubs.until(2);
-  assert.deepEqual(pubs.items.map((p) => [p.channel, p.data.n, p.offset]), [['feed:pushed', 1, 1], ['feed:pushed', 2, 2]]);
+  assert.deepEqual(
+    pubs.items.map((p) => [p.channel, p.data.n, p.offset]),
+    [
+      ['feed:pushed', 1, 1],
+      ['feed:pushed', 2, 2],
+    ],
+  );
 });
 
 test('info and channels', async (t) => {
   const a = await connectedClient(t, s, 'info-1');
   const b = await connectedClient(t, s, 'info-2');
-  for (const [c, ch] of [[a, 'statsone'], [b, 'statsone'], [b, 'statstwo']] as const) {
+  for (const [c, ch] of [
+    [a, 'statsone'],
+    [b, 'statsone'],
+    [b, 'statstwo'],
+  ] as const) {
     const sub = c.newSubscription(ch);
     const ok = waitFor(sub, 'subscribed');
     sub.subscribe();
@@ -149,7 +159,11 @@ test('publish with idempotency_key, tags and skip_history; broadcast', async (t)
   assert.equal(pubs.items.length, 2, 'the duplicate is not delivered');
   assert.deepEqual(pubs.items[0].tags, { kind: 'x' });
   const h = await cent.getHistory({ channel: 'feed:opts', limit: 10 });
-  assert.deepEqual(h.publications.map((p) => p.data), [{ a: 1 }], 'skip_history kept it out');
+  assert.deepEqual(
+    h.publications.map((p) => p.data),
+    [{ a: 1 }],
+    'skip_history kept it out',
+  );
 
   const b = await cent.broadcast({ channels: ['feed:b1', 'feed:b2', 'nope:x'], data: { all: true } });
   const responses = (b as unknown as { responses: Array<{ result?: { offset: number }; error?: { code: number } }> }).responses;
@@ -176,7 +190,11 @@ test('a wrong or missing API key is 401 with a JSON body; Authorization: apikey 
 
 test('a body that is not JSON, or not an object, is 400 with a JSON error', async () => {
   for (const body of ['{not json', '[1,2]', '"str"', '{"channel":']) {
-    const r = await fetch(`${s.api}/publish`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': s.apiKey }, body });
+    const r = await fetch(`${s.api}/publish`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': s.apiKey },
+      body,
+    });
     assert.equal(r.status, 400, body);
     assert.match(r.headers.get('content-type') ?? '', /application\/json/);
     const j = (await r.json()) as { error: { code: number; message: string } };
@@ -200,16 +218,28 @@ test('cent.js pipeline: newline-delimited commands on POST /api, results in orde
     { method: 'info', params: {} },
   ] as never);
   assert.equal(results.length, 4);
-  const [p1, p2, h, info] = results as unknown as [{ offset: number }, { offset: number }, { publications: Array<{ data: { n: number } }> }, { nodes: unknown[] }];
+  const [p1, p2, h, info] = results as unknown as [
+    { offset: number },
+    { offset: number },
+    { publications: Array<{ data: { n: number } }> },
+    { nodes: unknown[] },
+  ];
   assert.equal(p1.offset, 1);
   assert.equal(p2.offset, 2);
-  assert.deepEqual(h.publications.map((p) => p.data.n), [1, 2]);
+  assert.deepEqual(
+    h.publications.map((p) => p.data.n),
+    [1, 2],
+  );
   assert.equal(info.nodes.length, 1);
 });
 
 test('batch runs several commands in one request', async () => {
   const r = await s.call('batch', {
-    commands: [{ publish: { channel: 'feed:batch', data: { n: 1 } } }, { history: { channel: 'feed:batch', limit: 5 } }, { publish: { channel: 'nope:x', data: {} } }],
+    commands: [
+      { publish: { channel: 'feed:batch', data: { n: 1 } } },
+      { history: { channel: 'feed:batch', limit: 5 } },
+      { publish: { channel: 'nope:x', data: {} } },
+    ],
   });
   const replies = (r.result as { replies: Array<Record<string, any>> }).replies;
   assert.equal(replies.length, 3);

@@ -58,7 +58,8 @@ test('--version prints the package version; --help the usage', async () => {
   assert.equal(v.stdout.trim(), PKG.version);
   const h = await runCli(['--help']);
   assert.equal(h.code, 0);
-  for (const word of ['serve', 'check-config', 'token', '--config', 'SWITCHBOARD_']) assert.ok(h.stdout.includes(word), `help mentions ${word}`);
+  for (const word of ['serve', 'check-config', 'token', '--config', 'SWITCHBOARD_'])
+    assert.ok(h.stdout.includes(word), `help mentions ${word}`);
   const none = await runCli([]);
   assert.equal(none.stdout, h.stdout, 'no command shows the help');
 });

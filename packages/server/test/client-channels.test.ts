@@ -79,7 +79,9 @@ test('presence, presence_stats and join/leave pushes', async (t) => {
   // The same through the server API.
   const api = await s.call('presence_stats', { channel: ch });
   assert.deepEqual(api, { result: { num_clients: 3, num_users: 2 } });
-  const apiPresence = (await s.call('presence', { channel: ch })) as { result: { presence: Record<string, { user: string; client: string; conn_info?: unknown }> } };
+  const apiPresence = (await s.call('presence', { channel: ch })) as {
+    result: { presence: Record<string, { user: string; client: string; conn_info?: unknown }> };
+  };
   assert.equal(Object.keys(apiPresence.result.presence).length, 3);
   for (const [id, info] of Object.entries(apiPresence.result.presence)) assert.equal(info.client, id);
 
@@ -238,7 +240,10 @@ test('server-side subscriptions: the channels claim, config templates and the pe
   await s.call('publish', { channel: 'global', data: { i: 100 } });
   await pubs.until(channels.length + 1);
   await new Promise((r) => setTimeout(r, 100));
-  assert.deepEqual(pubs.items.slice(channels.length).map((p) => p.data.i), [100]);
+  assert.deepEqual(
+    pubs.items.slice(channels.length).map((p) => p.data.i),
+    [100],
+  );
 });
 
 test('a client cannot subscribe itself to another user\u2019s channel in a namespace that does not allow it', async (t) => {

@@ -126,7 +126,10 @@ test('an HS256 token signed with the wrong algorithm family or garbage is refuse
   const res = await ok.connect(hs512);
   assert.equal(typeof res.client, 'string');
   // ...an RS256 header with no RSA key configured, and a non-JWT, are not.
-  for (const token of [`${Buffer.from('{"alg":"RS256"}').toString('base64url')}.${Buffer.from('{"sub":"1"}').toString('base64url')}.AAAA`, 'not-a-jwt']) {
+  for (const token of [
+    `${Buffer.from('{"alg":"RS256"}').toString('base64url')}.${Buffer.from('{"sub":"1"}').toString('base64url')}.AAAA`,
+    'not-a-jwt',
+  ]) {
     const raw = await RawClient.open(t, s);
     raw.send(JSON.stringify({ id: 1, connect: { token } }));
     assert.equal((await raw.closedWithin()).code, 3500, token);

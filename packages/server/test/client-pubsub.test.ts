@@ -71,7 +71,8 @@ test('300 API publications arrive in order with consecutive offsets', async (t) 
   const N = 300;
   for (let base = 0; base < N; base += 50) {
     const batch = [];
-    for (let i = base; i < base + 50; i++) batch.push(cent.publish({ channel: 'feed:order', data: { n: i } }).then((r) => byOffset.set(r.offset!, i)));
+    for (let i = base; i < base + 50; i++)
+      batch.push(cent.publish({ channel: 'feed:order', data: { n: i } }).then((r) => byOffset.set(r.offset!, i)));
     await Promise.all(batch);
   }
   const got = await pubs.until(N);
@@ -81,9 +82,14 @@ test('300 API publications arrive in order with consecutive offsets', async (t) 
     assert.equal(p.offset, start + i + 1, `publication ${i} has offset ${p.offset}`);
     assert.equal(p.data.n, byOffset.get(p.offset), `offset ${p.offset} carries the data published with it`);
   });
-  if (raw.messages.filter((m) => m.push?.pub).length < N) await waitFor(raw, 'message', 5000, () => raw.messages.filter((m) => m.push?.pub).length >= N);
+  if (raw.messages.filter((m) => m.push?.pub).length < N)
+    await waitFor(raw, 'message', 5000, () => raw.messages.filter((m) => m.push?.pub).length >= N);
   const wire = raw.messages.filter((m) => m.push?.pub).map((m) => m.push.pub.offset as number);
-  assert.deepEqual(wire, Array.from({ length: N }, (_, i) => start + i + 1), 'wire order');
+  assert.deepEqual(
+    wire,
+    Array.from({ length: N }, (_, i) => start + i + 1),
+    'wire order',
+  );
   // Nothing more than the N publications.
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(pubs.items.length, N);
@@ -110,9 +116,15 @@ test('history through the API (cent.js) and through the client agree', async (t)
     [1, 2, 3, 4, 5].map((i) => [i, { i }]),
   );
   const rev = await cent.getHistory({ channel: ch, limit: 2, reverse: true });
-  assert.deepEqual(rev.publications.map((p) => p.offset), [5, 4]);
+  assert.deepEqual(
+    rev.publications.map((p) => p.offset),
+    [5, 4],
+  );
   const since = await cent.getHistory({ channel: ch, limit: 10, since: { offset: 3, epoch } });
-  assert.deepEqual(since.publications.map((p) => p.offset), [4, 5]);
+  assert.deepEqual(
+    since.publications.map((p) => p.offset),
+    [4, 5],
+  );
   // Centrifugo v3+: without a limit only the stream position comes back.
   const top = await cent.getHistory({ channel: ch });
   assert.equal(top.offset, 5);
@@ -129,16 +141,25 @@ test('history through the API (cent.js) and through the client agree', async (t)
     [1, 2, 3].map((i) => [i, { i }]),
   );
   const hr = await sub.history({ limit: 2, reverse: true });
-  assert.deepEqual(hr.publications.map((p) => p.offset), [5, 4]);
+  assert.deepEqual(
+    hr.publications.map((p) => p.offset),
+    [5, 4],
+  );
   const hs = await sub.history({ limit: -1, since: { offset: 4, epoch } });
-  assert.deepEqual(hs.publications.map((p) => p.offset), [5]);
+  assert.deepEqual(
+    hs.publications.map((p) => p.offset),
+    [5],
+  );
 });
 
 test('history is bounded by history_size', async () => {
   for (let i = 1; i <= 5; i++) await cent.publish({ channel: 'small:x', data: { i } });
   const h = await cent.getHistory({ channel: 'small:x', limit: 100 });
   assert.equal(h.offset, 5);
-  assert.deepEqual(h.publications.map((p) => p.offset), [3, 4, 5]);
+  assert.deepEqual(
+    h.publications.map((p) => p.offset),
+    [3, 4, 5],
+  );
 });
 
 test('history_remove empties the history; the stream position stays', async () => {
@@ -212,7 +233,10 @@ test('recovery from a wrong epoch gives recovered: false and no publications', a
   await cent.publish({ channel: ch, data: { i: 4 } });
   await pubs.until(1);
   await new Promise((r) => setTimeout(r, 100));
-  assert.deepEqual(pubs.items.map((p) => p.offset), [4]);
+  assert.deepEqual(
+    pubs.items.map((p) => p.offset),
+    [4],
+  );
 });
 
 test('recovery from the right epoch and an offset: exactly the publications after it', async (t) => {
@@ -228,7 +252,10 @@ test('recovery from the right epoch and an offset: exactly the publications afte
   assert.equal(ctx.recovered, true);
   await pubs.until(2);
   await new Promise((r) => setTimeout(r, 100));
-  assert.deepEqual(pubs.items.map((p) => p.data.i), [5, 6]);
+  assert.deepEqual(
+    pubs.items.map((p) => p.data.i),
+    [5, 6],
+  );
 });
 
 test('a client publish goes to other subscribers with the publisher info', async (t) => {
@@ -274,7 +301,10 @@ test('publications racing a recovery are merged without gap or duplicate', async
   await publisher;
   await pubs.until(n, 10_000);
   await new Promise((r) => setTimeout(r, 100));
-  assert.ok(resubscribed.items.every((x) => x.recovered === true), 'every round recovered');
+  assert.ok(
+    resubscribed.items.every((x) => x.recovered === true),
+    'every round recovered',
+  );
   assert.deepEqual(
     pubs.items.map((p) => p.data.n),
     Array.from({ length: n }, (_, i) => i + 1),
@@ -304,7 +334,10 @@ test('server-side subscriptions recover too: the missed publications come after 
   assert.equal(subs.items[1].recovered, true);
   await pubs.until(5);
   await new Promise((r) => setTimeout(r, 100));
-  assert.deepEqual(pubs.items.map((p) => p.data.i), [1, 2, 3, 4, 5]);
+  assert.deepEqual(
+    pubs.items.map((p) => p.data.i),
+    [1, 2, 3, 4, 5],
+  );
 });
 
 test('a restarted memory engine has a new epoch: the SDK resubscribes with recovered: false', async (t) => {
@@ -327,5 +360,11 @@ test('a restarted memory engine has a new epoch: the SDK resubscribes with recov
   assert.notEqual(re.streamPosition.epoch, epoch1);
   await second.call('publish', { channel: 'feed:restart', data: { i: 2 } });
   await pubs.until(2);
-  assert.deepEqual(pubs.items.map((p) => [p.offset, p.data.i]), [[1, 1], [1, 2]]);
+  assert.deepEqual(
+    pubs.items.map((p) => [p.offset, p.data.i]),
+    [
+      [1, 1],
+      [1, 2],
+    ],
+  );
 });

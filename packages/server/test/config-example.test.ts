@@ -20,12 +20,16 @@ after(() => S.close());
 let s: RunningServer;
 
 before(async () => {
-  s = await startServer(S, {}, {
-    configFile: EXAMPLE,
-    secret: SECRET,
-    apiKey: API_KEY,
-    env: { SWITCHBOARD_CLIENT_TOKEN_HMAC_SECRET_KEY: SECRET, SWITCHBOARD_HTTP_API_KEY: API_KEY },
-  });
+  s = await startServer(
+    S,
+    {},
+    {
+      configFile: EXAMPLE,
+      secret: SECRET,
+      apiKey: API_KEY,
+      env: { SWITCHBOARD_CLIENT_TOKEN_HMAC_SECRET_KEY: SECRET, SWITCHBOARD_HTTP_API_KEY: API_KEY },
+    },
+  );
 });
 
 test('check-config accepts the example without warnings', async () => {
@@ -47,14 +51,20 @@ test('a user lands in global, user:<id>, inbox:#<id> and the projects/agents of 
   const rooms = ['agent:a1', 'global', 'inbox:#42', 'project:7', 'user:42'];
   await subscribed.until(rooms.length);
   assert.deepEqual(subscribed.items.map((x) => x.channel).sort(), rooms);
-  assert.ok(subscribed.items.every((x) => x.recoverable === true), 'every room keeps history for recovery');
+  assert.ok(
+    subscribed.items.every((x) => x.recoverable === true),
+    'every room keeps history for recovery',
+  );
 
   for (const [i, channel] of rooms.entries()) {
     const r = await s.call('publish', { channel, data: { event: 'e', i } });
     assert.equal((r.result as { offset: number }).offset, 1, channel);
   }
   await pubs.until(rooms.length);
-  assert.deepEqual(pubs.items.map((p) => p.channel), rooms);
+  assert.deepEqual(
+    pubs.items.map((p) => p.channel),
+    rooms,
+  );
 
   // Project rooms have presence.
   const p = await s.call('presence_stats', { channel: 'project:7' });

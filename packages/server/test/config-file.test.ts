@@ -89,7 +89,14 @@ test('check-config: one clear error per bad key path, warnings for unknown keys,
   const paths = errors.map((l) => l.slice(0, l.indexOf(':')));
   assert.deepEqual(
     [...paths].sort(),
-    ['channel.namespaces.0.history_size', 'channel.namespaces.1.name', 'client.ping_interval', 'client.queue_max_size', 'http_server.port', 'log.level'],
+    [
+      'channel.namespaces.0.history_size',
+      'channel.namespaces.1.name',
+      'client.ping_interval',
+      'client.queue_max_size',
+      'http_server.port',
+      'log.level',
+    ],
     r.stderr,
   );
   assert.equal(new Set(paths).size, paths.length, 'one error per path');
@@ -98,10 +105,11 @@ test('check-config: one clear error per bad key path, warnings for unknown keys,
   assert.match(byPath['log.level']!, /one of .*"info".*"loud"/);
   assert.match(byPath['client.ping_interval']!, /10 parsecs.*duration/);
   const warnings = r.stderr.split('\n').filter((l) => l.startsWith('warning:'));
-  assert.deepEqual(
-    warnings.sort(),
-    ['warning: unknown config key channel.namespaces.0.presense (ignored)', 'warning: unknown config key client.tokn (ignored)', 'warning: unknown config key clinet (ignored)'],
-  );
+  assert.deepEqual(warnings.sort(), [
+    'warning: unknown config key channel.namespaces.0.presense (ignored)',
+    'warning: unknown config key client.tokn (ignored)',
+    'warning: unknown config key clinet (ignored)',
+  ]);
 });
 
 test('check-config: a valid file with unknown keys passes with warnings; a broken file is an error', async (t) => {
@@ -123,7 +131,10 @@ test('check-config: a valid file with unknown keys passes with warnings; a broke
   assert.match(missing.stderr, /cannot read config file/);
   // Semantic checks too.
   const sem = join(dir, 'sem.json');
-  writeFileSync(sem, JSON.stringify({ client: { ping_interval: '1s', pong_timeout: '2s' }, channel: { namespaces: [{ name: 'aa' }, { name: 'aa' }] } }));
+  writeFileSync(
+    sem,
+    JSON.stringify({ client: { ping_interval: '1s', pong_timeout: '2s' }, channel: { namespaces: [{ name: 'aa' }, { name: 'aa' }] } }),
+  );
   const s = await runCli(['check-config', '--config', sem]);
   assert.equal(s.code, 1);
   assert.match(s.stderr, /client\.pong_timeout: must be shorter/);
@@ -133,7 +144,11 @@ test('check-config: a valid file with unknown keys passes with warnings; a broke
 test('SWITCHBOARD_HTTP_SERVER_PORT sets the port and wins over the file', async (t) => {
   const port = await freePort();
   // The file says another port; the environment wins.
-  const s = await startServer(t, { http_server: { port: 1 } }, { port, portFromEnv: true, env: { SWITCHBOARD_HTTP_SERVER_PORT: String(port), SWITCHBOARD_LOG_LEVEL: 'warn' } });
+  const s = await startServer(
+    t,
+    { http_server: { port: 1 } },
+    { port, portFromEnv: true, env: { SWITCHBOARD_HTTP_SERVER_PORT: String(port), SWITCHBOARD_LOG_LEVEL: 'warn' } },
+  );
   assert.equal(s.port, port);
   const health = await fetch(`http://127.0.0.1:${port}/health`);
   assert.equal(health.status, 200);
@@ -151,13 +166,25 @@ test('env vars for nested keys with underscores in their names, and a bad env va
   assert.equal(r.code, 1);
   assert.match(r.stderr, /client\.queue_max_size: .*"lots"/);
   assert.match(r.stderr, /SWITCHBOARD_NOT_A_KEY matches no config key/);
-  const ok = await runCli(['check-config'], { cwd: dir, env: { SWITCHBOARD_CLIENT_QUEUE_MAX_SIZE: '2048', SWITCHBOARD_CLIENT_ALLOWED_ORIGINS: '["https://a.example"]' } });
+  const ok = await runCli(['check-config'], {
+    cwd: dir,
+    env: { SWITCHBOARD_CLIENT_QUEUE_MAX_SIZE: '2048', SWITCHBOARD_CLIENT_ALLOWED_ORIGINS: '["https://a.example"]' },
+  });
   assert.equal(ok.code, 0, ok.stderr);
 });
 
 test('flags override env and file: --port and --set', async (t) => {
   const port = await freePort();
-  const s = await startServer(t, { channel: { without_namespace: { allow_subscribe_for_client: true } } }, { port, portFromEnv: true, env: { SWITCHBOARD_HTTP_SERVER_PORT: '1' }, args: ['--port', String(port), '--set', 'client.channel_limit=1'] });
+  const s = await startServer(
+    t,
+    { channel: { without_namespace: { allow_subscribe_for_client: true } } },
+    {
+      port,
+      portFromEnv: true,
+      env: { SWITCHBOARD_HTTP_SERVER_PORT: '1' },
+      args: ['--port', String(port), '--set', 'client.channel_limit=1'],
+    },
+  );
   assert.equal(s.port, port);
   assert.match(s.stdout(), new RegExp(`"port":${port}`));
   const c = await connectedClient(t, s, 'flags');

@@ -137,7 +137,11 @@ export interface StartOptions {
  * Writes `config` (merged over `baseConfig()` unless `raw`) to a temp file,
  * starts `switchboard serve --config FILE`, waits for /health.
  */
-export async function startServer(t: TestContextLike, config: Record<string, unknown> = {}, opts: StartOptions = {}): Promise<RunningServer> {
+export async function startServer(
+  t: TestContextLike,
+  config: Record<string, unknown> = {},
+  opts: StartOptions = {},
+): Promise<RunningServer> {
   const dir = tempDir(t);
   const port = opts.port ?? (await freePort());
   const portFromEnv = opts.portFromEnv || opts.configFile !== undefined;
@@ -247,7 +251,10 @@ export function sumMetric(text: string, name: string, labels: Record<string, str
 }
 
 /** Runs the CLI to completion (for check-config, token, --version, --help). */
-export function runCli(args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(
+  args: string[],
+  opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((res, rej) => {
     const proc = spawn(process.execPath, [CLI, ...args], {
       cwd: opts.cwd,
