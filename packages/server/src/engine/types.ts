@@ -108,6 +108,8 @@ export interface Engine {
   /** Announce this node and list all live nodes. */
   updateNode?(info: NodeInfo): Promise<void>;
   nodes?(): Promise<NodeInfo[]>;
+  /** A token bucket shared by all nodes (per-user limits across the cluster); undefined = node-local limits only. */
+  takeToken?(key: string, ratePerSecond: number, burst: number): Promise<boolean>;
   /** False while the engine cannot serve (e.g. Redis down). */
   healthy(): boolean;
   close(): Promise<void>;

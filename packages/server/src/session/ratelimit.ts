@@ -1,3 +1,5 @@
+import type { Engine } from '../engine/types.js';
+
 /**
  * A token bucket: `rate` tokens per second, holding at most `burst`.
  * Time is read from the caller so a hot path reads the clock once.
@@ -78,13 +80,33 @@ export class LogOnce {
 /** The node-wide limits sessions consult (per user, per namespace, per IP). */
 export class NodeLimits {
   readonly userPublications: KeyedBuckets;
+  private readonly userPublicationRate: number;
   readonly ipConnects: KeyedBuckets;
   private readonly namespaceBuckets = new Map<object, TokenBucket>();
   readonly logOnce = new LogOnce();
 
   constructor(cfg: { user_publications_per_second: number; ip_connects_per_second: number; ip_connects_burst: number }) {
+    this.userPublicationRate = cfg.user_publications_per_second;
     this.userPublications = new KeyedBuckets(cfg.user_publications_per_second, cfg.user_publications_per_second);
     this.ipConnects = new KeyedBuckets(cfg.ip_connects_per_second, Math.max(cfg.ip_connects_burst, cfg.ip_connects_per_second));
+  }
+
+  /**
+   * Per-user publication rate: in the engine when it can share a bucket
+   * between nodes (Redis), so a user's connections on all nodes draw from
+   * one bucket; on this node alone otherwise, or while the engine fails.
+   */
+  async userPublication(engine: Pick<Engine, 'takeToken'>, user: string, now = Date.now()): Promise<boolean> {
+    const rate = this.userPublicationRate;
+    if (rate <= 0) return true;
+    if (engine.takeToken) {
+      try {
+        return await engine.takeToken('user_pub:' + user, rate, rate);
+      } catch {
+        // Engine unavailable: the local bucket still holds this node's share.
+      }
+    }
+    return this.userPublications.take(user, now);
   }
 
   /** Namespace-wide publication rate on this node; `ns` is the namespace's options object. */

@@ -5,7 +5,7 @@ import { KeySourceError, TokenError } from '../auth/jwt.js';
 import type { ResolvedChannel } from '../auth/channels.js';
 import type { NamespaceConfig } from '../config/load.js';
 import { Subscriber, type HubClient } from '../hub/hub.js';
-import { Disconnects, DisconnectError, Errors, ReplyError, Unsubscribes, type Disconnect } from '../protocol/codes.js';
+import { Disconnects, DisconnectError, Errors, ReplyError, Unsubscribes, type Disconnect, type ProtocolError } from '../protocol/codes.js';
 import {
   UNKNOWN,
   decodeFrame,
@@ -193,8 +193,21 @@ export class Session implements HubClient, Heartbeat {
     if (method === undefined) {
       if (params === UNKNOWN) {
         this.ctx.metrics.badInput.labels('unknown_method').inc();
-        if (id > 0) this.writer.enqueueString(replyError(id, Errors.methodNotFound));
         this.ctx.metrics.command('unknown', 'error');
+        // Unknown methods cost a token and count as errors like any command, so they are no way around the limits.
+        let error: ProtocolError = Errors.methodNotFound;
+        if (this.commandBucket && !this.commandBucket.take()) {
+          try {
+            this.refuse('commands_per_second');
+          } catch (e) {
+            if (e instanceof DisconnectError) return this.disconnect(e.disconnect);
+            error = Errors.tooManyRequests;
+          }
+        } else {
+          this.refusedInRow = 0;
+        }
+        if (id > 0) this.writer.enqueueString(replyError(id, error));
+        this.countErrorReply();
       }
       return; // an empty command is the client's pong
     }
@@ -216,7 +229,8 @@ export class Session implements HubClient, Heartbeat {
         result = String(e.error.code);
         if (e.error.code !== Errors.tooManyRequests.code) this.refusedInRow = 0;
         if (id > 0 && this.state !== 'closed') this.writer.enqueueString(replyError(id, e.error));
-        this.countErrorReply();
+        // Rate-limit refusals are governed by rate_limit.disconnect_after, not counted as protocol errors.
+        if (e.error.code !== Errors.tooManyRequests.code) this.countErrorReply();
         if (method === 'connect' && !(e.error.code === 109 || e.error.temporary)) {
           // The client gives up on a non-temporary connect error; free the socket.
           this.disconnect(Disconnects.connectionClosed);
@@ -723,7 +737,7 @@ export class Session implements HubClient, Heartbeat {
     const ns = ctx.channels.resolve(channel).options;
     const now = Date.now();
     if (this.publishBucket && !this.publishBucket.take(now)) this.refuse('publications_per_second');
-    if (this.user !== '' && !ctx.limits.userPublications.take(this.user, now)) this.refuse('user_publications_per_second');
+    if (this.user !== '' && !(await ctx.limits.userPublication(ctx.engine, this.user, now))) this.refuse('user_publications_per_second');
     if (!ctx.limits.namespacePublication(ns, now)) this.refuse('namespace_publications_per_second');
     const subscribed = this.subs.get(channel);
     const nsAllows =

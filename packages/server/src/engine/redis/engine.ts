@@ -317,6 +317,12 @@ export class RedisEngine implements Engine {
     }
   }
 
+  /** A token bucket shared by all nodes (per-user limits): true when a token was taken. */
+  async takeToken(key: string, ratePerSecond: number, burst: number): Promise<boolean> {
+    const k = this.key('rl', key);
+    return (await this.run(this.shardOf(key), (s) => s.sbTakeToken(k, String(ratePerSecond), String(burst)))) === 1;
+  }
+
   private key(kind: string, channel: string): string {
     return `${this.prefix}.${kind}.{${channel}}`;
   }

@@ -137,3 +137,34 @@ redis.call('hdel', KEYS[1], ARGV[1])
 redis.call('zrem', KEYS[2], ARGV[1])
 return 1
 `;
+
+/**
+ * A token bucket shared by every node (per-user limits across the cluster).
+ * Time comes from Redis, so nodes' clocks do not matter.
+ * KEYS: bucket
+ * ARGV: tokens per second, burst
+ * Returns 1 when a token was taken, 0 when the bucket is empty.
+ */
+export const TAKE_TOKEN = `
+if redis.replicate_commands then redis.replicate_commands() end
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local t = redis.call('time')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local b = redis.call('hmget', KEYS[1], 't', 'ts')
+local tokens = tonumber(b[1])
+local ts = tonumber(b[2])
+if tokens == nil or ts == nil then
+  tokens = burst
+  ts = now
+end
+if now > ts then tokens = math.min(burst, tokens + (now - ts) * rate / 1000) end
+local ok = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  ok = 1
+end
+redis.call('hset', KEYS[1], 't', tostring(tokens), 'ts', tostring(now))
+redis.call('pexpire', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return ok
+`;
