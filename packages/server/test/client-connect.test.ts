@@ -143,3 +143,26 @@ test('no token and anonymous not allowed: 101 unauthorized, the SDK stops', asyn
   const ctx = await disconnected;
   assert.equal(ctx.code, 101);
 });
+
+test('several commands in one frame (newline-delimited) are answered in order', async (t) => {
+  const raw = await RawClient.open(t, s);
+  const token = await mintToken(s.secret, { sub: 'batch' });
+  raw.send(
+    [
+      JSON.stringify({ id: 1, connect: { token } }),
+      JSON.stringify({ id: 2, subscribe: { channel: 'multi-a' } }),
+      JSON.stringify({ id: 3, subscribe: { channel: 'multi-b' } }),
+      JSON.stringify({ id: 4, subscribe: { channel: 'multi-a' } }),
+    ].join('\n'),
+  );
+  const r4 = await raw.reply(4);
+  assert.equal(r4.error.code, 105, 'already subscribed');
+  const replies = raw.messages.filter((m) => typeof m.id === 'number');
+  assert.deepEqual(
+    replies.map((m) => m.id),
+    [1, 2, 3, 4],
+  );
+  assert.equal(typeof replies[0].connect.client, 'string');
+  assert.deepEqual(replies[1].subscribe, {});
+  assert.deepEqual(replies[2].subscribe, {});
+});
