@@ -257,3 +257,13 @@ test('API refresh with expired: true closes the user\u2019s connections with 300
   assert.equal(ctx.code, 3005);
   assert.equal(other.state, 'connected');
 });
+
+test('a pipeline with a bad line is 400 and runs none of its commands', async () => {
+  const body = [JSON.stringify({ method: 'publish', params: { channel: 'feed:atomic', data: { n: 1 } } }), 'not json'].join('\n');
+  const r = await fetch(s.api, { method: 'POST', headers: { 'x-api-key': s.apiKey, 'content-type': 'application/json' }, body });
+  assert.equal(r.status, 400);
+  assert.equal(((await r.json()) as { error: { code: number } }).error.code, 107);
+  const h = await cent.getHistory({ channel: 'feed:atomic', limit: 10 });
+  assert.equal(h.publications.length, 0, 'the good first line was not run');
+  assert.equal(h.offset, 0);
+});

@@ -90,14 +90,18 @@ export function httpApiPlugin(sb: Switchboard, opts: HttpApiOptions = {}) {
       api.post('/api', async (req, reply) => {
         const text = typeof req.body === 'string' ? req.body : '';
         const lines = text.split('\n').filter((l) => l.trim() !== '');
-        const out: string[] = [];
+        // Every line is parsed before any runs: a 400 means nothing was done.
+        const cmds: Array<{ method?: unknown; params?: unknown }> = [];
         for (const line of lines) {
           const parsed = parseBody(line);
           if (!parsed.ok || !parsed.value || typeof parsed.value !== 'object' || Array.isArray(parsed.value)) {
             sb.metrics.badInput.labels('api_bad_body').inc();
             return sendJson(reply, 400, { error: { code: 107, message: 'bad request: each line must be {"method": ..., "params": ...}' } });
           }
-          const cmd = parsed.value as { method?: unknown; params?: unknown };
+          cmds.push(parsed.value as { method?: unknown; params?: unknown });
+        }
+        const out: string[] = [];
+        for (const cmd of cmds) {
           const r = await execute(sb, typeof cmd.method === 'string' ? cmd.method : '', cmd.params ?? {});
           out.push(stringify(r));
         }
