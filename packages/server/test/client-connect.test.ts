@@ -166,3 +166,16 @@ test('several commands in one frame (newline-delimited) are answered in order', 
   assert.deepEqual(replies[1].subscribe, {});
   assert.deepEqual(replies[2].subscribe, {});
 });
+
+test('expire_at sets the connection expiry apart from exp; expire_at 0 means never', async (t) => {
+  const raw = await RawClient.open(t, s);
+  const res = await raw.connect(await mintToken(s.secret, { sub: 'ea', exp: nowSec() + 3600, expire_at: nowSec() + 1 }));
+  assert.equal(res.expires, true);
+  assert.equal(res.ttl, 1);
+  assert.equal((await raw.closedWithin(4000)).code, 3005);
+
+  const forever = await RawClient.open(t, s);
+  const r2 = await forever.connect(await mintToken(s.secret, { sub: 'ea', exp: nowSec() + 3600, expire_at: 0 }));
+  assert.equal(r2.expires, undefined);
+  assert.equal(r2.ttl, undefined);
+});
