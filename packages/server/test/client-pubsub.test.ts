@@ -258,17 +258,17 @@ test('recovery from the right epoch and an offset: exactly the publications afte
   );
 });
 
-test('a client publish goes to other subscribers with the publisher info', async (t) => {
+test('a client publish where the namespace does not allow it is 103; the API publish still reaches subscribers', async (t) => {
   const a = await connectedClient(t, s, 'alice', { info: { name: 'Alice' } });
   const b = await connectedClient(t, s, 'bob');
   const { sub: subA } = await subscribed(a, 'news');
   const { sub: subB } = await subscribed(b, 'news');
   void subA;
   const got = waitFor(subB, 'publication');
-  // Bare channels here do not allow client publish (103), see client-permissions; the API relays.
+  // Bare channels here do not allow client publish (103; client-channels covers the allowed case).
   await assert.rejects(a.publish('news', { x: 1 }), (e: { code: number }) => e.code === 103);
   await cent.publish({ channel: 'news', data: { x: 2 } });
-  assert.deepEqual((await got).data, { x: 2 });
+  assert.deepEqual((await got).data, { x: 2 }, 'the refused publication never arrived first');
 });
 
 test('publications racing a recovery are merged without gap or duplicate', async (t) => {
