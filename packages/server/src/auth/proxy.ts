@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Config, NamespaceConfig } from '../config/load.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -38,7 +38,7 @@ export class ProxyCaller {
     this.headers = cfg.http_headers.map((h) => h.toLowerCase());
   }
 
-  async call(body: Record<string, unknown>, request?: IncomingMessage): Promise<Record<string, unknown>> {
+  async call(body: Record<string, unknown>, requestHeaders?: IncomingHttpHeaders): Promise<Record<string, unknown>> {
     const now = Date.now();
     if (now < this.openUntil || (this.failures >= BREAKER_FAILURES && this.probing)) {
       this.metrics.limits.labels(`proxy_${this.name}_circuit_open`).inc();
@@ -52,9 +52,9 @@ export class ProxyCaller {
     if (probe) this.probing = true;
     this.active++;
     const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (request) {
+    if (requestHeaders) {
       for (const h of this.headers) {
-        const v = request.headers[h];
+        const v = requestHeaders[h];
         if (typeof v === 'string') headers[h] = v;
         else if (Array.isArray(v)) headers[h] = v.join(', ');
       }
@@ -160,7 +160,7 @@ export function proxyHooks(config: Config, inner: Hooks, channels: ChannelRules,
     async onConnecting(ctx) {
       // A client with a token authenticates with it; the proxy handles the rest.
       if (connect && !ctx.token) {
-        const r = await connect.call({ ...base, client: ctx.client, name: ctx.name, version: ctx.version, data: ctx.data }, ctx.request);
+        const r = await connect.call({ ...base, client: ctx.client, name: ctx.name, version: ctx.version, data: ctx.data }, ctx.request.headers);
         if (typeof r.user !== 'string') throw new ReplyError(Errors.unauthorized);
         return {
           user: r.user,
@@ -174,21 +174,21 @@ export function proxyHooks(config: Config, inner: Hooks, channels: ChannelRules,
     },
     async onRefresh(ctx) {
       if (refresh) {
-        const r = await refresh.call({ ...base, client: ctx.client, user: ctx.user }, ctx.request);
+        const r = await refresh.call({ ...base, client: ctx.client, user: ctx.user }, ctx.headers);
         return { expired: r.expired === true, expireAt: typeof r.expire_at === 'number' ? r.expire_at : undefined, info: infoOf(r) };
       }
       return inner.onRefresh?.(ctx);
     },
     async onSubscribe(ctx) {
       if (subscribe && nsOf(ctx.channel)?.subscribe_proxy_enabled) {
-        const r = await subscribe.call({ ...base, client: ctx.client, user: ctx.user, channel: ctx.channel, data: ctx.data }, ctx.request);
+        const r = await subscribe.call({ ...base, client: ctx.client, user: ctx.user, channel: ctx.channel, data: ctx.data }, ctx.headers);
         return { info: infoOf(r), data: dataOf(r), expireAt: typeof r.expire_at === 'number' ? r.expire_at : undefined };
       }
       return inner.onSubscribe?.(ctx);
     },
     async onSubRefresh(ctx) {
       if (subRefresh && nsOf(ctx.channel)?.sub_refresh_proxy_enabled) {
-        const r = await subRefresh.call({ ...base, client: ctx.client, user: ctx.user, channel: ctx.channel }, ctx.request);
+        const r = await subRefresh.call({ ...base, client: ctx.client, user: ctx.user, channel: ctx.channel }, ctx.headers);
         return { expired: r.expired === true, expireAt: typeof r.expire_at === 'number' ? r.expire_at : undefined, info: infoOf(r) };
       }
       return inner.onSubRefresh?.(ctx);
@@ -198,7 +198,7 @@ export function proxyHooks(config: Config, inner: Hooks, channels: ChannelRules,
       let skipHistory = false;
       let decided = false;
       if (publish && nsOf(ctx.channel)?.publish_proxy_enabled) {
-        const r = await publish.call({ ...base, client: ctx.client, user: ctx.user, channel: ctx.channel, data: ctx.data }, ctx.request);
+        const r = await publish.call({ ...base, client: ctx.client, user: ctx.user, channel: ctx.channel, data: ctx.data }, ctx.headers);
         const d = dataOf(r);
         if (d !== undefined) data = d;
         skipHistory = r.skip_history === true;
@@ -210,7 +210,7 @@ export function proxyHooks(config: Config, inner: Hooks, channels: ChannelRules,
     },
     async onRpc(ctx) {
       if (rpc && rpcProxied(ctx.method)) {
-        const r = await rpc.call({ ...base, client: ctx.client, user: ctx.user, method: ctx.method, data: ctx.data }, ctx.request);
+        const r = await rpc.call({ ...base, client: ctx.client, user: ctx.user, method: ctx.method, data: ctx.data }, ctx.headers);
         return dataOf(r) ?? null;
       }
       if (!inner.onRpc) throw new ReplyError(Errors.methodNotFound);

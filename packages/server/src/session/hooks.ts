@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 
 /** JSON-compatible value. */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -29,8 +29,8 @@ export interface ClientContext {
   readonly client: string;
   readonly user: string;
   readonly info?: Json;
-  /** The HTTP upgrade request of the connection (headers, cookies, address). */
-  readonly request?: IncomingMessage;
+  /** Headers of the connection's HTTP upgrade request (cookies, auth). */
+  readonly headers?: IncomingHttpHeaders;
 }
 
 export interface RefreshResult {

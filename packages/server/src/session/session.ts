@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { RawData, WebSocket } from 'ws';
 import { KeySourceError, TokenError } from '../auth/jwt.js';
 import type { ResolvedChannel } from '../auth/channels.js';
@@ -72,6 +72,19 @@ interface Reply {
   readonly after?: () => void;
 }
 
+// Socket listeners shared by all sessions (found through the socket), not closures per connection.
+const SESSION = Symbol('switchboard.session');
+type SessionSocket = WebSocket & { [SESSION]: Session };
+function onWsMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  (this as SessionSocket)[SESSION].onFrame(data, isBinary);
+}
+function onWsClose(this: WebSocket): void {
+  (this as SessionSocket)[SESSION].onSocketClosed();
+}
+function onWsError(this: WebSocket, err: Error): void {
+  (this as SessionSocket)[SESSION].onSocketError(err);
+}
+
 /** Bound on frames waiting to be processed: a client that floods faster than we answer is cut off. */
 const MAX_PENDING_FRAMES = 256;
 
@@ -86,7 +99,7 @@ export class Session implements HubClient, Heartbeat {
   hbSlot = -1;
   hbPongSlot = -1;
   private readonly subs = new Map<string, SubState>();
-  private inbox: Promise<void> = Promise.resolve();
+  private inbox: Promise<void> | undefined;
   private pendingFrames = 0;
   private expireAt = 0;
   private expireTimer: NodeJS.Timeout | undefined;
@@ -96,6 +109,9 @@ export class Session implements HubClient, Heartbeat {
   private serverSideRefresh = false;
   private iat: number | undefined;
   private closeCode = 0;
+  /** The upgrade request, kept only until connect (hooks see it); afterwards only its headers. */
+  private request: IncomingMessage | undefined;
+  readonly headers: IncomingHttpHeaders | undefined;
   private readonly commandBucket: TokenBucket | undefined;
   private readonly publishBucket: TokenBucket | undefined;
   /** Refused-by-limit commands in a row, and error replies in total. */
@@ -105,16 +121,21 @@ export class Session implements HubClient, Heartbeat {
   constructor(
     private readonly ctx: SessionContext,
     private readonly ws: WebSocket,
-    readonly request: IncomingMessage,
+    request: IncomingMessage,
     readonly ip: string,
   ) {
-    this.writer = new Writer(ws, ctx.config.client.queue_max_size, () => this.onSlow());
+    this.request = request;
+    // Headers cost ~1 KB per connection: kept only when a hook may read them after connect.
+    const h = ctx.hooks;
+    if (h.onSubscribe || h.onPublish || h.onRpc || h.onMessage || h.onRefresh || h.onSubRefresh || h.onDisconnect) this.headers = request.headers;
+    this.writer = new Writer(ws, ctx.config.client.queue_max_size, this);
     const rl = ctx.config.client.rate_limit;
     if (rl.commands_per_second > 0) this.commandBucket = new TokenBucket(rl.commands_per_second, Math.max(rl.commands_burst, rl.commands_per_second));
     if (rl.publications_per_second > 0) this.publishBucket = new TokenBucket(rl.publications_per_second, Math.max(rl.publications_burst, rl.publications_per_second));
-    ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
-    ws.on('close', () => this.onSocketClosed());
-    ws.on('error', (err) => this.onSocketError(err));
+    (ws as SessionSocket)[SESSION] = this;
+    ws.on('message', onWsMessage);
+    ws.on('close', onWsClose);
+    ws.on('error', onWsError);
     const stale = ctx.config.client.stale_close_delay;
     if (stale > 0) {
       this.staleTimer = setTimeout(() => {
@@ -134,7 +155,7 @@ export class Session implements HubClient, Heartbeat {
 
   // ---- transport events ----
 
-  private onFrame(data: RawData, isBinary: boolean): void {
+  onFrame(data: RawData, isBinary: boolean): void {
     if (this.state === 'closed') return;
     this.awaitingPong = false;
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
@@ -156,10 +177,10 @@ export class Session implements HubClient, Heartbeat {
       this.disconnect(Disconnects.tooManyRequests);
       return;
     }
-    this.inbox = this.inbox.then(() => this.process(commands));
+    this.inbox = this.inbox ? this.inbox.then(() => this.process(commands)) : this.process(commands);
   }
 
-  private onSocketError(err: Error & { code?: unknown }): void {
+  onSocketError(err: Error & { code?: unknown }): void {
     // ws refused a frame itself (above max_message_size → 1009, invalid UTF-8 → 1007, …)
     // and closes the socket: still bad input, so count it and log it once.
     if (typeof err.code === 'string' && err.code.startsWith('WS_ERR_')) {
@@ -313,7 +334,7 @@ export class Session implements HubClient, Heartbeat {
     if (ctx.hooks.onConnecting) {
       const r = await ctx.hooks.onConnecting({
         client: this.id,
-        request: this.request,
+        request: this.request!,
         token: token || undefined,
         data,
         name: optString(p, 'name'),
@@ -355,7 +376,9 @@ export class Session implements HubClient, Heartbeat {
     this.user = user;
     this.info = { user, client: this.id, connInfo };
     this.state = 'connected';
+    this.request = undefined;
     if (this.staleTimer) clearTimeout(this.staleTimer);
+    this.staleTimer = undefined;
     ctx.hub.addClient(this);
     ctx.heartbeats.add(this);
     this.setExpiry(expireAt);
@@ -841,7 +864,7 @@ export class Session implements HubClient, Heartbeat {
     return {
       client: this.id,
       user: this.user,
-      request: this.request,
+      headers: this.headers,
       info: this.info.connInfo !== undefined ? (JSON.parse(this.info.connInfo) as Json) : undefined,
     };
   }
@@ -856,7 +879,7 @@ export class Session implements HubClient, Heartbeat {
     this.disconnect(Disconnects.noPong);
   }
 
-  private onSlow(): void {
+  onWriterOverflow(): void {
     this.ctx.metrics.queueDrops.inc();
     this.ctx.log.info({ client: this.id, user: this.user, ip: this.ip }, 'slow consumer disconnected');
     this.writer.discard();
@@ -873,7 +896,7 @@ export class Session implements HubClient, Heartbeat {
     this.cleanup();
   }
 
-  private onSocketClosed(): void {
+  onSocketClosed(): void {
     if (this.state === 'closed') return;
     this.closeCode = Disconnects.connectionClosed.code;
     this.ctx.metrics.disconnects.labels('client').inc();

@@ -74,7 +74,7 @@ export class WebSocketEndpoint {
       refuse(socket, 404, 'not found');
       return;
     }
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyOnError);
     if (!this.accepting) {
       refuse(socket, 503, 'shutting down');
       return;
@@ -91,6 +91,11 @@ export class WebSocketEndpoint {
     for (const s of [...this.servers.keys()]) this.detach(s);
     this.wss.close();
   }
+}
+
+/** Not a closure: a closure here would keep the upgrade request alive as long as the socket. */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
 }
 
 function refuse(socket: Duplex, status: number, message: string): void {

@@ -77,6 +77,11 @@ function flushAll(): void {
   for (let i = 0; i < batch.length; i++) batch[i]!.flush();
 }
 
+/** Told when the queue passes its limit (an interface, not a closure: one less allocation per connection). */
+export interface WriterOwner {
+  onWriterOverflow(): void;
+}
+
 /**
  * The one writer of a connection: a byte-bounded queue drained into
  * WebSocket text frames (several newline-joined messages per frame),
@@ -95,7 +100,7 @@ export class Writer {
   constructor(
     private readonly ws: WebSocket,
     private readonly maxQueue: number,
-    private readonly onOverflow: () => void,
+    private readonly owner: WriterOwner,
   ) {
     const internal = ws as unknown as { _socket?: RawSocket; _extensions?: Record<string, unknown> };
     if (internal._socket && (!internal._extensions || Object.keys(internal._extensions).length === 0)) this.socket = internal._socket;
@@ -110,7 +115,7 @@ export class Writer {
     this.queue.push(msg);
     this.queuedBytes += msg.length + 1;
     if (this.queuedBytes > this.maxQueue) {
-      this.onOverflow();
+      this.owner.onWriterOverflow();
       return;
     }
     if (!this.scheduled && !this.waitingDrain) {
@@ -130,7 +135,7 @@ export class Writer {
     const buffered = this.socket ? this.socket.writableLength : this.ws.bufferedAmount;
     if (!force && buffered > HIGH_WATER) {
       if (buffered + this.queuedBytes > this.maxQueue) {
-        this.onOverflow();
+        this.owner.onWriterOverflow();
         return;
       }
       this.waitDrain();
