@@ -25,7 +25,7 @@ function quickPlan(): PlanItem[] {
   return [
     { spec: { type: "fanout", conns: 5000, rate: 10, durationMs: 3000 }, systems: CORE },
     { spec: { type: "many-channels", conns: 2000, personalRate: 500, sharedRate: 5, durationMs: 2500 }, systems: CORE },
-    { spec: { type: "max-rate", conns: 1000, startRate: 20, factor: 2, stepMs: 1500, maxSteps: 5, p99LimitMs: 50 }, systems: CORE },
+    { spec: { type: "max-rate", conns: 1000, startRate: 10, factor: 2, stepMs: 1500, maxSteps: 5, p99LimitMs: 50 }, systems: CORE },
     { spec: { type: "idle", conns: 5000, holdMs: 3000 }, systems: CORE },
     { spec: { type: "reconnect", conns: 1000, rate: 20, afterMs: 1000 }, systems: CORE },
   ];

@@ -237,6 +237,7 @@ async function manyChannels(sys: SystemDef, spec: Extract<ScenarioSpec, { type: 
 async function maxRate(sys: SystemDef, spec: Extract<ScenarioSpec, { type: "max-rate" }>, ctx: Ctx): Promise<Row[]> {
   return withSession(sys, spec, ctx, { shared: ["maxrate"] }, {}, async (s) => {
     let best: Row | undefined;
+    let first: Row | undefined;
     let failReason = `still passing at the last step (${spec.maxSteps} steps)`;
     const steps: Record<string, unknown>[] = [];
     let rate = spec.startRate;
@@ -246,6 +247,7 @@ async function maxRate(sys: SystemDef, spec: Extract<ScenarioSpec, { type: "max-
       ctx.progress.start(() => `delivered ${s.load.progress().unique}`);
       const w = await measure(s, [{ channels: ["maxrate"], rate }], spec.stepMs, i === 0 ? 1000 : 0);
       const row = windowRow(sys, "max-rate", spec.conns, w);
+      first ??= row;
       steps.push({ rate, deliveriesPerSec: row.deliveriesPerSec, p99Ms: row.p99Ms, lost: row.lost, dup: row.dup, cpuPct: row.cpuPct, pubRate: row.pubRate });
       const achieved = (row.pubRate ?? 0) >= rate * 0.9;
       const ok = (row.p99Ms ?? Infinity) <= spec.p99LimitMs && row.lost === 0 && row.dup === 0 && w.pub.errors === 0 && achieved;
@@ -259,9 +261,15 @@ async function maxRate(sys: SystemDef, spec: Extract<ScenarioSpec, { type: "max-
       // let queues settle between steps
       await sleep(300);
     }
-    if (!best) return [{ system: sys.name, scenario: "max-rate", conns: spec.conns, status: "fail", note: `no passing step: ${failReason}`, details: { steps } }];
+    if (!best) {
+      // even the first step fails: show its figures, they are still a measurement
+      const row = first!;
+      row.note = `below the start rate: ${failReason}`;
+      row.details = { ...row.details, steps, p99LimitMs: spec.p99LimitMs, passed: false };
+      return [row];
+    }
     best.note = `limit: ${failReason}`;
-    best.details = { ...best.details, steps, p99LimitMs: spec.p99LimitMs };
+    best.details = { ...best.details, steps, p99LimitMs: spec.p99LimitMs, passed: true };
     return [best];
   });
 }
