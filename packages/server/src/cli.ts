@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { randomBytes } from 'node:crypto';
 import cluster from 'node:cluster';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
@@ -10,6 +10,7 @@ import type { Engine } from './engine/types.js';
 import { createLogger } from './observability/logger.js';
 import { runCluster } from './cluster.js';
 import { startServer } from './server.js';
+import { generateTypes } from './typegen.js';
 import { VERSION } from './version.js';
 
 const HELP = `switchboard ${VERSION} — real-time messaging server (Centrifugo protocol compatible)
@@ -19,6 +20,9 @@ Usage:
   switchboard check-config [options]   validate the configuration and exit
   switchboard token --user ID [--ttl 1h] [--channels a,b] [--info JSON] [options]
                                        mint a connection JWT (HMAC) for development
+  switchboard types [--out FILE] [options]
+                                       TypeScript types for typed channels and RPC
+                                       (namespace publication_schema, rpc.schemas)
   switchboard --version | --help
 
 Options:
@@ -48,6 +52,7 @@ interface Flags {
   'api-key'?: string;
   'token-hmac-secret'?: string;
   'allow-anonymous'?: boolean;
+  out?: string;
   workers?: string;
   set?: string[];
   user?: string;
@@ -72,6 +77,7 @@ function parse(argv: string[]): { command: string; flags: Flags } {
       'api-key': { type: 'string' },
       'token-hmac-secret': { type: 'string' },
       'allow-anonymous': { type: 'boolean' },
+      out: { type: 'string', short: 'o' },
       workers: { type: 'string' },
       set: { type: 'string', multiple: true },
       user: { type: 'string', short: 'u' },
@@ -226,6 +232,14 @@ async function main(): Promise<void> {
     }
     case 'token':
       return token(flags);
+    case 'types': {
+      const { config, warnings, file } = load(flags);
+      for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+      const ts = generateTypes(config, file ?? 'the default configuration');
+      if (flags.out) writeFileSync(flags.out, ts);
+      else process.stdout.write(ts);
+      return;
+    }
     default:
       process.stderr.write(`unknown command "${command}"\n\n${HELP}`);
       process.exitCode = 2;

@@ -8,7 +8,7 @@ import { Errors, ReplyError } from '../protocol/codes.js';
  * A mismatch is error 107 naming the failing path.
  */
 export class PayloadValidators {
-  private readonly ajv = new Ajv({ allErrors: false, strict: false });
+  private readonly ajv = new Ajv({ allErrors: false, strict: false, discriminator: true });
   private readonly publication = new Map<NamespaceConfig, ValidateFunction>();
   private readonly rpc = new Map<string, ValidateFunction>();
 
