@@ -8,8 +8,6 @@ import { SignJWT } from 'jose';
 import { ConfigError, loadConfig, parseDuration, type Config } from './config/load.js';
 import type { Engine } from './engine/types.js';
 import { createLogger } from './observability/logger.js';
-import { runCluster } from './cluster.js';
-import { startServer } from './server.js';
 import { generateTypes } from './typegen.js';
 import { VERSION } from './version.js';
 
@@ -149,10 +147,13 @@ async function serve(f: Flags): Promise<void> {
   }
   if (config.workers > 1) {
     if (generated.length > 0) process.stdout.write(`\nNo secrets configured: generated for this run only:\n  ${generated.join('\n  ')}\n\n`);
+    const { runCluster } = await import('./cluster.js');
     await runCluster(config, log);
     return;
   }
   const engine = await createEngine(config);
+  // Loaded only for `serve`: --version, token and check-config start fast.
+  const { startServer } = await import('./server.js');
   const server = await startServer({ resolvedConfig: config, logger: log, engine });
   log.info({ port: server.port, engine: server.switchboard.engine.name, version: VERSION, config: file ?? null, node: server.switchboard.name }, 'switchboard listening');
   if (generated.length > 0) {

@@ -3,7 +3,7 @@ import type { WebSocket } from 'ws';
 /** Stop handing frames to the socket while it has this much unsent. */
 const HIGH_WATER = 256 * 1024;
 /** Coalesce queued messages into frames of at most this size. */
-const FRAME_MAX = 64 * 1024;
+const FRAME_MAX = 256 * 1024;
 const NEWLINE = 0x0a;
 
 export interface WriterStats {
