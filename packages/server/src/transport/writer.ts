@@ -141,8 +141,8 @@ export class Writer {
       this.waitDrain();
       return;
     }
+    // The queue array is reused across flushes (no garbage per connection per flush).
     const q = this.queue;
-    this.queue = [];
     this.queuedBytes = 0;
     let i = 0;
     while (i < q.length) {
@@ -156,7 +156,10 @@ export class Writer {
       writerStats.bytesOut += size;
       writerStats.framesOut++;
       if (this.socket) {
-        if (this.ws.readyState !== 1) return;
+        if (this.ws.readyState !== 1) {
+          q.length = 0;
+          return;
+        }
         if (j === i + 1) {
           this.socket.write(sharedFrame(q[i]!));
         } else {
@@ -184,6 +187,7 @@ export class Writer {
       }
       i = j;
     }
+    q.length = 0;
   }
 
   private waitDrain(): void {
