@@ -109,6 +109,8 @@ export class Session implements HubClient, Heartbeat {
   private serverSideRefresh = false;
   private iat: number | undefined;
   private closeCode = 0;
+  /** Counted in the user's connection set (client.user_connection_limit). */
+  private trackedUser = false;
   /** The upgrade request, kept only until connect (hooks see it); afterwards only its headers. */
   private request: IncomingMessage | undefined;
   readonly headers: IncomingHttpHeaders | undefined;
@@ -368,13 +370,26 @@ export class Session implements HubClient, Heartbeat {
       ctx.metrics.limits.labels('connection_limit').inc();
       throw new DisconnectError(Disconnects.connectionLimit);
     }
-    if (cfg.user_connection_limit > 0 && user !== '' && (ctx.hub.users.get(user)?.size ?? 0) >= cfg.user_connection_limit) {
-      ctx.metrics.limits.labels('user_connection_limit').inc();
-      throw new ReplyError(Errors.limitExceeded);
+    const trackUser = cfg.user_connection_limit > 0 && user !== '';
+    if (trackUser) {
+      // Counted through the engine's presence (a per-user key with TTL), so the
+      // limit holds across nodes with the Redis engine.
+      const local = ctx.hub.users.get(user)?.size ?? 0;
+      const everywhere = local >= cfg.user_connection_limit ? local : (await ctx.engine.presence.stats(userConnectionsKey(user))).numClients;
+      if (Math.max(local, everywhere) >= cfg.user_connection_limit) {
+        ctx.metrics.limits.labels('user_connection_limit').inc();
+        throw new ReplyError(Errors.limitExceeded);
+      }
     }
 
     this.user = user;
     this.info = { user, client: this.id, connInfo };
+    if (trackUser) {
+      this.trackedUser = true;
+      await ctx.engine.presence.add(userConnectionsKey(user), { user, client: this.id });
+    }
+    // The socket may have closed while we awaited hooks, tokens or the engine.
+    if (this.state !== 'connecting') throw new ReplyError(Errors.internal);
     this.state = 'connected';
     this.request = undefined;
     if (this.staleTimer) clearTimeout(this.staleTimer);
@@ -630,7 +645,15 @@ export class Session implements HubClient, Heartbeat {
           if (pubs.length > 0) result.publications = publicationsRaw(pubs);
         }
       }
-      if (presence) await ctx.engine.presence.add(channel, info);
+      // Unsubscribed or closed while we awaited: add nothing that nobody would remove.
+      if (this.subs.get(channel) !== state) throw new ReplyError(Errors.internal);
+      if (presence) {
+        await ctx.engine.presence.add(channel, info);
+        if (this.subs.get(channel) !== state) {
+          await ctx.engine.presence.remove(channel, this.id, this.user);
+          throw new ReplyError(Errors.internal);
+        }
+      }
       if (joinLeaveOn) await ctx.engine.publishJoin(channel, info);
     } catch (e) {
       if (this.subs.get(channel) === state) this.subs.delete(channel);
@@ -912,6 +935,9 @@ export class Session implements HubClient, Heartbeat {
     this.ctx.heartbeats.remove(this);
     for (const channel of [...this.subs.keys()]) this.removeSubscription(channel);
     this.ctx.hub.removeClient(this);
+    if (this.trackedUser) {
+      this.ctx.engine.presence.remove(userConnectionsKey(this.user), this.id, this.user).catch(() => undefined);
+    }
     this.ctx.sessionClosed(this);
     if (wasConnected && this.ctx.hooks.onDisconnect) {
       try {
@@ -926,6 +952,11 @@ export class Session implements HubClient, Heartbeat {
   tokenIdentity(): { jti?: string; iat?: number } {
     return { jti: this.jti, iat: this.iat };
   }
+}
+
+/** The presence key that counts a user's connections on all nodes (not a channel clients can name: it has a NUL). */
+function userConnectionsKey(user: string): string {
+  return '\u0000user_connections:' + user;
 }
 
 function positionOf(p: Params): StreamPosition | undefined {
