@@ -13,7 +13,8 @@ export interface StandaloneServer {
 }
 
 function buildApp(sb: Switchboard, bodyLimit: number): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit, return503OnClosing: true });
+  // requestTimeout bounds slow (slowloris) request heads and bodies, upgrades included.
+  const app = Fastify({ logger: false, bodyLimit, return503OnClosing: true, requestTimeout: 30_000 });
   app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) sb.log.error({ err: err.message }, 'http error');
