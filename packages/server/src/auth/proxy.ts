@@ -135,8 +135,10 @@ const base = { transport: 'websocket', protocol: 'json', encoding: 'json' } as c
 export function proxyHooks(config: Config, inner: Hooks, channels: ChannelRules, log: Logger, metrics: Metrics): Hooks {
   const mk = (name: string, cfg: ProxyEndpointConfig & { enabled: boolean }): ProxyCaller | undefined =>
     cfg.endpoint ? new ProxyCaller(name, cfg, log, metrics) : undefined;
-  const connect = config.client.proxy.connect.endpoint ? mk('connect', config.client.proxy.connect) : undefined;
-  const refresh = mk('refresh', config.client.proxy.refresh);
+  // Connect and refresh proxies need `enabled: true` as in Centrifugo v6; the
+  // channel and RPC proxies are switched on per namespace.
+  const connect = config.client.proxy.connect.enabled ? mk('connect', config.client.proxy.connect) : undefined;
+  const refresh = config.client.proxy.refresh.enabled ? mk('refresh', config.client.proxy.refresh) : undefined;
   const subscribe = mk('subscribe', config.channel.proxy.subscribe);
   const publish = mk('publish', config.channel.proxy.publish);
   const subRefresh = mk('sub_refresh', config.channel.proxy.sub_refresh);
@@ -155,7 +157,7 @@ export function proxyHooks(config: Config, inner: Hooks, channels: ChannelRules,
     return config.rpc.without_namespace.proxy_enabled;
   };
 
-  return {
+  const hooks: Hooks = {
     ...inner,
     async onConnecting(ctx) {
       // A client with a token authenticates with it; the proxy handles the rest.
@@ -217,13 +219,20 @@ export function proxyHooks(config: Config, inner: Hooks, channels: ChannelRules,
       return inner.onRpc(ctx);
     },
   };
+  // Defined only where something answers: a defined onRefresh/onSubRefresh makes
+  // the server refresh credentials itself instead of the client, and an
+  // undefined onRpc keeps "not available" (108) when nothing serves RPC.
+  if (!refresh && !inner.onRefresh) delete hooks.onRefresh;
+  if (!subRefresh && !inner.onSubRefresh) delete hooks.onSubRefresh;
+  if (!rpc && !inner.onRpc) delete hooks.onRpc;
+  return hooks;
 }
 
 /** True when any proxy is configured (then the proxy hooks wrap the in-process ones). */
 export function anyProxy(config: Config): boolean {
   return !!(
-    config.client.proxy.connect.endpoint ||
-    config.client.proxy.refresh.endpoint ||
+    (config.client.proxy.connect.enabled && config.client.proxy.connect.endpoint) ||
+    (config.client.proxy.refresh.enabled && config.client.proxy.refresh.endpoint) ||
     config.channel.proxy.subscribe.endpoint ||
     config.channel.proxy.publish.endpoint ||
     config.channel.proxy.sub_refresh.endpoint ||
