@@ -188,7 +188,7 @@ export class Session implements HubClient, Heartbeat {
     if (typeof err.code === 'string' && err.code.startsWith('WS_ERR_')) {
       const kind = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'message_too_big' : err.code.slice(7).toLowerCase();
       this.ctx.metrics.badInput.labels(kind).inc();
-      this.ctx.log.info({ client: this.id, user: this.user, ip: this.ip, kind }, 'bad input from client');
+      this.logBadInput(kind);
       return;
     }
     this.ctx.log.debug({ client: this.id, err: err.message }, 'websocket error');
@@ -196,8 +196,15 @@ export class Session implements HubClient, Heartbeat {
 
   private badInput(kind: string, d: Disconnect): void {
     this.ctx.metrics.badInput.labels(kind).inc();
-    this.ctx.log.info({ client: this.id, user: this.user, ip: this.ip, kind }, 'bad input from client');
+    this.logBadInput(kind);
     this.disconnect(d);
+  }
+
+  /** Logged once per address and kind per interval (counted every time): a flood is not a log flood. */
+  private logBadInput(kind: string): void {
+    if (this.ctx.limits.logOnce.shouldLog('bad:' + kind + ':' + this.ip)) {
+      this.ctx.log.info({ client: this.id, user: this.user, ip: this.ip, kind }, 'bad input from client');
+    }
   }
 
   private async process(commands: Command[]): Promise<void> {
