@@ -38,7 +38,8 @@ export type ParentToWorker =
   | ConnectRequest
   | { type: "reset" }
   | { type: "report" }
-  | { type: "drop"; timeoutMs: number }
+  /** Drop all, reconnect; attempts not started before `deadlineMs` (from now) count as failed. */
+  | { type: "drop"; timeoutMs: number; deadlineMs: number }
   | { type: "close" };
 
 export interface WorkerReport {

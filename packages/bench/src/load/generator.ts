@@ -211,12 +211,12 @@ export class LoadGenerator {
   }
 
   /** Drop every connection at once and reconnect (with recovery where possible). */
-  async dropAndReconnect(timeoutMs = 30_000): Promise<ConnectSummary> {
+  async dropAndReconnect(timeoutMs = 10_000, deadlineMs = 60_000): Promise<ConnectSummary> {
     const t0 = performance.now();
     const results = await Promise.all(
       this.workers.map((w) => {
-        const p = this.next(w, "dropped", timeoutMs * 20);
-        this.post(w, { type: "drop", timeoutMs });
+        const p = this.next(w, "dropped", deadlineMs + timeoutMs + 30_000);
+        this.post(w, { type: "drop", timeoutMs, deadlineMs });
         return p;
       }),
     );

@@ -40,12 +40,21 @@ function openCount(): number {
   return n;
 }
 
-async function openAll(list: BenchClient[], req: ConnectRequest): Promise<{ ok: number; failed: number; ms: number; errors: Record<string, number> }> {
+async function openAll(
+  list: BenchClient[],
+  req: ConnectRequest,
+  deadlineMs = Infinity,
+): Promise<{ ok: number; failed: number; ms: number; errors: Record<string, number> }> {
   const errors: Record<string, number> = {};
   let ok = 0;
   let failed = 0;
   const t0 = performance.now();
   await pool(list, req.concurrency, async (c) => {
+    if (performance.now() - t0 > deadlineMs) {
+      failed++;
+      errors["not tried: deadline passed"] = (errors["not tried: deadline passed"] ?? 0) + 1;
+      return;
+    }
     try {
       await c.open(req.timeoutMs);
       ok++;
@@ -81,11 +90,11 @@ async function connect(req: ConnectRequest): Promise<void> {
   send({ type: "connected", result: { ...r, subs } });
 }
 
-async function dropAndReconnect(timeoutMs: number): Promise<void> {
+async function dropAndReconnect(timeoutMs: number, deadlineMs: number): Promise<void> {
   const req = connectReq;
   if (!req) throw new Error("drop before connect");
   for (const c of clients) c.drop();
-  const r = await openAll(clients, { ...req, timeoutMs });
+  const r = await openAll(clients, { ...req, timeoutMs }, deadlineMs);
   send({ type: "dropped", ...r });
 }
 
@@ -106,7 +115,7 @@ process.on("message", (m: ParentToWorker) => {
       send({ type: "report", report: stats.report(openCount()) });
       break;
     case "drop":
-      dropAndReconnect(m.timeoutMs).catch(fail);
+      dropAndReconnect(m.timeoutMs, m.deadlineMs).catch(fail);
       break;
     case "close":
       for (const c of clients) c.close();

@@ -27,6 +27,8 @@ export interface RunningSut {
   cpu(): number;
   /** V8 heap used, bytes, if the system exposes it. */
   heapUsed(): Promise<number | undefined>;
+  /** Last few KB of the server's stdout+stderr. */
+  logTail(): string;
   stop(): Promise<void>;
 }
 
@@ -70,6 +72,7 @@ function running(proc: Spawned, port: number, wsPath: string, heap: () => Promis
     rss: () => treeRssBytes(proc.pid),
     cpu: () => treeCpuSeconds(proc.pid),
     heapUsed: heap,
+    logTail: () => proc.tail(),
     stop: async () => {
       await proc.stop();
       await cleanup?.();
