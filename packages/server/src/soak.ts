@@ -204,9 +204,9 @@ async function main(): Promise<void> {
     const text = await metricsText();
     const s: Sample = {
       t: Date.now() - started,
-      rss: rssOf(pid) || metric(text, 'switchboard_process_resident_memory_bytes'),
-      heap: metric(text, 'switchboard_nodejs_heap_size_used_bytes'),
-      fds: fdsOf(pid) || metric(text, 'switchboard_process_open_fds'),
+      rss: rssOf(pid) || metric(text, 'process_resident_memory_bytes'),
+      heap: metric(text, 'nodejs_heap_size_used_bytes'),
+      fds: fdsOf(pid) || metric(text, 'process_open_fds'),
       conns: metric(text, 'switchboard_connections'),
     };
     samples.push(s);

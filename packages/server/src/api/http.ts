@@ -84,6 +84,8 @@ export function httpApiPlugin(sb: Switchboard, opts: HttpApiOptions = {}) {
           return sendJson(reply, 400, { error: { code: 107, message: `bad request: ${parsed.message}` } });
         }
         const r: ApiReply = await execute(sb, method, parsed.value ?? {});
+        // Centrifugo's BatchResponse is `{"replies": [...]}` at the top level, not inside `result`.
+        if (method === 'batch' && 'result' in r) return sendJson(reply, 200, r.result);
         return sendJson(reply, 200, r);
       });
 

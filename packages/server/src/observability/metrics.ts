@@ -35,7 +35,8 @@ export class Metrics {
   readonly recoveries = new Counter({ name: 'switchboard_recoveries_total', help: 'Subscription recoveries by result', labelNames: ['recovered'] as const, registers: [this.registry] });
 
   constructor(defaults = true) {
-    if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_' });
+    // Unprefixed (process_*, nodejs_*), as dashboards for Node services expect.
+    if (defaults) collectDefaultMetrics({ register: this.registry });
   }
 
   // Hot paths keep bound children instead of resolving labels each time.

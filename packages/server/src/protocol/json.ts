@@ -37,7 +37,21 @@ export function encodeClientInfo(info: ClientInfo): string {
   return out + '}';
 }
 
+// A publication's JSON is computed once and reused: by every recovery and
+// history reply that includes it (memory engine history holds the same
+// objects), not once per reply. Entries die with the publication.
+const encoded = new WeakMap<Publication, string>();
+
 export function encodePublication(pub: Publication): string {
+  let out = encoded.get(pub);
+  if (out === undefined) {
+    out = encodePublicationNow(pub);
+    encoded.set(pub, out);
+  }
+  return out;
+}
+
+function encodePublicationNow(pub: Publication): string {
   let out = '{"data":' + pub.data;
   if (pub.info !== undefined) out += ',"info":' + encodeClientInfo(pub.info);
   if (pub.offset > 0) out += ',"offset":' + pub.offset;
