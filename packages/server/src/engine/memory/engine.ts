@@ -78,16 +78,8 @@ export class MemoryEngine implements Engine {
     const stream = this.stream(channel, now, opts.historyMetaTtlMs, true)!;
     const position = stream.position();
     if (opts.limit === 0) return { publications: [], position };
-    const ttl = opts.historyTtlMs;
-    let pubs: Publication[];
-    if (opts.since) {
-      if (opts.since.epoch !== stream.epoch) return { publications: [], position };
-      pubs = stream.since(opts.since.offset, now, ttl);
-    } else {
-      pubs = stream.since(0, now, ttl);
-    }
-    if (opts.reverse) pubs.reverse();
-    if (opts.limit !== undefined && pubs.length > opts.limit) pubs = pubs.slice(0, opts.limit);
+    if (opts.since && opts.since.epoch !== stream.epoch) return { publications: [], position };
+    const pubs = stream.query(opts.since ? opts.since.offset : 0, now, opts.historyTtlMs, opts.limit, opts.reverse);
     return { publications: pubs, position };
   }
 

@@ -24,28 +24,48 @@ export class MemoryStream {
     else this.head = (this.head + 1) % capacity;
   }
 
-  /** Publications with offset > after, oldest first, dropping those older than ttl. */
-  since(after: number, now: number, ttlMs: number): Publication[] {
-    const out: Publication[] = [];
-    const cap = this.buf.length;
+  private at(i: number): Publication {
+    return this.buf[(this.head + i) % this.buf.length]!;
+  }
+
+  /**
+   * Publications with offset > after (oldest first, or newest first with
+   * `reverse`), at most `limit`, leaving out those older than ttl. Offsets
+   * in the ring are consecutive, so the start is found by arithmetic, not a
+   * scan: a recovery costs what it returns, whatever the history size.
+   */
+  query(after: number, now: number, ttlMs: number, limit?: number, reverse = false): Publication[] {
+    if (this.size === 0) return [];
+    const first = this.at(0).offset;
+    let start = Math.min(this.size, Math.max(0, after + 1 - first));
+    if (start < this.size && this.at(start).offset !== Math.max(after + 1, first)) {
+      // Not consecutive (cannot happen with one writer); stay correct anyway.
+      return this.scan(after, now, ttlMs, limit, reverse);
+    }
+    // Entries are in time order: the expired ones are a prefix.
+    while (ttlMs > 0 && start < this.size) {
+      const t = this.at(start).time;
+      if (t !== undefined && now - t > ttlMs) start++;
+      else break;
+    }
+    const n = this.size - start;
+    const take = limit === undefined ? n : Math.min(n, limit);
+    const out = new Array<Publication>(take);
+    for (let i = 0; i < take; i++) out[i] = reverse ? this.at(this.size - 1 - i) : this.at(start + i);
+    return out;
+  }
+
+  private scan(after: number, now: number, ttlMs: number, limit?: number, reverse = false): Publication[] {
+    let out: Publication[] = [];
     for (let i = 0; i < this.size; i++) {
-      const p = this.buf[(this.head + i) % cap]!;
+      const p = this.at(i);
       if (p.offset <= after) continue;
       if (ttlMs > 0 && p.time !== undefined && now - p.time > ttlMs) continue;
       out.push(p);
     }
+    if (reverse) out.reverse();
+    if (limit !== undefined && out.length > limit) out = out.slice(0, limit);
     return out;
-  }
-
-  /** Lowest offset still retained and fresh, or offset+1 when none is. */
-  oldestOffset(now: number, ttlMs: number): number {
-    const cap = this.buf.length;
-    for (let i = 0; i < this.size; i++) {
-      const p = this.buf[(this.head + i) % cap]!;
-      if (ttlMs > 0 && p.time !== undefined && now - p.time > ttlMs) continue;
-      return p.offset;
-    }
-    return this.offset + 1;
   }
 
   clear(): void {
