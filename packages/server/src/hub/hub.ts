@@ -2,6 +2,20 @@ import { joinPush, leavePush, publicationPush } from '../protocol/json.js';
 import type { ClientInfo, Publication } from '../protocol/types.js';
 import type { Writer } from '../transport/writer.js';
 
+// The push bytes of a publication, made once: fan-out and every recovering
+// subscriber's merge of buffered publications share them.
+const pushBytes = new WeakMap<Publication, Buffer>();
+
+/** The encoded publication push for a channel (each publication belongs to one channel). */
+export function publicationBytes(channel: string, pub: Publication): Buffer {
+  let b = pushBytes.get(pub);
+  if (b === undefined) {
+    b = Buffer.from(publicationPush(channel, pub));
+    pushBytes.set(pub, b);
+  }
+  return b;
+}
+
 /** What the hub needs of a connection. */
 export interface HubClient {
   readonly id: string;
@@ -122,7 +136,7 @@ export class Hub {
   publish(channel: string, pub: Publication): void {
     const set = this.channels.get(channel);
     if (!set) return;
-    const bytes = Buffer.from(publicationPush(channel, pub));
+    const bytes = publicationBytes(channel, pub);
     let n = 0;
     for (const s of set) {
       if (s.buffer !== null) {

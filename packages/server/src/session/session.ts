@@ -4,7 +4,7 @@ import type { RawData, WebSocket } from 'ws';
 import { KeySourceError, TokenError } from '../auth/jwt.js';
 import type { ResolvedChannel } from '../auth/channels.js';
 import type { NamespaceConfig } from '../config/load.js';
-import { Subscriber, type HubClient } from '../hub/hub.js';
+import { Subscriber, publicationBytes, type HubClient } from '../hub/hub.js';
 import { Disconnects, DisconnectError, Errors, ReplyError, Unsubscribes, type Disconnect, type ProtocolError } from '../protocol/codes.js';
 import {
   UNKNOWN,
@@ -22,7 +22,6 @@ import {
   PING,
   Raw,
   encodeClientInfo,
-  publicationPush,
   publicationsRaw,
   refreshPush,
   replyError,
@@ -683,7 +682,7 @@ export class Session implements HubClient, Heartbeat {
       sub.buffer = null;
       for (const pub of buffered) {
         if (pub.offset <= sub.offset) continue; // already in the recovered set or before the reported position
-        if (!sub.deliver(pub, Buffer.from(publicationPush(channel, pub)))) break;
+        if (!sub.deliver(pub, publicationBytes(channel, pub))) break;
       }
     };
     return { result, activate };
