@@ -102,29 +102,19 @@ export class ProxyCaller {
   }
 }
 
-function infoOf(r: Record<string, unknown>): Json | undefined {
-  if (r.info !== undefined) return r.info as Json;
-  if (typeof r.b64info === 'string') {
-    try {
-      return JSON.parse(Buffer.from(r.b64info, 'base64').toString('utf8')) as Json;
-    } catch {
-      throw new ReplyError(Errors.internal);
-    }
+/** A JSON field of a backend answer, or its base64 twin (`info`/`b64info`, `data`/`b64data`). */
+function jsonField(r: Record<string, unknown>, key: 'info' | 'data'): Json | undefined {
+  if (r[key] !== undefined) return r[key] as Json;
+  const b64 = r['b64' + key];
+  if (typeof b64 !== 'string') return undefined;
+  try {
+    return JSON.parse(Buffer.from(b64, 'base64').toString('utf8')) as Json;
+  } catch {
+    throw new ReplyError(Errors.internal);
   }
-  return undefined;
 }
-
-function dataOf(r: Record<string, unknown>): Json | undefined {
-  if (r.data !== undefined) return r.data as Json;
-  if (typeof r.b64data === 'string') {
-    try {
-      return JSON.parse(Buffer.from(r.b64data, 'base64').toString('utf8')) as Json;
-    } catch {
-      throw new ReplyError(Errors.internal);
-    }
-  }
-  return undefined;
-}
+const infoOf = (r: Record<string, unknown>): Json | undefined => jsonField(r, 'info');
+const dataOf = (r: Record<string, unknown>): Json | undefined => jsonField(r, 'data');
 
 const base = { transport: 'websocket', protocol: 'json', encoding: 'json' } as const;
 

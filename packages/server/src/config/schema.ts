@@ -57,7 +57,8 @@ const ProxyEndpoint = Obj({
   max_concurrency: Int(256),
 });
 
-const TokenSchema = Obj({
+/** The keys and claim checks shared by connection and subscription tokens. */
+const TokenKeyProps = {
   hmac_secret_key: Str(''),
   rsa_public_key: Str(''),
   ecdsa_public_key: Str(''),
@@ -65,6 +66,10 @@ const TokenSchema = Obj({
   jwks_public_endpoint: Str(''),
   audience: Str(''),
   issuer: Str(''),
+};
+
+const TokenSchema = Obj({
+  ...TokenKeyProps,
   /** Switchboard: tolerated clock difference for exp/nbf/iat. */
   clock_skew: Duration('0s'),
   /** Switchboard: least time between two JWKS refetches caused by an unknown key id (rotation is picked up after at most this long). */
@@ -84,13 +89,7 @@ export const ConfigSchema = Obj({
     token: TokenSchema,
     subscription_token: Obj({
       enabled: Bool(false),
-      hmac_secret_key: Str(''),
-      rsa_public_key: Str(''),
-      ecdsa_public_key: Str(''),
-      ed25519_public_key: Str(''),
-      jwks_public_endpoint: Str(''),
-      audience: Str(''),
-      issuer: Str(''),
+      ...TokenKeyProps,
     }),
     allowed_origins: Type.Array(Type.String(), { default: [] }),
     allow_anonymous_connect_without_token: Bool(false),
