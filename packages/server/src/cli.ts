@@ -95,7 +95,8 @@ function overridesOf(f: Flags): Record<string, unknown> {
   if (f.address !== undefined) o['http_server.address'] = f.address;
   if (f['log-level'] !== undefined) o['log.level'] = f['log-level'];
   if (f.engine !== undefined) o['engine.type'] = f.engine;
-  if (f['redis-address'] !== undefined) o['engine.redis.address'] = f['redis-address'].includes(',') ? f['redis-address'].split(',') : f['redis-address'];
+  if (f['redis-address'] !== undefined)
+    o['engine.redis.address'] = f['redis-address'].includes(',') ? f['redis-address'].split(',') : f['redis-address'];
   if (f['api-key'] !== undefined) o['http_api.key'] = f['api-key'];
   if (f['token-hmac-secret'] !== undefined) o['client.token.hmac_secret_key'] = f['token-hmac-secret'];
   if (f['allow-anonymous']) o['client.allow_anonymous_connect_without_token'] = true;
@@ -146,7 +147,8 @@ async function serve(f: Flags): Promise<void> {
     generated.push(`http_api.key = ${config.http_api.key}`);
   }
   if (config.workers > 1) {
-    if (generated.length > 0) process.stdout.write(`\nNo secrets configured: generated for this run only:\n  ${generated.join('\n  ')}\n\n`);
+    if (generated.length > 0)
+      process.stdout.write(`\nNo secrets configured: generated for this run only:\n  ${generated.join('\n  ')}\n\n`);
     const { runCluster } = await import('./cluster.js');
     await runCluster(config, log);
     return;
@@ -155,7 +157,10 @@ async function serve(f: Flags): Promise<void> {
   // Loaded only for `serve`: --version, token and check-config start fast.
   const { startServer } = await import('./server.js');
   const server = await startServer({ resolvedConfig: config, logger: log, engine });
-  log.info({ port: server.port, engine: server.switchboard.engine.name, version: VERSION, config: file ?? null, node: server.switchboard.name }, 'switchboard listening');
+  log.info(
+    { port: server.port, engine: server.switchboard.engine.name, version: VERSION, config: file ?? null, node: server.switchboard.name },
+    'switchboard listening',
+  );
   if (generated.length > 0) {
     const devToken = await new SignJWT({ sub: 'dev' })
       .setProtectedHeader({ alg: 'HS256' })
@@ -196,7 +201,8 @@ async function serve(f: Flags): Promise<void> {
 async function token(f: Flags): Promise<void> {
   const { config } = load(f);
   const secret = config.client.token.hmac_secret_key;
-  if (!secret) throw new ConfigError(['client.token.hmac_secret_key: needed to mint a token (set it in the config, env or --token-hmac-secret)']);
+  if (!secret)
+    throw new ConfigError(['client.token.hmac_secret_key: needed to mint a token (set it in the config, env or --token-hmac-secret)']);
   if (f.user === undefined) throw new ConfigError(['token: --user ID is required']);
   const claims: Record<string, unknown> = { sub: f.user };
   if (f.channels) claims.channels = f.channels.split(',').filter(Boolean);
@@ -259,6 +265,6 @@ main().catch((e: unknown) => {
     process.exitCode = 2;
     return;
   }
-  process.stderr.write(`switchboard: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.stderr.write(`switchboard: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   process.exitCode = 1;
 });

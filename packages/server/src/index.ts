@@ -3,7 +3,14 @@ export { startServer, type StandaloneServer } from './server.js';
 export { httpApiPlugin } from './api/http.js';
 export { execute as executeApiCommand } from './api/executor.js';
 export { loadConfig, parseDuration, ConfigError, type Config } from './config/load.js';
-export { Errors, Disconnects, ReplyError as SwitchboardError, DisconnectError, type ProtocolError, type Disconnect } from './protocol/codes.js';
+export {
+  Errors,
+  Disconnects,
+  ReplyError as SwitchboardError,
+  DisconnectError,
+  type ProtocolError,
+  type Disconnect,
+} from './protocol/codes.js';
 export type { ClientInfo, Publication, StreamPosition } from './protocol/types.js';
 export type { Engine, EngineHandlers, PresenceStore, ControlMessage, NodeInfo } from './engine/types.js';
 export { MemoryEngine } from './engine/memory/engine.js';

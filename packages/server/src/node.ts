@@ -95,7 +95,9 @@ export class Switchboard {
     this.endpoint = new WebSocketEndpoint({
       path: '/connection/websocket',
       maxPayload: c.client.max_message_size,
-      compression: c.websocket.compression ? { threshold: c.websocket.compression_min_size, level: c.websocket.compression_level } : undefined,
+      compression: c.websocket.compression
+        ? { threshold: c.websocket.compression_min_size, level: c.websocket.compression_level }
+        : undefined,
       check: (req) => this.checkUpgrade(req),
       onConnection: (ws, req) => this.accept(ws, req),
     });
@@ -249,7 +251,10 @@ export class Switchboard {
       if (msg.user && msg.issuedBefore) this.revokedUsers.set(msg.user, msg.issuedBefore);
       for (const s of this.sessions) {
         const id = s.tokenIdentity();
-        if ((msg.jti && id.jti === msg.jti) || (msg.user && s.user === msg.user && msg.issuedBefore && (id.iat ?? 0) * 1000 < msg.issuedBefore)) {
+        if (
+          (msg.jti && id.jti === msg.jti) ||
+          (msg.user && s.user === msg.user && msg.issuedBefore && (id.iat ?? 0) * 1000 < msg.issuedBefore)
+        ) {
           s.disconnect(Disconnects.invalidToken);
         }
       }
@@ -305,13 +310,22 @@ export class Switchboard {
 
   async broadcast(channels: readonly string[], data: unknown, opts: ApiPublishOptions = {}): Promise<Array<PublishResult | ReplyError>> {
     return Promise.all(
-      channels.map((ch) => this.publish(ch, data, opts).catch((e: unknown) => (e instanceof ReplyError ? e : new ReplyError(Errors.internal)))),
+      channels.map((ch) =>
+        this.publish(ch, data, opts).catch((e: unknown) => (e instanceof ReplyError ? e : new ReplyError(Errors.internal))),
+      ),
     );
   }
 
   async subscribe(target: ApiTarget, channel: string, options: ServerSubscribeOptions = {}): Promise<void> {
     this.namespaceOf(channel);
-    await this.engine.publishControl({ type: 'subscribe', user: target.user, client: target.client, session: target.session, channel, options });
+    await this.engine.publishControl({
+      type: 'subscribe',
+      user: target.user,
+      client: target.client,
+      session: target.session,
+      channel,
+      options,
+    });
   }
 
   async unsubscribe(target: ApiTarget, channel: string): Promise<void> {
@@ -319,7 +333,15 @@ export class Switchboard {
   }
 
   async disconnect(target: ApiTarget & { whitelist?: string[] }, d: Disconnect = Disconnects.forceNoReconnect): Promise<void> {
-    await this.engine.publishControl({ type: 'disconnect', user: target.user, client: target.client, session: target.session, code: d.code, reason: d.reason, whitelist: target.whitelist });
+    await this.engine.publishControl({
+      type: 'disconnect',
+      user: target.user,
+      client: target.client,
+      session: target.session,
+      code: d.code,
+      reason: d.reason,
+      whitelist: target.whitelist,
+    });
   }
 
   async refresh(target: ApiTarget, opts: { expired?: boolean; expireAt?: number; info?: unknown }): Promise<void> {
@@ -336,7 +358,12 @@ export class Switchboard {
 
   /** Revokes a token by `jti`, or all of a user's tokens issued before a time (unix seconds); live connections are closed with 3500. */
   async revoke(opts: { jti?: string; user?: string; issuedBefore?: number }): Promise<void> {
-    await this.engine.publishControl({ type: 'revoke', jti: opts.jti, user: opts.user, issuedBefore: opts.issuedBefore !== undefined ? opts.issuedBefore * 1000 : undefined });
+    await this.engine.publishControl({
+      type: 'revoke',
+      jti: opts.jti,
+      user: opts.user,
+      issuedBefore: opts.issuedBefore !== undefined ? opts.issuedBefore * 1000 : undefined,
+    });
   }
 
   async presence(channel: string): Promise<Map<string, ClientInfo>> {
@@ -349,7 +376,10 @@ export class Switchboard {
     return this.engine.presence.stats(channel);
   }
 
-  async history(channel: string, opts: { limit?: number; since?: StreamPosition; reverse?: boolean } = {}): Promise<{ publications: Publication[]; position: StreamPosition }> {
+  async history(
+    channel: string,
+    opts: { limit?: number; since?: StreamPosition; reverse?: boolean } = {},
+  ): Promise<{ publications: Publication[]; position: StreamPosition }> {
     const ns = this.namespaceOf(channel);
     if (!(ns.history_size > 0 && ns.history_ttl > 0)) throw new ReplyError(Errors.notAvailable);
     const h = await this.engine.history(channel, {
@@ -458,6 +488,9 @@ function sleep(ms: number): Promise<void> {
 }
 
 function globToRegExp(glob: string): RegExp {
-  const esc = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const esc = glob
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp('^' + esc + '$');
 }

@@ -22,7 +22,9 @@ function buildApp(sb: Switchboard, bodyLimit: number): FastifyInstance {
     void reply
       .code(status)
       .header('content-type', 'application/json; charset=utf-8')
-      .send(JSON.stringify({ error: { code: status === 500 ? 100 : 107, message: status === 500 ? 'internal server error' : err.message } }));
+      .send(
+        JSON.stringify({ error: { code: status === 500 ? 100 : 107, message: status === 500 ? 'internal server error' : err.message } }),
+      );
   });
   app.setNotFoundHandler((_req, reply) => {
     void reply.code(404).header('content-type', 'application/json; charset=utf-8').send('{"error":{"code":404,"message":"not found"}}');

@@ -92,13 +92,21 @@ function fdsOf(pid: number): number {
 function httpCall(url: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = request(url, { method: data ? 'POST' : 'GET', agent: false, headers: { ...headers, ...(data ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(data)) } : {}) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      res.on('error', reject);
-    });
+    const req = request(
+      url,
+      {
+        method: data ? 'POST' : 'GET',
+        agent: false,
+        headers: { ...headers, ...(data ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(data)) } : {}) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(data);
   });
@@ -196,7 +204,9 @@ async function main(): Promise<void> {
   // ---- samples ----
   const samples: Sample[] = [];
   const started = Date.now();
-  console.log(`soak: ${MINUTES} min, ${CLIENTS} clients on ${CHANNELS} channels, ${RATE} pub/s, churn ${CHURN}/s, warm-up ${WARMUP / 1000}s; server pid ${pid}`);
+  console.log(
+    `soak: ${MINUTES} min, ${CLIENTS} clients on ${CHANNELS} channels, ${RATE} pub/s, churn ${CHURN}/s, warm-up ${WARMUP / 1000}s; server pid ${pid}`,
+  );
   console.log('    t   rss MB  heap MB  fds  conns  published  received');
   while (Date.now() - started < DURATION) {
     await new Promise((r) => setTimeout(r, SAMPLE_MS));
@@ -244,7 +254,9 @@ async function main(): Promise<void> {
     const base = median(after.slice(0, k).map((s) => s.rss));
     const end = median(after.slice(-k).map((s) => s.rss));
     growth = (end - base) / base;
-    console.log(`RSS from ${Math.round(from / 1000)}s (warm-up and first major GC): ${mb(base)} MB → ${mb(end)} MB (${(growth * 100).toFixed(2)}%; limit ${(MAX_GROWTH * 100).toFixed(0)}%)`);
+    console.log(
+      `RSS from ${Math.round(from / 1000)}s (warm-up and first major GC): ${mb(base)} MB → ${mb(end)} MB (${(growth * 100).toFixed(2)}%; limit ${(MAX_GROWTH * 100).toFixed(0)}%)`,
+    );
     if (growth > MAX_GROWTH) problems.push(`RSS grew ${(growth * 100).toFixed(2)}% after warm-up`);
   } else {
     problems.push('too few samples after warm-up and the first major GC: run longer');

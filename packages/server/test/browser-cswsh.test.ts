@@ -57,7 +57,16 @@ before(async () => {
   browser = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   S.after(() => browser?.close());
 });
@@ -79,7 +88,10 @@ async function attemptFrom(origin: string): Promise<{ result: Attempt; socketErr
     });
     await page.goto(origin + '/');
     const token = await mintToken(s.secret, { sub: 'browser-user' });
-    const result = (await page.evaluate(([url, tok]) => (window as unknown as { attempt(u: string, t: string): Promise<unknown> }).attempt(url!, tok!), [s.ws, token])) as Attempt;
+    const result = (await page.evaluate(
+      ([url, tok]) => (window as unknown as { attempt(u: string, t: string): Promise<unknown> }).attempt(url!, tok!),
+      [s.ws, token],
+    )) as Attempt;
     return { result, socketErrors };
   } finally {
     await page.close();
@@ -94,7 +106,10 @@ test('Chromium on a disallowed origin: the upgrade is refused with 403, nothing 
   assert.equal(result.closeCode, 1006, 'the browser reports a failed handshake');
   assert.deepEqual(result.messages, []);
   // The browser's own report of the handshake names the status.
-  assert.ok(socketErrors.some((e) => /403/.test(e)), `expected a 403 in the browser's errors: ${JSON.stringify(socketErrors)}`);
+  assert.ok(
+    socketErrors.some((e) => /403/.test(e)),
+    `expected a 403 in the browser's errors: ${JSON.stringify(socketErrors)}`,
+  );
   // And the server says why.
   assert.equal(await s.metric('switchboard_bad_input_total', { kind: 'origin' }), before + 1);
   assert.ok(s.stdout().includes(evilOrigin), 'the refused origin is logged');

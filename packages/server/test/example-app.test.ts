@@ -73,7 +73,9 @@ test('example app: header auth, server-side rooms, typed events, rpc', async () 
   await agent.ready(5000);
 
   const post = (path: string, body: unknown) =>
-    fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.json());
+    fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) =>
+      r.json(),
+    );
   await post('/quotes/ACME', { price: 123.5 });
   await post('/projects/p1', { name: 'Apollo', by: 'bob' });
   await post('/projects/p2', { name: 'Hidden', by: 'bob' }); // alice is not in p2

@@ -30,16 +30,23 @@ const methodArb = fc.constantFrom<string>(...METHODS, 'bogus', '__proto__', 'con
 
 test('decodeFrame: any text decodes to commands or is a 3501 bad request, nothing else', () => {
   fc.assert(
-    fc.property(fc.oneof(fc.string({ unit: 'binary', maxLength: 400 }), fc.json({ maxDepth: 4 }), fc.string({ unit: fc.constantFrom('{', '}', '"', ':', ',', '\n', 'i', 'd', '1', '[', ']', ' ', '\\'), maxLength: 60 })), (text) => {
-      const r = decodeOrClose(text);
-      if (r === 'closed') return;
-      for (const c of r) {
-        assert.ok(Number.isSafeInteger(c.id) && c.id >= 0);
-        assert.ok(c.method === undefined || (METHODS as readonly string[]).includes(c.method));
-        assert.equal(typeof c.params, 'object');
-        assert.ok(c.params !== null && !Array.isArray(c.params));
-      }
-    }),
+    fc.property(
+      fc.oneof(
+        fc.string({ unit: 'binary', maxLength: 400 }),
+        fc.json({ maxDepth: 4 }),
+        fc.string({ unit: fc.constantFrom('{', '}', '"', ':', ',', '\n', 'i', 'd', '1', '[', ']', ' ', '\\'), maxLength: 60 }),
+      ),
+      (text) => {
+        const r = decodeOrClose(text);
+        if (r === 'closed') return;
+        for (const c of r) {
+          assert.ok(Number.isSafeInteger(c.id) && c.id >= 0);
+          assert.ok(c.method === undefined || (METHODS as readonly string[]).includes(c.method));
+          assert.equal(typeof c.params, 'object');
+          assert.ok(c.params !== null && !Array.isArray(c.params));
+        }
+      },
+    ),
     { numRuns: RUNS * 5 },
   );
 });
@@ -68,7 +75,14 @@ test('decodeFrame: well-formed commands round-trip, newline-joined in any number
 
 test('decodeFrame: non-object JSON values, bad ids and two methods in one command are 3501', () => {
   const nonObject = fc.jsonValue().filter((v) => v === null || typeof v !== 'object' || Array.isArray(v));
-  const badId = fc.oneof(fc.integer({ max: -1 }), fc.double({ noInteger: true }), fc.string(), fc.boolean(), fc.constant(2 ** 60), fc.array(fc.nat()));
+  const badId = fc.oneof(
+    fc.integer({ max: -1 }),
+    fc.double({ noInteger: true }),
+    fc.string(),
+    fc.boolean(),
+    fc.constant(2 ** 60),
+    fc.array(fc.nat()),
+  );
   fc.assert(
     fc.property(nonObject, (v) => assert.equal(decodeOrClose(JSON.stringify(v)), 'closed')),
     { numRuns: RUNS },
@@ -117,7 +131,15 @@ before(async () => {
     channel: {
       without_namespace: open,
       namespaces: [
-        { name: 'typed', ...open, publication_schema: { type: 'object', required: ['n'], properties: { n: { type: 'integer' }, tags: { type: 'array', items: { type: 'string' } } } } },
+        {
+          name: 'typed',
+          ...open,
+          publication_schema: {
+            type: 'object',
+            required: ['n'],
+            properties: { n: { type: 'integer' }, tags: { type: 'array', items: { type: 'string' } } },
+          },
+        },
         { name: 'closed' },
       ],
     },
@@ -140,7 +162,14 @@ const SEEDS = [
   '{}',
 ];
 
-const numberish = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(-1, 0, 1, 2 ** 53, 1e308, -0), fc.string({ maxLength: 4 }), fc.boolean(), fc.constant(null));
+const numberish = fc.oneof(
+  fc.integer(),
+  fc.double(),
+  fc.constantFrom(-1, 0, 1, 2 ** 53, 1e308, -0),
+  fc.string({ maxLength: 4 }),
+  fc.boolean(),
+  fc.constant(null),
+);
 const channelArb = fc.oneof(
   fc.constantFrom('news', 'typed:a', 'closed:x', 'nope:x', '$private', 'room#1', 'room#1,2', 'a'.repeat(300), '', ':', '#', 'typed:'),
   fc.string({ maxLength: 16 }),
@@ -160,7 +189,10 @@ const paramsArb = fc.oneof(
       join_leave: fc.oneof(fc.boolean(), numberish),
       reverse: fc.oneof(fc.boolean(), numberish),
       limit: numberish,
-      since: fc.oneof(fc.record({ offset: numberish, epoch: fc.oneof(fc.string({ maxLength: 8 }), numberish) }, { requiredKeys: [] }), fc.jsonValue({ maxDepth: 1 })),
+      since: fc.oneof(
+        fc.record({ offset: numberish, epoch: fc.oneof(fc.string({ maxLength: 8 }), numberish) }, { requiredKeys: [] }),
+        fc.jsonValue({ maxDepth: 1 }),
+      ),
       method: fc.oneof(fc.constantFrom('sum', '', 'ns:m'), fc.string({ maxLength: 10 }), numberish),
       subs: fc.oneof(fc.dictionary(channelArb, fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }), fc.jsonValue({ maxDepth: 1 })),
       name: fc.oneof(fc.string({ maxLength: 10 }), numberish),
@@ -171,14 +203,26 @@ const paramsArb = fc.oneof(
 );
 /** Commands the decoder accepts (right id, known method, object params) with fuzzed field values: they reach the handlers. */
 const wellShapedArb = fc
-  .tuple(fc.integer({ min: 1, max: 1_000_000 }), fc.constantFrom<string>(...METHODS.filter((m) => m !== 'connect')), paramsArb.filter((p) => p !== null && typeof p === 'object' && !Array.isArray(p)))
+  .tuple(
+    fc.integer({ min: 1, max: 1_000_000 }),
+    fc.constantFrom<string>(...METHODS.filter((m) => m !== 'connect')),
+    paramsArb.filter((p) => p !== null && typeof p === 'object' && !Array.isArray(p)),
+  )
   .map(([id, m, p]) => JSON.stringify({ id, [m]: p }));
 const idArb = fc.oneof(fc.integer({ min: 1, max: 1_000_000 }), fc.constant(undefined), fc.constant(0), numberish);
-const commandArb = fc.tuple(idArb, methodArb, paramsArb).map(([id, m, p]) => JSON.stringify(id === undefined ? { [m]: p } : { id, [m]: p }));
+const commandArb = fc
+  .tuple(idArb, methodArb, paramsArb)
+  .map(([id, m, p]) => JSON.stringify(id === undefined ? { [m]: p } : { id, [m]: p }));
 
 /** Deletes, inserts, replaces or duplicates characters of a seed frame. */
 const mutatedArb = fc
-  .tuple(fc.constantFrom(...SEEDS), fc.array(fc.tuple(fc.constantFrom('del', 'ins', 'rep', 'dup', 'cut'), fc.nat(), fc.string({ unit: 'binary', minLength: 1, maxLength: 3 })), { minLength: 1, maxLength: 4 }))
+  .tuple(
+    fc.constantFrom(...SEEDS),
+    fc.array(
+      fc.tuple(fc.constantFrom('del', 'ins', 'rep', 'dup', 'cut'), fc.nat(), fc.string({ unit: 'binary', minLength: 1, maxLength: 3 })),
+      { minLength: 1, maxLength: 4 },
+    ),
+  )
   .map(([seed, ops]) => {
     let t = seed;
     for (const [op, at, str] of ops) {
@@ -192,14 +236,29 @@ const mutatedArb = fc
     return t;
   });
 
-type Frame = { kind: 'text'; text: string } | { kind: 'binary'; bytes: Uint8Array } | { kind: 'badutf8'; bytes: Uint8Array } | { kind: 'big'; size: number };
+type Frame =
+  | { kind: 'text'; text: string }
+  | { kind: 'binary'; bytes: Uint8Array }
+  | { kind: 'badutf8'; bytes: Uint8Array }
+  | { kind: 'big'; size: number };
 const frameArb: fc.Arbitrary<Frame> = fc.oneof(
-  { weight: 12, arbitrary: fc.array(wellShapedArb, { minLength: 1, maxLength: 6 }).map((cs) => ({ kind: 'text' as const, text: cs.join('\n') })) },
-  { weight: 5, arbitrary: fc.array(commandArb, { minLength: 1, maxLength: 4 }).map((cs) => ({ kind: 'text' as const, text: cs.join('\n') })) },
+  {
+    weight: 12,
+    arbitrary: fc.array(wellShapedArb, { minLength: 1, maxLength: 6 }).map((cs) => ({ kind: 'text' as const, text: cs.join('\n') })),
+  },
+  {
+    weight: 5,
+    arbitrary: fc.array(commandArb, { minLength: 1, maxLength: 4 }).map((cs) => ({ kind: 'text' as const, text: cs.join('\n') })),
+  },
   { weight: 4, arbitrary: mutatedArb.map((text) => ({ kind: 'text' as const, text })) },
   { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 200 }).map((text) => ({ kind: 'text' as const, text })) },
   { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }).map((bytes) => ({ kind: 'binary' as const, bytes })) },
-  { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 16 }).map((b) => ({ kind: 'badutf8' as const, bytes: Uint8Array.from([...b, 0xc3, 0x28]) })) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .uint8Array({ minLength: 1, maxLength: 16 })
+      .map((b) => ({ kind: 'badutf8' as const, bytes: Uint8Array.from([...b, 0xc3, 0x28]) })),
+  },
   { weight: 1, arbitrary: fc.integer({ min: 8193, max: 20000 }).map((size) => ({ kind: 'big' as const, size })) },
 );
 
@@ -276,21 +335,31 @@ test('fuzzed frames over a real socket: every connection ends in replies with co
   const codes = new Map<number, number>();
   let answered = 0;
   await fc.assert(
-    fc.asyncProperty(fc.constantFrom<'none' | 'token' | 'anonymous'>('none', 'token', 'token', 'anonymous', 'anonymous'), fc.array(frameArb, { minLength: 1, maxLength: 5 }), async (pre, frames) => {
-      const out = await fuzzOnce(pre, frames);
-      checkReplies(out.messages);
-      for (const m of out.messages as Array<{ error?: { code: number } }>) if (m?.error) codes.set(m.error.code, (codes.get(m.error.code) ?? 0) + 1);
-      if (out.closeCode !== undefined) {
-        assert.ok(acceptableClose(out.closeCode), `closed with ${out.closeCode}, expected a protocol disconnect code (3000-3999) or 1007/1009`);
-        closes.set(out.closeCode, (closes.get(out.closeCode) ?? 0) + 1);
-      } else {
-        answered++;
-      }
-      assert.ok(s.alive(), `server died:\n${s.stderr().slice(-2000)}`);
-    }),
+    fc.asyncProperty(
+      fc.constantFrom<'none' | 'token' | 'anonymous'>('none', 'token', 'token', 'anonymous', 'anonymous'),
+      fc.array(frameArb, { minLength: 1, maxLength: 5 }),
+      async (pre, frames) => {
+        const out = await fuzzOnce(pre, frames);
+        checkReplies(out.messages);
+        for (const m of out.messages as Array<{ error?: { code: number } }>)
+          if (m?.error) codes.set(m.error.code, (codes.get(m.error.code) ?? 0) + 1);
+        if (out.closeCode !== undefined) {
+          assert.ok(
+            acceptableClose(out.closeCode),
+            `closed with ${out.closeCode}, expected a protocol disconnect code (3000-3999) or 1007/1009`,
+          );
+          closes.set(out.closeCode, (closes.get(out.closeCode) ?? 0) + 1);
+        } else {
+          answered++;
+        }
+        assert.ok(s.alive(), `server died:\n${s.stderr().slice(-2000)}`);
+      },
+    ),
     { numRuns: RUNS },
   );
-  t.diagnostic(`answered ${answered}; closes ${JSON.stringify(Object.fromEntries(closes))}; error replies ${JSON.stringify(Object.fromEntries(codes))}`);
+  t.diagnostic(
+    `answered ${answered}; closes ${JSON.stringify(Object.fromEntries(closes))}; error replies ${JSON.stringify(Object.fromEntries(codes))}`,
+  );
   // Not vacuous: both endings happened, and the bad input was counted.
   assert.ok(answered > 0, 'some runs should have been answered');
   assert.ok(closes.size > 0, 'some runs should have been closed');
@@ -302,16 +371,23 @@ test('fuzzed command sequences in a connected session reach the handlers: replie
   let answered = 0;
   let ok = 0;
   await fc.assert(
-    fc.asyncProperty(fc.constantFrom<'token' | 'anonymous'>('token', 'anonymous'), fc.array(fc.array(wellShapedArb, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 4 }), async (pre, batches) => {
-      const out = await fuzzOnce(pre, batches.map((cs) => ({ kind: 'text' as const, text: cs.join('\n') })));
-      checkReplies(out.messages);
-      for (const m of out.messages as Array<{ id?: number; error?: { code: number } }>) {
-        if (m?.error) codes.set(m.error.code, (codes.get(m.error.code) ?? 0) + 1);
-        else if (m?.id !== undefined) ok++;
-      }
-      if (out.closeCode !== undefined) assert.ok(acceptableClose(out.closeCode), `closed with ${out.closeCode}`);
-      else answered++;
-    }),
+    fc.asyncProperty(
+      fc.constantFrom<'token' | 'anonymous'>('token', 'anonymous'),
+      fc.array(fc.array(wellShapedArb, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 4 }),
+      async (pre, batches) => {
+        const out = await fuzzOnce(
+          pre,
+          batches.map((cs) => ({ kind: 'text' as const, text: cs.join('\n') })),
+        );
+        checkReplies(out.messages);
+        for (const m of out.messages as Array<{ id?: number; error?: { code: number } }>) {
+          if (m?.error) codes.set(m.error.code, (codes.get(m.error.code) ?? 0) + 1);
+          else if (m?.id !== undefined) ok++;
+        }
+        if (out.closeCode !== undefined) assert.ok(acceptableClose(out.closeCode), `closed with ${out.closeCode}`);
+        else answered++;
+      },
+    ),
     { numRuns: RUNS },
   );
   t.diagnostic(`answered ${answered}/${RUNS}; ok replies ${ok}; error replies ${JSON.stringify(Object.fromEntries(codes))}`);

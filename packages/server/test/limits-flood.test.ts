@@ -51,14 +51,21 @@ test('connect storm from one IP: upgrades past the per-IP rate get HTTP 429, cou
     assert.match(r.body, /too many connection attempts/);
   }
   assert.ok((await storm.metric('switchboard_limit_hits_total', { limit: 'ip_connects_per_second' })) >= refused.length);
-  const warnings = storm.stdout().split('\n').filter((l) => l.includes('connect rate limit hit for address'));
+  const warnings = storm
+    .stdout()
+    .split('\n')
+    .filter((l) => l.includes('connect rate limit hit for address'));
   assert.equal(warnings.length, 1, 'logged once per offender per interval, not once per refusal');
   // Tokens refill: the address can connect again (there is no event for a refill, so retry).
-  await eventually(async () => {
-    const o = await tryUpgrade(storm.ws);
-    if (o.ok) o.ws.terminate();
-    return o.ok;
-  }, 5000, 'a new upgrade after the storm');
+  await eventually(
+    async () => {
+      const o = await tryUpgrade(storm.ws);
+      if (o.ok) o.ws.terminate();
+      return o.ok;
+    },
+    5000,
+    'a new upgrade after the storm',
+  );
 });
 
 test('concurrent connections per IP: past client.connection_limit_per_ip the upgrade gets 429 until one closes', async (t) => {
@@ -75,11 +82,15 @@ test('concurrent connections per IP: past client.connection_limit_per_ip the upg
     first.ws.close();
     await closed;
   }
-  await eventually(async () => {
-    const o = await tryUpgrade(srv.ws);
-    if (o.ok) o.ws.terminate();
-    return o.ok;
-  }, 5000, 'the slot freed by the close');
+  await eventually(
+    async () => {
+      const o = await tryUpgrade(srv.ws);
+      if (o.ok) o.ws.terminate();
+      return o.ok;
+    },
+    5000,
+    'the slot freed by the close',
+  );
   for (const o of held) if (o.ok) o.ws.terminate();
 });
 
@@ -212,14 +223,24 @@ test('publish flood from one user over two nodes: the per-user limit holds acros
   const elapsed = (Date.now() - started) / 1000;
 
   await Promise.all(seen.map((s, i) => eventually(() => s.calm.length === CALM, 10_000, `calm publications on node ${i}`)));
-  for (const s of seen) assert.deepEqual(s.calm, Array.from({ length: CALM }, (_, i) => i + 1), 'every calm publication arrives, in order');
+  for (const s of seen)
+    assert.deepEqual(
+      s.calm,
+      Array.from({ length: CALM }, (_, i) => i + 1),
+      'every calm publication arrives, in order',
+    );
 
   assert.equal(otherErrors, 0);
   assert.ok(refused > 0, 'the flooder was refused with 111');
   // 10/s for the user across both nodes, plus the burst; generous slack. Without a shared limit it would be about twice this.
   const bound = 10 * elapsed + 10 + 5;
-  assert.ok(accepted <= bound, `accepted ${accepted} publications in ${elapsed.toFixed(1)}s over two nodes; the per-user limit allows about ${bound.toFixed(0)}`);
-  const hits = (await a.srv.metric('switchboard_limit_hits_total', { limit: 'user_publications_per_second' })) + (await b.srv.metric('switchboard_limit_hits_total', { limit: 'user_publications_per_second' }));
+  assert.ok(
+    accepted <= bound,
+    `accepted ${accepted} publications in ${elapsed.toFixed(1)}s over two nodes; the per-user limit allows about ${bound.toFixed(0)}`,
+  );
+  const hits =
+    (await a.srv.metric('switchboard_limit_hits_total', { limit: 'user_publications_per_second' })) +
+    (await b.srv.metric('switchboard_limit_hits_total', { limit: 'user_publications_per_second' }));
   assert.equal(hits, refused);
   // The flood's accepted publications reached the watchers; the refused ones did not.
   await eventually(() => seen.every((s) => s.flood === accepted), 10_000, 'flood publications delivered');
@@ -227,7 +248,9 @@ test('publish flood from one user over two nodes: the per-user limit holds acros
   const rssAfter = await rssOf(a.srv.proc.pid!);
   if (rssBefore > 0) assert.ok(rssAfter - rssBefore < 100 * 1024 * 1024, `RSS grew by ${((rssAfter - rssBefore) / 1e6).toFixed(1)} MB`);
   assert.ok(a.srv.alive() && b.srv.alive());
-  t.diagnostic(`accepted ${accepted}, refused ${refused} in ${elapsed.toFixed(1)}s; RSS ${(rssBefore / 1e6).toFixed(0)} → ${(rssAfter / 1e6).toFixed(0)} MB`);
+  t.diagnostic(
+    `accepted ${accepted}, refused ${refused} in ${elapsed.toFixed(1)}s; RSS ${(rssBefore / 1e6).toFixed(0)} → ${(rssAfter / 1e6).toFixed(0)} MB`,
+  );
   for (const c of [...watchers, ...flooders, calm]) c.disconnect();
   void WebSocket;
 });

@@ -42,10 +42,14 @@ test('user_connection_limit: the third connection of a user gets 106, others are
 test('user_connection_limit holds across two nodes sharing Redis', async (t) => {
   const redis = { type: 'redis', redis: { address: SHARED_REDIS, prefix: uniquePrefix('ucl') } };
   const n1 = await startServer(t, { engine: redis, client: { user_connection_limit: 2 } });
-  const n2 = await startServer(t, {
-    engine: redis,
-    client: { user_connection_limit: 2, token: { hmac_secret_key: n1.secret } },
-  }, { secret: n1.secret });
+  const n2 = await startServer(
+    t,
+    {
+      engine: redis,
+      client: { user_connection_limit: 2, token: { hmac_secret_key: n1.secret } },
+    },
+    { secret: n1.secret },
+  );
   const token = await mintToken(n1.secret, { sub: 'multi' });
   const a = makeClient(t, n1, { token });
   const b = makeClient(t, n2, { token });

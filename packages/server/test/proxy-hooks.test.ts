@@ -76,7 +76,12 @@ function answer(req: RecordedRequest, res: ServerResponse): unknown {
 
 before(async () => {
   backend = await startBackend(S, answer);
-  const ep = (path: string, extra: Record<string, unknown> = {}) => ({ enabled: true, endpoint: backend.url + path, timeout: '400ms', ...extra });
+  const ep = (path: string, extra: Record<string, unknown> = {}) => ({
+    enabled: true,
+    endpoint: backend.url + path,
+    timeout: '400ms',
+    ...extra,
+  });
   s = await startServer(S, {
     client: {
       proxy: { connect: ep('/connect', { http_headers: ['X-Tenant', 'Cookie'] }), refresh: ep('/refresh') },
@@ -206,7 +211,10 @@ test('publish proxy: the backend may rewrite or refuse a publication; namespaces
   const got = waitFor<{ data: unknown }>(sub, 'publication');
   await c.publish('px:feed', { text: 'hi' });
   assert.deepEqual((await got).data, { text: 'hi', checked: true });
-  await assert.rejects(c.publish('px:feed', { bad: true }), (e: { code: number; message: string }) => e.code === 1003 && e.message === 'rejected by backend');
+  await assert.rejects(
+    c.publish('px:feed', { bad: true }),
+    (e: { code: number; message: string }) => e.code === 1003 && e.message === 'rejected by backend',
+  );
   const n = requests('/publish').length;
   await c.publish('local:feed', { plain: true });
   assert.equal(requests('/publish').length, n);
@@ -225,7 +233,11 @@ test('sub_refresh proxy: a short subscription is extended by the backend, or end
   const resubscribing = await waitFor<{ code: number }>(end, 'subscribing', 8000);
   assert.equal(resubscribing.code, 2501, 'the backend said expired');
   assert.ok(requests('/sub_refresh').some((r) => r.body.channel === 'px:short-end'));
-  await eventually(() => requests('/sub_refresh').some((r) => r.body.channel === 'px:short-keep'), 5000, 'sub_refresh for the kept channel');
+  await eventually(
+    () => requests('/sub_refresh').some((r) => r.body.channel === 'px:short-keep'),
+    5000,
+    'sub_refresh for the kept channel',
+  );
   assert.equal(keep.state, 'subscribed');
   const got = waitFor<{ data: unknown }>(keep, 'publication');
   await s.call('publish', { channel: 'px:short-keep', data: { still: 'here' } });
@@ -258,11 +270,13 @@ test('a backend that never answers: the client gets a temporary 100 after the ti
 });
 
 test('bounded concurrency: past max_concurrency calls in flight, further calls get 111 at once', async (t) => {
-  const clients = await Promise.all([0, 1, 2].map(async (i) => {
-    const raw = await RawClient.open(t, s);
-    await raw.command('connect', { data: { user: `conc${i}` } });
-    return raw;
-  }));
+  const clients = await Promise.all(
+    [0, 1, 2].map(async (i) => {
+      const raw = await RawClient.open(t, s);
+      await raw.command('connect', { data: { user: `conc${i}` } });
+      return raw;
+    }),
+  );
   const first = [clients[0]!.command('rpc', { method: 'hold' }, 8000), clients[1]!.command('rpc', { method: 'hold' }, 8000)];
   await eventually(() => held.length === 2, 5000, 'two calls held at the backend');
   const third = await clients[2]!.command('rpc', { method: 'hold' });
@@ -279,7 +293,10 @@ test('backend down: calls fail with a temporary 100, then the circuit opens and 
   await down.close();
   const srv = await startServer(t, {
     client: { allow_anonymous_connect_without_token: true },
-    rpc: { proxy: { enabled: true, endpoint: `http://127.0.0.1:${port}/rpc`, timeout: '400ms' }, without_namespace: { proxy_enabled: true } },
+    rpc: {
+      proxy: { enabled: true, endpoint: `http://127.0.0.1:${port}/rpc`, timeout: '400ms' },
+      without_namespace: { proxy_enabled: true },
+    },
   });
   const raw = await RawClient.open(t, srv);
   await raw.command('connect', {});
@@ -288,7 +305,10 @@ test('backend down: calls fail with a temporary 100, then the circuit opens and 
     assert.equal(r.error.code, 100);
     assert.equal(r.error.temporary, true);
   }
-  assert.ok((await srv.metric('switchboard_limit_hits_total', { limit: 'proxy_rpc_circuit_open' })) >= 3, 'later calls refused by the open circuit');
+  assert.ok(
+    (await srv.metric('switchboard_limit_hits_total', { limit: 'proxy_rpc_circuit_open' })) >= 3,
+    'later calls refused by the open circuit',
+  );
   assert.match(srv.stdout(), /proxy circuit open/);
   // The backend comes back on the same port: after the cooldown a probe goes through and the circuit closes.
   const up = await startBackend(t, (req) => ({ result: { data: { up: true, method: req.body.method } } }), port);

@@ -28,7 +28,9 @@ let hs: RunningServer;
 before(async () => {
   [rs, hs] = await Promise.all([
     startServer(S, {
-      client: { token: { hmac_secret_key: '', rsa_public_key: rsaPem, audience: AUD, issuer: ISS, clock_skew: '10s', algorithms: ['RS256'] } },
+      client: {
+        token: { hmac_secret_key: '', rsa_public_key: rsaPem, audience: AUD, issuer: ISS, clock_skew: '10s', algorithms: ['RS256'] },
+      },
     }),
     startServer(S, { client: { token: { rsa_public_key: rsaPem }, expired_close_delay: '300ms' } }),
   ]);
@@ -38,7 +40,9 @@ function signRs(claims: Record<string, unknown>, key: KeyObject = rsa.privateKey
   return new SignJWT(claims).setProtectedHeader({ alg: 'RS256', typ: 'JWT', ...header }).sign(key);
 }
 
-type Outcome = { connected: true; result: Record<string, unknown> } | { connected: false; error?: { code: number; temporary?: boolean }; closeCode?: number };
+type Outcome =
+  | { connected: true; result: Record<string, unknown> }
+  | { connected: false; error?: { code: number; temporary?: boolean }; closeCode?: number };
 
 /** Connect over raw ws: the reply, or the close code when the server ends the connection instead. */
 async function rawConnect(t: TestContextLike, server: RunningServer, token: string): Promise<Outcome & { raw: RawClient }> {
@@ -57,7 +61,10 @@ async function rawConnect(t: TestContextLike, server: RunningServer, token: stri
 /** Connect with the SDK: resolves with the disconnect code, or 0 once connected. */
 async function sdkConnect(t: TestContextLike, server: RunningServer, token: string): Promise<number> {
   const c = makeClient(t, server, { token });
-  const ended = Promise.race([waitFor(c, 'connected', 8000).then(() => 0), waitFor(c, 'disconnected', 8000).then((ctx: { code: number }) => ctx.code)]);
+  const ended = Promise.race([
+    waitFor(c, 'connected', 8000).then(() => 0),
+    waitFor(c, 'disconnected', 8000).then((ctx: { code: number }) => ctx.code),
+  ]);
   c.connect();
   return ended;
 }
@@ -86,7 +93,9 @@ test('HS/RS key confusion: HS256 signed with the RSA public key PEM as the HMAC 
   // RSA-only server: no HMAC key exists, and HS256 is not on its allow-list.
   assert.equal(await sdkConnect(t, rs, forged), 3500);
   // Server with both an HMAC secret and the RSA key: the HS token is checked against the HMAC secret only.
-  const forged2 = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(new TextEncoder().encode(rsaPem));
+  const forged2 = await new SignJWT({ sub: 'alice' })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .sign(new TextEncoder().encode(rsaPem));
   assert.equal(await sdkConnect(t, hs, forged2), 3500);
   // ...while real tokens of both families work there.
   assert.equal(await sdkConnect(t, hs, await mintToken(hs.secret, { sub: 'alice' })), 0);
@@ -159,7 +168,12 @@ test('revoke_token by jti: the live connection is closed with 3500, the token ca
   // A revoked token cannot be slipped in through refresh on another connection either.
   const raw = await RawClient.open(t, hs);
   await raw.connect(await mintToken(hs.secret, { sub: 'rev-user', jti: 'jti-fresh-1', exp: nowSec() + 60 }));
-  raw.send(JSON.stringify({ id: 2, refresh: { token: await mintToken(hs.secret, { sub: 'rev-user', jti: 'jti-revoked-1', exp: nowSec() + 3600 }) } }));
+  raw.send(
+    JSON.stringify({
+      id: 2,
+      refresh: { token: await mintToken(hs.secret, { sub: 'rev-user', jti: 'jti-revoked-1', exp: nowSec() + 3600 }) },
+    }),
+  );
   assert.equal((await raw.closedWithin()).code, 3500);
 });
 

@@ -50,13 +50,17 @@ test('the config embeds exactly the shipped schema files', () => {
     channel: { namespaces: Array<{ name: string; publication_schema?: unknown }> };
     rpc: { schemas: Record<string, unknown> };
   };
-  const files = readdirSync(join(SCHEMAS, 'events')).map((f) => JSON.parse(readFileSync(join(SCHEMAS, 'events', f), 'utf8')) as { title: string });
+  const files = readdirSync(join(SCHEMAS, 'events')).map(
+    (f) => JSON.parse(readFileSync(join(SCHEMAS, 'events', f), 'utf8')) as { title: string },
+  );
   const embedded = cfg.channel.namespaces.map((n) => n.publication_schema as { title: string });
   assert.deepEqual(
     [...embedded].sort((a, b) => a.title.localeCompare(b.title)),
     [...files].sort((a, b) => a.title.localeCompare(b.title)),
   );
-  const rpcFiles = readdirSync(join(SCHEMAS, 'rpc')).map((f) => JSON.parse(readFileSync(join(SCHEMAS, 'rpc', f), 'utf8')) as { title: string });
+  const rpcFiles = readdirSync(join(SCHEMAS, 'rpc')).map(
+    (f) => JSON.parse(readFileSync(join(SCHEMAS, 'rpc', f), 'utf8')) as { title: string },
+  );
   assert.deepEqual(
     Object.values(cfg.rpc.schemas).sort((a, b) => (a as { title: string }).title.localeCompare((b as { title: string }).title)),
     rpcFiles.sort((a, b) => a.title.localeCompare(b.title)),
@@ -98,8 +102,14 @@ test('invalid publications get 107 naming the failing path', async () => {
 
 test('RPC request data is checked before the backend is asked', async () => {
   const n = backend.requests.length;
-  await assert.rejects(client.rpc('quote:get', { symbol: 'not valid!' }), (e: { code: number; message: string }) => e.code === 107 && /data\.symbol must match pattern/.test(e.message));
-  await assert.rejects(client.rpc('admin:kick', {}), (e: { code: number; message: string }) => e.code === 107 && /required property 'user'/.test(e.message));
+  await assert.rejects(
+    client.rpc('quote:get', { symbol: 'not valid!' }),
+    (e: { code: number; message: string }) => e.code === 107 && /data\.symbol must match pattern/.test(e.message),
+  );
+  await assert.rejects(
+    client.rpc('admin:kick', {}),
+    (e: { code: number; message: string }) => e.code === 107 && /required property 'user'/.test(e.message),
+  );
   assert.equal(backend.requests.length, n, 'invalid requests never reach the backend');
   const r = await client.rpc('quote:get', { symbol: 'ACME' });
   assert.deepEqual(r.data, { ok: true, method: 'quote:get', echo: { symbol: 'ACME' } });
@@ -122,7 +132,15 @@ test('schemaToTs covers the common subset', () => {
   assert.equal(schemaToTs({ type: 'object', additionalProperties: { type: 'number' } }), '{\n  [key: string]: number;\n}');
   assert.equal(schemaToTs({ type: 'object', properties: { 'a-b': { type: 'string' } }, required: ['a-b'] }), '{\n  "a-b": string;\n}');
   assert.equal(schemaToTs({ type: 'array', items: [{ type: 'string' }, { type: 'number' }], minItems: 1 }), '[string, number?]');
-  assert.equal(schemaToTs({ allOf: [{ type: 'object', properties: { a: { type: 'string' } } }, { type: 'object', properties: { b: { type: 'number' } } }] }), '{\n  a?: string;\n} & {\n  b?: number;\n}');
+  assert.equal(
+    schemaToTs({
+      allOf: [
+        { type: 'object', properties: { a: { type: 'string' } } },
+        { type: 'object', properties: { b: { type: 'number' } } },
+      ],
+    }),
+    '{\n  a?: string;\n} & {\n  b?: number;\n}',
+  );
 });
 
 test('`switchboard types` output compiles with tsc and types the catalogue (wrong payloads are compile errors)', async (t) => {
@@ -149,7 +167,12 @@ test('`switchboard types` output compiles with tsc and types the catalogue (wron
               at: { $ref: '#/$defs/point' },
               tags: { type: 'object', additionalProperties: { type: 'string' } },
               maybe: { anyOf: [{ type: 'integer' }, { type: 'null' }] },
-              both: { allOf: [{ type: 'object', properties: { x: { type: 'number' } }, required: ['x'] }, { type: 'object', properties: { y: { type: 'number' } }, required: ['y'] }] },
+              both: {
+                allOf: [
+                  { type: 'object', properties: { x: { type: 'number' } }, required: ['x'] },
+                  { type: 'object', properties: { y: { type: 'number' } }, required: ['y'] },
+                ],
+              },
             },
             required: ['kind', 'at'],
             additionalProperties: false,
@@ -199,9 +222,25 @@ export const bad6: DefaultPublication = { kind: 'a', at: [1, 'x'] };
 export const bad7: DefaultPublication = { kind: 'c', at: [1, 2] };
 `,
   );
-  const tsc = spawnSync(process.execPath, [TSC, '--strict', '--noEmit', '--target', 'es2022', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--skipLibCheck', join(dir, 'usage.ts')], {
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
+  const tsc = spawnSync(
+    process.execPath,
+    [
+      TSC,
+      '--strict',
+      '--noEmit',
+      '--target',
+      'es2022',
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--skipLibCheck',
+      join(dir, 'usage.ts'),
+    ],
+    {
+      encoding: 'utf8',
+      timeout: 60_000,
+    },
+  );
   assert.equal(tsc.status, 0, `tsc failed:\n${tsc.stdout}\n${tsc.stderr}`);
 });

@@ -137,7 +137,9 @@ async function run(sb: Switchboard, method: ApiMethod, p: ApiParams): Promise<un
         idempotencyKey: str(p, 'idempotency_key', false),
       });
       return {
-        responses: rs.map((r) => (r instanceof ReplyError ? { error: r.error } : { result: r.offset > 0 ? { offset: r.offset, epoch: r.epoch } : {} })),
+        responses: rs.map((r) =>
+          r instanceof ReplyError ? { error: r.error } : { result: r.offset > 0 ? { offset: r.offset, epoch: r.epoch } : {} },
+        ),
       };
     }
     case 'subscribe': {
@@ -160,7 +162,8 @@ async function run(sb: Switchboard, method: ApiMethod, p: ApiParams): Promise<un
       const t = target(p);
       const d = obj(p, 'disconnect');
       const whitelist = p.whitelist;
-      if (whitelist !== undefined && (!Array.isArray(whitelist) || !whitelist.every((w) => typeof w === 'string'))) bad('whitelist must be an array of strings');
+      if (whitelist !== undefined && (!Array.isArray(whitelist) || !whitelist.every((w) => typeof w === 'string')))
+        bad('whitelist must be an array of strings');
       const code = d ? int(d, 'code') : undefined;
       if (code !== undefined && (code < 3000 || code > 4999)) bad('disconnect.code must be in 3000..4999');
       await sb.disconnect(
@@ -234,7 +237,8 @@ async function run(sb: Switchboard, method: ApiMethod, p: ApiParams): Promise<un
       const list = commands as unknown[];
       if (list.length > 1000) bad('at most 1000 commands in a batch');
       const runOne = async (c: unknown): Promise<unknown> => {
-        if (!c || typeof c !== 'object' || Array.isArray(c)) return { error: { code: 107, message: 'bad request: command must be an object' } };
+        if (!c || typeof c !== 'object' || Array.isArray(c))
+          return { error: { code: 107, message: 'bad request: command must be an object' } };
         const keys = Object.keys(c);
         if (keys.length !== 1 || keys[0] === 'batch') return { error: { code: 107, message: 'bad request: one method per command' } };
         const m = keys[0]!;

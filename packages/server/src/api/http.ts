@@ -48,7 +48,9 @@ export function httpApiPlugin(sb: Switchboard, opts: HttpApiOptions = {}) {
     if (opts.health !== false) {
       app.get('/health', async (_req, reply) => sendJson(reply, 200, {}));
       app.get('/ready', async (_req, reply) =>
-        sb.ready ? sendJson(reply, 200, { status: 'ready' }) : sendJson(reply, 503, { status: sb.shuttingDown ? 'shutting down' : 'not ready', engine: sb.engine.healthy() }),
+        sb.ready
+          ? sendJson(reply, 200, { status: 'ready' })
+          : sendJson(reply, 503, { status: sb.shuttingDown ? 'shutting down' : 'not ready', engine: sb.engine.healthy() }),
       );
       app.get('/metrics', async (_req, reply) => {
         sb.collectMetrics();

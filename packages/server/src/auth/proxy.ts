@@ -80,12 +80,20 @@ export class ProxyCaller {
     }
     this.failures = 0;
     this.openUntil = 0;
-    const reply = parsed as { result?: unknown; error?: { code?: unknown; message?: unknown; temporary?: unknown }; disconnect?: { code?: unknown; reason?: unknown } };
+    const reply = parsed as {
+      result?: unknown;
+      error?: { code?: unknown; message?: unknown; temporary?: unknown };
+      disconnect?: { code?: unknown; reason?: unknown };
+    };
     if (reply.disconnect && typeof reply.disconnect.code === 'number') {
       throw new DisconnectError({ code: reply.disconnect.code, reason: String(reply.disconnect.reason ?? '') });
     }
     if (reply.error && typeof reply.error.code === 'number') {
-      throw new ReplyError({ code: reply.error.code, message: String(reply.error.message ?? ''), temporary: reply.error.temporary === true || undefined });
+      throw new ReplyError({
+        code: reply.error.code,
+        message: String(reply.error.message ?? ''),
+        temporary: reply.error.temporary === true || undefined,
+      });
     }
     const result = reply.result;
     return result && typeof result === 'object' && !Array.isArray(result) ? (result as Record<string, unknown>) : {};
@@ -96,7 +104,8 @@ export class ProxyCaller {
     this.metrics.badInput.labels(`proxy_${this.name}_failure`).inc();
     if (this.failures >= BREAKER_FAILURES) {
       this.openUntil = Date.now() + BREAKER_COOLDOWN_MS;
-      if (this.failures === BREAKER_FAILURES) this.log.warn({ proxy: this.name, endpoint: this.cfg.endpoint }, 'proxy circuit open: backend failing');
+      if (this.failures === BREAKER_FAILURES)
+        this.log.warn({ proxy: this.name, endpoint: this.cfg.endpoint }, 'proxy circuit open: backend failing');
     }
     this.log.debug({ proxy: this.name, err: e instanceof Error ? e.message : String(e) }, 'proxy call failed');
   }
@@ -152,7 +161,10 @@ export function proxyHooks(config: Config, inner: Hooks, channels: ChannelRules,
     async onConnecting(ctx) {
       // A client with a token authenticates with it; the proxy handles the rest.
       if (connect && !ctx.token) {
-        const r = await connect.call({ ...base, client: ctx.client, name: ctx.name, version: ctx.version, data: ctx.data }, ctx.request.headers);
+        const r = await connect.call(
+          { ...base, client: ctx.client, name: ctx.name, version: ctx.version, data: ctx.data },
+          ctx.request.headers,
+        );
         if (typeof r.user !== 'string') throw new ReplyError(Errors.unauthorized);
         return {
           user: r.user,

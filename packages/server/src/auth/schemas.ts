@@ -15,7 +15,8 @@ export class PayloadValidators {
   constructor(config: Config) {
     const nss: NamespaceConfig[] = [config.channel.without_namespace, ...config.channel.namespaces];
     for (const ns of nss) {
-      if (ns.publication_schema !== undefined) this.publication.set(ns, this.compile(ns.publication_schema, `publication_schema of ${ns.name ?? 'without_namespace'}`));
+      if (ns.publication_schema !== undefined)
+        this.publication.set(ns, this.compile(ns.publication_schema, `publication_schema of ${ns.name ?? 'without_namespace'}`));
     }
     for (const [method, schema] of Object.entries(config.rpc.schemas)) this.rpc.set(method, this.compile(schema, `rpc.schemas.${method}`));
   }

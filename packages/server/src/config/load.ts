@@ -105,7 +105,9 @@ function validateConfig(input: Record<string, unknown>, warnings: string[]): Con
   const converted = Value.Convert(ConfigSchema, withDefaults);
   const problems: string[] = [];
   for (const err of Value.Errors(ConfigSchema, converted)) {
-    problems.push(`${dotted(err.path) || '(root)'}: ${expectation(err.schema, err.message)}${err.value !== undefined ? ` (got ${JSON.stringify(err.value)})` : ''}`);
+    problems.push(
+      `${dotted(err.path) || '(root)'}: ${expectation(err.schema, err.message)}${err.value !== undefined ? ` (got ${JSON.stringify(err.value)})` : ''}`,
+    );
   }
   // Durations are checked in the same pass, so every bad key path is reported at once.
   const raw = converted as RawConfig;
@@ -145,7 +147,8 @@ function checkSemantics(c: Config, problems: string[]): void {
 function expectation(schema: TSchema, message: string): string {
   if (schema.description === DURATION) return 'expected a duration like "25s", "500ms", "1m30s" or a number of seconds';
   const anyOf = (schema as { anyOf?: Array<{ const?: unknown }> }).anyOf;
-  if (anyOf && anyOf.length > 0 && anyOf.every((s) => s.const !== undefined)) return `expected one of ${anyOf.map((s) => JSON.stringify(s.const)).join(', ')}`;
+  if (anyOf && anyOf.length > 0 && anyOf.every((s) => s.const !== undefined))
+    return `expected one of ${anyOf.map((s) => JSON.stringify(s.const)).join(', ')}`;
   return message;
 }
 
@@ -163,7 +166,8 @@ function resolveDurations(schema: TSchema, value: Record<string, unknown>, path:
       }
     } else if (Array.isArray(v) && (sub as { items?: TSchema }).items) {
       v.forEach((item, i) => {
-        if (item && typeof item === 'object') resolveDurations((sub as unknown as { items: TSchema }).items, item as Record<string, unknown>, `${p}.${i}`, problems);
+        if (item && typeof item === 'object')
+          resolveDurations((sub as unknown as { items: TSchema }).items, item as Record<string, unknown>, `${p}.${i}`, problems);
       });
     } else if (v && typeof v === 'object') {
       resolveDurations(sub, v as Record<string, unknown>, p, problems);

@@ -10,8 +10,7 @@ const Duration = (def: string) => Type.Union([Type.String(), Type.Number()], { d
 const Bool = (def: boolean) => Type.Boolean({ default: def });
 const Int = (def: number) => Type.Integer({ default: def, minimum: 0 });
 const Str = (def: string) => Type.String({ default: def });
-const Obj = <T extends Record<string, TSchema>>(props: T) =>
-  Type.Object(props, { default: {}, additionalProperties: false });
+const Obj = <T extends Record<string, TSchema>>(props: T) => Type.Object(props, { default: {}, additionalProperties: false });
 
 export const NamespaceOptionsProps = {
   presence: Bool(false),
@@ -164,7 +163,9 @@ export const ConfigSchema = Obj({
     proxy: ProxyEndpoint,
     namespace_boundary: Str(':'),
     without_namespace: Obj({ proxy_enabled: Bool(false) }),
-    namespaces: Type.Array(Type.Object({ name: Type.String(), proxy_enabled: Bool(false) }, { additionalProperties: false }), { default: [] }),
+    namespaces: Type.Array(Type.Object({ name: Type.String(), proxy_enabled: Bool(false) }, { additionalProperties: false }), {
+      default: [],
+    }),
     /** Switchboard: JSON Schema per RPC method for the request data. */
     schemas: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
   }),

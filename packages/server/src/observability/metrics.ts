@@ -3,11 +3,28 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** Every metric the server exports, on a registry of its own (embedding apps keep theirs). */
 export class Metrics {
   readonly registry = new Registry();
-  readonly connections = new Gauge({ name: 'switchboard_connections', help: 'Open client connections on this node', registers: [this.registry] });
+  readonly connections = new Gauge({
+    name: 'switchboard_connections',
+    help: 'Open client connections on this node',
+    registers: [this.registry],
+  });
   readonly users = new Gauge({ name: 'switchboard_users', help: 'Distinct users connected to this node', registers: [this.registry] });
-  readonly subscriptions = new Gauge({ name: 'switchboard_subscriptions', help: 'Client subscriptions on this node', registers: [this.registry] });
-  readonly channels = new Gauge({ name: 'switchboard_channels', help: 'Channels with subscribers on this node', registers: [this.registry] });
-  readonly commands = new Counter({ name: 'switchboard_commands_total', help: 'Client commands by method and result', labelNames: ['method', 'result'] as const, registers: [this.registry] });
+  readonly subscriptions = new Gauge({
+    name: 'switchboard_subscriptions',
+    help: 'Client subscriptions on this node',
+    registers: [this.registry],
+  });
+  readonly channels = new Gauge({
+    name: 'switchboard_channels',
+    help: 'Channels with subscribers on this node',
+    registers: [this.registry],
+  });
+  readonly commands = new Counter({
+    name: 'switchboard_commands_total',
+    help: 'Client commands by method and result',
+    labelNames: ['method', 'result'] as const,
+    registers: [this.registry],
+  });
   readonly commandDuration = new Histogram({
     name: 'switchboard_command_duration_seconds',
     help: 'Client command latency by method',
@@ -15,7 +32,12 @@ export class Metrics {
     buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
     registers: [this.registry],
   });
-  readonly apiCommands = new Counter({ name: 'switchboard_api_commands_total', help: 'Server API commands by method and result', labelNames: ['method', 'result'] as const, registers: [this.registry] });
+  readonly apiCommands = new Counter({
+    name: 'switchboard_api_commands_total',
+    help: 'Server API commands by method and result',
+    labelNames: ['method', 'result'] as const,
+    registers: [this.registry],
+  });
   readonly apiDuration = new Histogram({
     name: 'switchboard_api_duration_seconds',
     help: 'Server API latency by method',
@@ -23,16 +45,61 @@ export class Metrics {
     buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
     registers: [this.registry],
   });
-  readonly publications = new Counter({ name: 'switchboard_publications_total', help: 'Publications accepted by this node (client and API)', labelNames: ['source'] as const, registers: [this.registry] });
-  readonly deliveries = new Counter({ name: 'switchboard_deliveries_total', help: 'Publications queued to subscribers on this node', registers: [this.registry] });
-  readonly bytesIn = new Counter({ name: 'switchboard_transport_bytes_in_total', help: 'Bytes received from clients', registers: [this.registry] });
-  readonly bytesOut = new Counter({ name: 'switchboard_transport_bytes_out_total', help: 'Bytes written to clients', registers: [this.registry] });
-  readonly framesOut = new Counter({ name: 'switchboard_transport_frames_out_total', help: 'WebSocket frames written to clients', registers: [this.registry] });
-  readonly disconnects = new Counter({ name: 'switchboard_disconnects_total', help: 'Disconnects by code', labelNames: ['code'] as const, registers: [this.registry] });
-  readonly queueDrops = new Counter({ name: 'switchboard_queue_drops_total', help: 'Connections dropped because their write queue passed client.queue_max_size', registers: [this.registry] });
-  readonly badInput = new Counter({ name: 'switchboard_bad_input_total', help: 'Malformed or refused input by kind', labelNames: ['kind'] as const, registers: [this.registry] });
-  readonly limits = new Counter({ name: 'switchboard_limit_hits_total', help: 'Requests refused by a limit', labelNames: ['limit'] as const, registers: [this.registry] });
-  readonly recoveries = new Counter({ name: 'switchboard_recoveries_total', help: 'Subscription recoveries by result', labelNames: ['recovered'] as const, registers: [this.registry] });
+  readonly publications = new Counter({
+    name: 'switchboard_publications_total',
+    help: 'Publications accepted by this node (client and API)',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+  });
+  readonly deliveries = new Counter({
+    name: 'switchboard_deliveries_total',
+    help: 'Publications queued to subscribers on this node',
+    registers: [this.registry],
+  });
+  readonly bytesIn = new Counter({
+    name: 'switchboard_transport_bytes_in_total',
+    help: 'Bytes received from clients',
+    registers: [this.registry],
+  });
+  readonly bytesOut = new Counter({
+    name: 'switchboard_transport_bytes_out_total',
+    help: 'Bytes written to clients',
+    registers: [this.registry],
+  });
+  readonly framesOut = new Counter({
+    name: 'switchboard_transport_frames_out_total',
+    help: 'WebSocket frames written to clients',
+    registers: [this.registry],
+  });
+  readonly disconnects = new Counter({
+    name: 'switchboard_disconnects_total',
+    help: 'Disconnects by code',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  readonly queueDrops = new Counter({
+    name: 'switchboard_queue_drops_total',
+    help: 'Connections dropped because their write queue passed client.queue_max_size',
+    registers: [this.registry],
+  });
+  readonly badInput = new Counter({
+    name: 'switchboard_bad_input_total',
+    help: 'Malformed or refused input by kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly limits = new Counter({
+    name: 'switchboard_limit_hits_total',
+    help: 'Requests refused by a limit',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+  readonly recoveries = new Counter({
+    name: 'switchboard_recoveries_total',
+    help: 'Subscription recoveries by result',
+    labelNames: ['recovered'] as const,
+    registers: [this.registry],
+  });
 
   constructor(defaults = true) {
     // Unprefixed (process_*, nodejs_*), as dashboards for Node services expect.

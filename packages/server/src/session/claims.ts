@@ -92,7 +92,8 @@ export function subClaims(p: JWTPayload, user: string, channel: string, skewMs =
   const override: Record<string, boolean> = {};
   if (p.override && typeof p.override === 'object') {
     for (const [k, v] of Object.entries(p.override as Record<string, unknown>)) {
-      if (v && typeof v === 'object' && typeof (v as { value?: unknown }).value === 'boolean') override[k] = (v as { value: boolean }).value;
+      if (v && typeof v === 'object' && typeof (v as { value?: unknown }).value === 'boolean')
+        override[k] = (v as { value: boolean }).value;
     }
   }
   return { info: infoOf(p, denied), expireAt, override };

@@ -128,11 +128,14 @@ export class Session implements HubClient, Heartbeat {
     this.request = request;
     // Headers cost ~1 KB per connection: kept only when a hook may read them after connect.
     const h = ctx.hooks;
-    if (h.onSubscribe || h.onPublish || h.onRpc || h.onMessage || h.onRefresh || h.onSubRefresh || h.onDisconnect) this.headers = request.headers;
+    if (h.onSubscribe || h.onPublish || h.onRpc || h.onMessage || h.onRefresh || h.onSubRefresh || h.onDisconnect)
+      this.headers = request.headers;
     this.writer = new Writer(ws, ctx.config.client.queue_max_size, this);
     const rl = ctx.config.client.rate_limit;
-    if (rl.commands_per_second > 0) this.commandBucket = new TokenBucket(rl.commands_per_second, Math.max(rl.commands_burst, rl.commands_per_second));
-    if (rl.publications_per_second > 0) this.publishBucket = new TokenBucket(rl.publications_per_second, Math.max(rl.publications_burst, rl.publications_per_second));
+    if (rl.commands_per_second > 0)
+      this.commandBucket = new TokenBucket(rl.commands_per_second, Math.max(rl.commands_burst, rl.commands_per_second));
+    if (rl.publications_per_second > 0)
+      this.publishBucket = new TokenBucket(rl.publications_per_second, Math.max(rl.publications_burst, rl.publications_per_second));
     (ws as SessionSocket)[SESSION] = this;
     ws.on('message', onWsMessage);
     ws.on('close', onWsClose);
@@ -381,7 +384,8 @@ export class Session implements HubClient, Heartbeat {
       // Counted through the engine's presence (a per-user key with TTL), so the
       // limit holds across nodes with the Redis engine.
       const local = ctx.hub.users.get(user)?.size ?? 0;
-      const everywhere = local >= cfg.user_connection_limit ? local : (await ctx.engine.presence.stats(userConnectionsKey(user))).numClients;
+      const everywhere =
+        local >= cfg.user_connection_limit ? local : (await ctx.engine.presence.stats(userConnectionsKey(user))).numClients;
       if (Math.max(local, everywhere) >= cfg.user_connection_limit) {
         ctx.metrics.limits.labels('user_connection_limit').inc();
         throw new ReplyError(Errors.limitExceeded);
@@ -489,7 +493,8 @@ export class Session implements HubClient, Heartbeat {
       if (e instanceof KeySourceError) {
         // Not the client's fault: a temporary error it retries, logged once per interval rather than per attempt.
         this.ctx.metrics.badInput.labels('token_key_source_unavailable').inc();
-        if (this.ctx.limits.logOnce.shouldLog('jwks')) this.ctx.log.error({ err: e.message }, 'cannot verify tokens: key source unavailable');
+        if (this.ctx.limits.logOnce.shouldLog('jwks'))
+          this.ctx.log.error({ err: e.message }, 'cannot verify tokens: key source unavailable');
         throw new ReplyError(Errors.internal);
       }
       throw e;
@@ -508,28 +513,31 @@ export class Session implements HubClient, Heartbeat {
     if (expireAt <= 0) return;
     const serverSide = this.serverSideRefresh;
     const delay = expireAt - Date.now() + (serverSide ? 0 : this.ctx.config.client.expired_close_delay);
-    this.expireTimer = setTimeout(() => {
-      if (!(this.expireAt > 0 && this.expireAt <= Date.now()) || this.state !== 'connected') return;
-      if (!serverSide) {
-        this.disconnect(Disconnects.expired);
-        return;
-      }
-      // Credentials came from the backend: ask it again instead of the client.
-      Promise.resolve(this.ctx.hooks.onRefresh!(this.hookContext())).then(
-        (r) => {
-          if (this.state !== 'connected') return;
-          if (!r || r.expired || !r.expireAt) return this.disconnect(Disconnects.expired);
-          if (r.info !== undefined) this.info = { ...this.info, connInfo: JSON.stringify(r.info) };
-          this.setExpiry(r.expireAt * 1000);
-        },
-        (e: unknown) => {
-          if (e instanceof DisconnectError) return this.disconnect(e.disconnect);
-          // A failing backend must not cut everyone off at once: retry shortly.
-          this.ctx.log.warn({ client: this.id, err: String(e) }, 'refresh hook failed; retrying');
-          this.setExpiry(Date.now() + 1000);
-        },
-      );
-    }, Math.max(0, delay));
+    this.expireTimer = setTimeout(
+      () => {
+        if (!(this.expireAt > 0 && this.expireAt <= Date.now()) || this.state !== 'connected') return;
+        if (!serverSide) {
+          this.disconnect(Disconnects.expired);
+          return;
+        }
+        // Credentials came from the backend: ask it again instead of the client.
+        Promise.resolve(this.ctx.hooks.onRefresh!(this.hookContext())).then(
+          (r) => {
+            if (this.state !== 'connected') return;
+            if (!r || r.expired || !r.expireAt) return this.disconnect(Disconnects.expired);
+            if (r.info !== undefined) this.info = { ...this.info, connInfo: JSON.stringify(r.info) };
+            this.setExpiry(r.expireAt * 1000);
+          },
+          (e: unknown) => {
+            if (e instanceof DisconnectError) return this.disconnect(e.disconnect);
+            // A failing backend must not cut everyone off at once: retry shortly.
+            this.ctx.log.warn({ client: this.id, err: String(e) }, 'refresh hook failed; retrying');
+            this.setExpiry(Date.now() + 1000);
+          },
+        );
+      },
+      Math.max(0, delay),
+    );
     this.expireTimer.unref();
   }
 
@@ -552,7 +560,12 @@ export class Session implements HubClient, Heartbeat {
     let override: Record<string, boolean> | undefined;
     let serverSideRefresh = false;
     if (token) {
-      const claims = subClaims(await this.verify(ctx.subTokens, token, 'subscribe'), this.user, channel, ctx.config.client.token.clock_skew);
+      const claims = subClaims(
+        await this.verify(ctx.subTokens, token, 'subscribe'),
+        this.user,
+        channel,
+        ctx.config.client.token.clock_skew,
+      );
       chanInfo = claims.info;
       expireAt = claims.expireAt;
       override = claims.override;
@@ -609,8 +622,9 @@ export class Session implements HubClient, Heartbeat {
     const ns = resolved.options;
     const ov = req.override ?? {};
     const historyOn = ns.history_size > 0 && ns.history_ttl > 0;
-    const recoverable = historyOn && (ov.force_recovery ?? ns.force_recovery) || (historyOn && ns.allow_recovery && !!req.recoverable);
-    const positioned = historyOn && (recoverable || (ov.force_positioning ?? ns.force_positioning) || (ns.allow_positioning && !!req.positioned));
+    const recoverable = (historyOn && (ov.force_recovery ?? ns.force_recovery)) || (historyOn && ns.allow_recovery && !!req.recoverable);
+    const positioned =
+      historyOn && (recoverable || (ov.force_positioning ?? ns.force_positioning) || (ns.allow_positioning && !!req.positioned));
     const presence = ov.presence ?? ns.presence;
     const joinLeaveOn = ov.join_leave ?? ns.join_leave;
     const pushJoinLeave = joinLeaveOn && (!!req.joinLeave || (ov.force_push_join_leave ?? ns.force_push_join_leave));
@@ -620,7 +634,15 @@ export class Session implements HubClient, Heartbeat {
     sub.joinLeave = pushJoinLeave;
     if (positioned) sub.buffer = [];
     const info: ClientInfo = { ...this.info, chanInfo: req.chanInfo };
-    const state: SubState = { subscriber: sub, options: ns, info, presence, joinLeave: joinLeaveOn, expireAt: 0, serverSideRefresh: req.serverSideRefresh };
+    const state: SubState = {
+      subscriber: sub,
+      options: ns,
+      info,
+      presence,
+      joinLeave: joinLeaveOn,
+      expireAt: 0,
+      serverSideRefresh: req.serverSideRefresh,
+    };
     this.subs.set(channel, state);
     const result: Record<string, unknown> = {};
     try {
@@ -773,7 +795,12 @@ export class Session implements HubClient, Heartbeat {
     const token = reqString(p, 'token');
     const state = this.subs.get(channel);
     if (!state) throw new ReplyError(Errors.permissionDenied);
-    const claims = subClaims(await this.verify(this.ctx.subTokens, token, 'sub_refresh'), this.user, channel, this.ctx.config.client.token.clock_skew);
+    const claims = subClaims(
+      await this.verify(this.ctx.subTokens, token, 'sub_refresh'),
+      this.user,
+      channel,
+      this.ctx.config.client.token.clock_skew,
+    );
     if (claims.expireAt > 0) this.setSubExpiry(channel, state, claims.expireAt);
     else if (state.timer) clearTimeout(state.timer);
     const ttl = claims.expireAt > 0 ? Math.max(1, Math.floor((claims.expireAt - Date.now()) / 1000)) : undefined;

@@ -106,5 +106,12 @@ function refuse(socket: Duplex, status: number, message: string): void {
 }
 
 function httpStatusText(status: number): string {
-  return ({ 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable' } as Record<number, string>)[status] ?? 'Error';
+  return (
+    (
+      { 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable' } as Record<
+        number,
+        string
+      >
+    )[status] ?? 'Error'
+  );
 }

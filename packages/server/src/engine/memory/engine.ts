@@ -118,7 +118,6 @@ export class MemoryEngine implements Engine {
     for (const [ch, s] of this.streams) if (s.metaExpiresAt <= now) this.streams.delete(ch);
     for (const [k, v] of this.idempotent) if (v.expiresAt <= now) this.idempotent.delete(k);
   }
-
 }
 
 export class MemoryPresence implements PresenceStore {
