@@ -353,7 +353,7 @@ async function reconnect(sys: SystemDef, spec: Extract<ScenarioSpec, { type: "re
       ctx.progress.stop();
       ctx.progress.set(`${sys.name} reconnect ${spec.conns} conns: storm`);
       ctx.progress.start(() => `open ${s.load.progress().open}`);
-      const storm = await s.load.dropAndReconnect(10_000, 60_000);
+      const storm = await s.load.dropAndReconnect(10_000, 45_000);
       await sleep(spec.afterMs);
       stop = true;
       await publishing;
