@@ -60,13 +60,8 @@ export const writerStats: WriterStats = { bytesOut: 0, framesOut: 0 };
 
 // One flush pass for every writer that got data in this turn of the event
 // loop: messages queued together leave together, without a timer or a
-// closure per connection. A pass writes to at most FLUSH_SLICE connections
-// and leaves the rest to the next turn, so accepting, reading and answering
-// other sockets go on between slices of a big fan-out (a 10k-subscriber
-// burst would otherwise hold the loop for hundreds of milliseconds).
-const FLUSH_SLICE = 1024;
+// closure per connection.
 let dirty: Writer[] = [];
-let cursor = 0;
 let flushScheduled = false;
 function scheduleFlush(w: Writer): void {
   dirty.push(w);
@@ -77,19 +72,9 @@ function scheduleFlush(w: Writer): void {
 }
 function flushAll(): void {
   flushScheduled = false;
-  const end = Math.min(dirty.length, cursor + FLUSH_SLICE);
-  while (cursor < end) dirty[cursor++]!.flush();
-  if (cursor >= dirty.length) {
-    dirty = [];
-    cursor = 0;
-    return;
-  }
-  if (cursor >= FLUSH_SLICE * 4) {
-    dirty = dirty.slice(cursor);
-    cursor = 0;
-  }
-  flushScheduled = true;
-  setImmediate(flushAll);
+  const batch = dirty;
+  dirty = [];
+  for (let i = 0; i < batch.length; i++) batch[i]!.flush();
 }
 
 /** Told when the queue passes its limit (an interface, not a closure: one less allocation per connection). */
