@@ -1,6 +1,6 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
-import { createServer } from "node:net";
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
 
 /**
  * Every process the harness starts is registered here so that it can be
@@ -10,7 +10,7 @@ const children = new Set<ChildProcess>();
 
 export function track(child: ChildProcess): ChildProcess {
   children.add(child);
-  child.once("exit", () => children.delete(child));
+  child.once('exit', () => children.delete(child));
   return child;
 }
 
@@ -20,7 +20,7 @@ export function killAllSync(): void {
     if (c.pid === undefined) continue;
     for (const pid of [...descendants(c.pid), c.pid]) {
       try {
-        process.kill(pid, "SIGKILL");
+        process.kill(pid, 'SIGKILL');
       } catch {
         /* already gone */
       }
@@ -33,8 +33,8 @@ let hooksInstalled = false;
 export function installExitHooks(): void {
   if (hooksInstalled) return;
   hooksInstalled = true;
-  process.once("exit", killAllSync);
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.once('exit', killAllSync);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(sig, () => {
       killAllSync();
       process.exit(130);
@@ -47,22 +47,22 @@ export function installExitHooks(): void {
  * source port can hold it), checked on 0.0.0.0 since some servers bind there.
  */
 export async function freePort(): Promise<number> {
-  const [lo] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+  const [lo] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
   const top = Math.max(2000, (lo ?? 32768) - 1);
   const bottom = Math.max(1024, top - 12_000);
   for (let i = 0; i < 100; i++) {
     const port = bottom + Math.floor(Math.random() * (top - bottom));
     if (await canListen(port)) return port;
   }
-  throw new Error("no free port found");
+  throw new Error('no free port found');
 }
 
 function canListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const srv = createServer();
     srv.unref();
-    srv.once("error", () => resolve(false));
-    srv.listen(port, "0.0.0.0", () => srv.close(() => resolve(true)));
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '0.0.0.0', () => srv.close(() => resolve(true)));
   });
 }
 
@@ -75,16 +75,16 @@ export function descendants(pid: number): number[] {
   const parentOf = new Map<number, number>();
   let entries: string[];
   try {
-    entries = readdirSync("/proc");
+    entries = readdirSync('/proc');
   } catch {
     return [];
   }
   for (const e of entries) {
     if (!/^\d+$/.test(e)) continue;
     try {
-      const stat = readFileSync(`/proc/${e}/stat`, "utf8");
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
       // field 4 (ppid) follows the ")" that closes comm, which may itself contain spaces
-      const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       parentOf.set(Number(e), Number(rest[1]));
     } catch {
       /* raced with exit */
@@ -109,8 +109,8 @@ const CLK_TCK = 100; // Linux USER_HZ; constant on every mainstream kernel confi
 /** CPU seconds (user+system) consumed by pid, or 0 if it is gone. */
 export function cpuSeconds(pid: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // utime and stime are fields 14 and 15 overall, i.e. 11 and 12 after ") "
     return (Number(rest[11]) + Number(rest[12])) / CLK_TCK;
   } catch {
@@ -121,7 +121,7 @@ export function cpuSeconds(pid: number): number {
 /** Resident set size in bytes, from /proc/<pid>/status. */
 export function rssBytes(pid: number): number {
   try {
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const m = /VmRSS:\s+(\d+)\s+kB/.exec(status);
     return m ? Number(m[1]) * 1024 : 0;
   } catch {
@@ -140,7 +140,7 @@ export function treeRssBytes(pid: number): number {
 /** Max open files for this process (soft limit), from /proc/self/limits. */
 export function fdLimit(): number {
   try {
-    const limits = readFileSync("/proc/self/limits", "utf8");
+    const limits = readFileSync('/proc/self/limits', 'utf8');
     const m = /Max open files\s+(\d+)/.exec(limits);
     return m ? Number(m[1]) : 1024;
   } catch {
@@ -151,7 +151,7 @@ export function fdLimit(): number {
 /** Lower bound of the ephemeral port range → ports one source address can use to one destination. */
 export function ephemeralPortsPerSource(): number {
   try {
-    const [lo, hi] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
     return hi! - lo! + 1;
   } catch {
     return 28232;
@@ -168,15 +168,15 @@ export interface Spawned {
 }
 
 export function spawnTracked(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Spawned {
-  const child = track(spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: env ?? process.env }));
-  let buf = "";
+  const child = track(spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env }));
+  let buf = '';
   let done = false;
   const onData = (d: Buffer): void => {
     buf = (buf + d.toString()).slice(-4096);
   };
-  child.stdout?.on("data", onData);
-  child.stderr?.on("data", onData);
-  child.once("exit", () => {
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  child.once('exit', () => {
     done = true;
   });
   if (child.pid === undefined) throw new Error(`failed to spawn ${cmd}`);
@@ -195,15 +195,15 @@ export async function stopProcess(child: ChildProcess, graceMs = 3000): Promise<
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   const pid = child.pid;
   const kids = descendants(pid);
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
   try {
-    process.kill(pid, "SIGTERM");
+    process.kill(pid, 'SIGTERM');
   } catch {
     /* gone */
   }
   const t = setTimeout(() => {
     try {
-      process.kill(pid, "SIGKILL");
+      process.kill(pid, 'SIGKILL');
     } catch {
       /* gone */
     }
@@ -212,7 +212,7 @@ export async function stopProcess(child: ChildProcess, graceMs = 3000): Promise<
   clearTimeout(t);
   for (const k of kids) {
     try {
-      process.kill(k, "SIGKILL");
+      process.kill(k, 'SIGKILL');
     } catch {
       /* gone */
     }
@@ -222,8 +222,8 @@ export async function stopProcess(child: ChildProcess, graceMs = 3000): Promise<
 /** utime+stime+cutime+cstime: a process's CPU including its reaped children. */
 function cpuWithChildren(pid: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14])) / CLK_TCK;
   } catch {
     return 0;
@@ -238,7 +238,7 @@ export function harnessCpuSeconds(): number {
 /** CPU seconds the whole machine was busy (all cores), from /proc/stat. */
 export function machineBusySeconds(): number {
   try {
-    const line = readFileSync("/proc/stat", "utf8").split("\n")[0]!;
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
     const f = line.trim().split(/\s+/).slice(1).map(Number);
     const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
     return (total - f[3]! - f[4]!) / CLK_TCK;

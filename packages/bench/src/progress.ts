@@ -1,7 +1,7 @@
 /** One status line on stderr while the harness runs (rewritten in place on a TTY). */
 export class Progress {
   private timer: NodeJS.Timeout | undefined;
-  private text = "";
+  private text = '';
   private lastPrinted = 0;
   private readonly tty = process.stderr.isTTY === true;
   private readonly t0 = performance.now();
@@ -45,12 +45,12 @@ export class Progress {
   done(): void {
     this.stop();
     if (this.quiet) return;
-    if (this.tty) process.stderr.write("\r\x1b[K");
+    if (this.tty) process.stderr.write('\r\x1b[K');
   }
 
   log(msg: string): void {
     if (this.quiet) return;
-    if (this.tty) process.stderr.write("\r\x1b[K");
+    if (this.tty) process.stderr.write('\r\x1b[K');
     process.stderr.write(`${msg}\n`);
     if (this.tty && this.text) this.print(true);
   }

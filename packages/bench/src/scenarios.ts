@@ -1,25 +1,25 @@
-import { LoadGenerator, MAX_CONNS_PER_WORKER, SOURCES, type AggregateReport, type ConnectSummary } from "./load/generator.js";
-import { Publisher, SeqBook, type PublishResult, type PublishStream } from "./load/publisher.js";
-import { ephemeralPortsPerSource, fdLimit, sleep } from "./proc.js";
-import type { Progress } from "./progress.js";
-import type { RunningSut, SutOptions, SystemDef } from "./sut/systems.js";
-import type { ChannelPlan } from "./types.js";
+import { LoadGenerator, MAX_CONNS_PER_WORKER, SOURCES, type AggregateReport, type ConnectSummary } from './load/generator.js';
+import { Publisher, SeqBook, type PublishResult, type PublishStream } from './load/publisher.js';
+import { ephemeralPortsPerSource, fdLimit, sleep } from './proc.js';
+import type { Progress } from './progress.js';
+import type { RunningSut, SutOptions, SystemDef } from './sut/systems.js';
+import type { ChannelPlan } from './types.js';
 
-export type ScenarioName = "fanout" | "many-channels" | "max-rate" | "idle" | "connect-storm" | "reconnect";
+export type ScenarioName = 'fanout' | 'many-channels' | 'max-rate' | 'idle' | 'connect-storm' | 'reconnect';
 
 export type ScenarioSpec =
-  | { type: "fanout"; conns: number; rate: number; durationMs: number }
-  | { type: "many-channels"; conns: number; personalRate: number; sharedRate: number; durationMs: number }
-  | { type: "max-rate"; conns: number; startRate: number; factor: number; stepMs: number; maxSteps: number; p99LimitMs: number }
+  | { type: 'fanout'; conns: number; rate: number; durationMs: number }
+  | { type: 'many-channels'; conns: number; personalRate: number; sharedRate: number; durationMs: number }
+  | { type: 'max-rate'; conns: number; startRate: number; factor: number; stepMs: number; maxSteps: number; p99LimitMs: number }
   /** Idle memory; its connect phase is also reported as the connect-storm row. */
-  | { type: "idle"; conns: number; holdMs: number }
-  | { type: "reconnect"; conns: number; rate: number; afterMs: number };
+  | { type: 'idle'; conns: number; holdMs: number }
+  | { type: 'reconnect'; conns: number; rate: number; afterMs: number };
 
 export interface Row {
   system: string;
   scenario: ScenarioName;
   conns: number;
-  status: "ok" | "n/a" | "fail";
+  status: 'ok' | 'n/a' | 'fail';
   note?: string;
   /** publications/s the server accepted */
   pubRate?: number;
@@ -53,8 +53,7 @@ function scenarioOf(spec: ScenarioSpec): ScenarioName {
 export function wallFor(sys: SystemDef, conns: number): string | undefined {
   const fd = fdLimit();
   const perProcess = fd - 200;
-  if (conns > sys.processes * perProcess)
-    return `fd wall: ${conns} conns > ${sys.processes} server process(es) × ${fd} open files`;
+  if (conns > sys.processes * perProcess) return `fd wall: ${conns} conns > ${sys.processes} server process(es) × ${fd} open files`;
   const ports = ephemeralPortsPerSource();
   if (conns > SOURCES.length * ports) return `ephemeral-port wall: ${conns} conns > ${SOURCES.length} source addresses × ${ports} ports`;
   if (conns > 40 * MAX_CONNS_PER_WORKER) return `more than 40 load workers needed`;
@@ -69,9 +68,9 @@ interface Session {
   note?: string;
 }
 
-function naRows(sys: SystemDef, spec: ScenarioSpec, status: Row["status"], note: string): Row[] {
+function naRows(sys: SystemDef, spec: ScenarioSpec, status: Row['status'], note: string): Row[] {
   const rows: Row[] = [{ system: sys.name, scenario: scenarioOf(spec), conns: spec.conns, status, note }];
-  if (spec.type === "idle") rows.unshift({ system: sys.name, scenario: "connect-storm", conns: spec.conns, status, note });
+  if (spec.type === 'idle') rows.unshift({ system: sys.name, scenario: 'connect-storm', conns: spec.conns, status, note });
   return rows;
 }
 
@@ -80,7 +79,7 @@ function errorsText(errors: Record<string, number>): string {
     .sort((a, b) => b[1] - a[1])
     .slice(0, 3)
     .map(([k, v]) => `${v}× ${k}`)
-    .join(", ");
+    .join(', ');
 }
 
 /**
@@ -97,14 +96,14 @@ async function withSession(
   beforeConnect?: (sut: RunningSut) => Promise<void>,
 ): Promise<Row[]> {
   const why = sys.unavailable() ?? wallFor(sys, spec.conns);
-  if (why) return naRows(sys, spec, "n/a", why);
+  if (why) return naRows(sys, spec, 'n/a', why);
   const label = `${sys.name} ${spec.type} ${spec.conns} conns`;
   ctx.progress.set(`${label}: starting server`);
   let sut: RunningSut;
   try {
     sut = await sys.start(sutOpts);
   } catch (e) {
-    return naRows(sys, spec, "n/a", `server did not start: ${String((e as Error).message).slice(0, 300)}`);
+    return naRows(sys, spec, 'n/a', `server did not start: ${String((e as Error).message).slice(0, 300)}`);
   }
   const load = new LoadGenerator({
     kind: sys.kind,
@@ -126,7 +125,7 @@ async function withSession(
     let note: string | undefined;
     if (connect.failed > 0) {
       note = `${connect.failed} connects failed (${errorsText(connect.errors)})`;
-      if (connect.ok < spec.conns * 0.5) return naRows(sys, spec, "fail", note);
+      if (connect.ok < spec.conns * 0.5) return naRows(sys, spec, 'fail', note);
     }
     ctx.progress.set(`${label}: running`);
     ctx.progress.start(() => {
@@ -137,7 +136,7 @@ async function withSession(
     if (note) for (const r of rows) r.note = r.note ? `${note}; ${r.note}` : note;
     return rows;
   } catch (e) {
-    return naRows(sys, spec, "fail", `error: ${String((e as Error).message).slice(0, 300)}`);
+    return naRows(sys, spec, 'fail', `error: ${String((e as Error).message).slice(0, 300)}`);
   } finally {
     ctx.progress.stop();
     pub.close();
@@ -174,7 +173,7 @@ async function measure(s: Session, streams: PublishStream[], durationMs: number,
   return { pub, rep, expected, elapsedMs, cpuPct };
 }
 
-function latencyFields(rep: AggregateReport): Pick<Row, "p50Ms" | "p90Ms" | "p99Ms" | "maxMs"> {
+function latencyFields(rep: AggregateReport): Pick<Row, 'p50Ms' | 'p90Ms' | 'p99Ms' | 'maxMs'> {
   if (rep.hist.totalCount === 0) return {};
   const ms = (us: number): number => round(us / 1000, 2);
   return {
@@ -188,14 +187,15 @@ function latencyFields(rep: AggregateReport): Pick<Row, "p50Ms" | "p90Ms" | "p99
 function windowRow(sys: SystemDef, scenario: ScenarioName, conns: number, w: Window): Row {
   const lost = Math.max(0, w.expected - w.rep.unique);
   const notes: string[] = [];
-  if (w.pub.errors > 0) notes.push(`${w.pub.errors} publish errors (${w.pub.errorSample ?? ""})`);
-  if (w.rep.unexpectedCloses > 0) notes.push(`${w.rep.unexpectedCloses} conns closed by server (codes ${JSON.stringify(w.rep.closeCodes)})`);
+  if (w.pub.errors > 0) notes.push(`${w.pub.errors} publish errors (${w.pub.errorSample ?? ''})`);
+  if (w.rep.unexpectedCloses > 0)
+    notes.push(`${w.rep.unexpectedCloses} conns closed by server (codes ${JSON.stringify(w.rep.closeCodes)})`);
   return {
     system: sys.name,
     scenario,
     conns,
-    status: "ok",
-    note: notes.length ? notes.join("; ") : undefined,
+    status: 'ok',
+    note: notes.length ? notes.join('; ') : undefined,
     pubRate: round(w.pub.total / (w.pub.ms / 1000)),
     deliveriesPerSec: Math.round(w.rep.unique / (w.elapsedMs / 1000)),
     ...latencyFields(w.rep),
@@ -206,36 +206,36 @@ function windowRow(sys: SystemDef, scenario: ScenarioName, conns: number, w: Win
   };
 }
 
-async function fanout(sys: SystemDef, spec: Extract<ScenarioSpec, { type: "fanout" }>, ctx: Ctx): Promise<Row[]> {
-  return withSession(sys, spec, ctx, { shared: ["fanout"] }, {}, async (s) => {
-    const w = await measure(s, [{ channels: ["fanout"], rate: spec.rate }], spec.durationMs, 1000);
-    const row = windowRow(sys, "fanout", spec.conns, w);
+async function fanout(sys: SystemDef, spec: Extract<ScenarioSpec, { type: 'fanout' }>, ctx: Ctx): Promise<Row[]> {
+  return withSession(sys, spec, ctx, { shared: ['fanout'] }, {}, async (s) => {
+    const w = await measure(s, [{ channels: ['fanout'], rate: spec.rate }], spec.durationMs, 1000);
+    const row = windowRow(sys, 'fanout', spec.conns, w);
     row.details = { ...row.details, targetRate: spec.rate };
     return [row];
   });
 }
 
-async function manyChannels(sys: SystemDef, spec: Extract<ScenarioSpec, { type: "many-channels" }>, ctx: Ctx): Promise<Row[]> {
+async function manyChannels(sys: SystemDef, spec: Extract<ScenarioSpec, { type: 'many-channels' }>, ctx: Ctx): Promise<Row[]> {
   const personal = Array.from({ length: spec.conns }, (_, i) => `user.${i}`);
-  return withSession(sys, spec, ctx, { shared: ["shared"], personalPrefix: "user." }, {}, async (s) => {
+  return withSession(sys, spec, ctx, { shared: ['shared'], personalPrefix: 'user.' }, {}, async (s) => {
     const w = await measure(
       s,
       [
         { channels: personal, rate: spec.personalRate },
-        { channels: ["shared"], rate: spec.sharedRate },
+        { channels: ['shared'], rate: spec.sharedRate },
       ],
       spec.durationMs,
       1000,
     );
-    const row = windowRow(sys, "many-channels", spec.conns, w);
+    const row = windowRow(sys, 'many-channels', spec.conns, w);
     row.details = { ...row.details, personalRate: spec.personalRate, sharedRate: spec.sharedRate };
     return [row];
   });
 }
 
 /** Step the publish rate up until p99 passes the limit, or anything is lost. */
-async function maxRate(sys: SystemDef, spec: Extract<ScenarioSpec, { type: "max-rate" }>, ctx: Ctx): Promise<Row[]> {
-  return withSession(sys, spec, ctx, { shared: ["maxrate"] }, {}, async (s) => {
+async function maxRate(sys: SystemDef, spec: Extract<ScenarioSpec, { type: 'max-rate' }>, ctx: Ctx): Promise<Row[]> {
+  return withSession(sys, spec, ctx, { shared: ['maxrate'] }, {}, async (s) => {
     let best: Row | undefined;
     let first: Row | undefined;
     let failReason = `still passing at the last step (${spec.maxSteps} steps)`;
@@ -245,14 +245,22 @@ async function maxRate(sys: SystemDef, spec: Extract<ScenarioSpec, { type: "max-
       ctx.progress.stop();
       ctx.progress.set(`${sys.name} max-rate ${spec.conns} conns: step ${i + 1}/${spec.maxSteps} at ${rate} pubs/s`);
       ctx.progress.start(() => `delivered ${s.load.progress().unique}`);
-      const w = await measure(s, [{ channels: ["maxrate"], rate }], spec.stepMs, i === 0 ? 1000 : 0);
-      const row = windowRow(sys, "max-rate", spec.conns, w);
+      const w = await measure(s, [{ channels: ['maxrate'], rate }], spec.stepMs, i === 0 ? 1000 : 0);
+      const row = windowRow(sys, 'max-rate', spec.conns, w);
       first ??= row;
-      steps.push({ rate, deliveriesPerSec: row.deliveriesPerSec, p99Ms: row.p99Ms, lost: row.lost, dup: row.dup, cpuPct: row.cpuPct, pubRate: row.pubRate });
+      steps.push({
+        rate,
+        deliveriesPerSec: row.deliveriesPerSec,
+        p99Ms: row.p99Ms,
+        lost: row.lost,
+        dup: row.dup,
+        cpuPct: row.cpuPct,
+        pubRate: row.pubRate,
+      });
       const achieved = (row.pubRate ?? 0) >= rate * 0.9;
       const ok = (row.p99Ms ?? Infinity) <= spec.p99LimitMs && row.lost === 0 && row.dup === 0 && w.pub.errors === 0 && achieved;
       if (!ok) {
-        failReason = `at ${rate} pubs/s: p99 ${row.p99Ms ?? "-"} ms, lost ${row.lost}, dup ${row.dup}${achieved ? "" : `, publisher reached only ${row.pubRate}/s`}${row.note ? `, ${row.note}` : ""}`;
+        failReason = `at ${rate} pubs/s: p99 ${row.p99Ms ?? '-'} ms, lost ${row.lost}, dup ${row.dup}${achieved ? '' : `, publisher reached only ${row.pubRate}/s`}${row.note ? `, ${row.note}` : ''}`;
         break;
       }
       best = row;
@@ -274,7 +282,7 @@ async function maxRate(sys: SystemDef, spec: Extract<ScenarioSpec, { type: "max-
   });
 }
 
-async function idle(sys: SystemDef, spec: Extract<ScenarioSpec, { type: "idle" }>, ctx: Ctx): Promise<Row[]> {
+async function idle(sys: SystemDef, spec: Extract<ScenarioSpec, { type: 'idle' }>, ctx: Ctx): Promise<Row[]> {
   let rss0 = 0;
   let heap0: number | undefined;
   let cpu0 = 0;
@@ -282,15 +290,15 @@ async function idle(sys: SystemDef, spec: Extract<ScenarioSpec, { type: "idle" }
     sys,
     spec,
     ctx,
-    { shared: ["idle"] },
+    { shared: ['idle'] },
     {},
     async (s) => {
       const cpuConnect = s.sut.cpu() - cpu0;
       const storm: Row = {
         system: sys.name,
-        scenario: "connect-storm",
+        scenario: 'connect-storm',
         conns: spec.conns,
-        status: "ok",
+        status: 'ok',
         connectMs: Math.round(s.connect.ms),
         connPerSec: Math.round(s.connect.ok / (s.connect.ms / 1000)),
         cpuPct: round((cpuConnect / (s.connect.ms / 1000)) * 100),
@@ -305,17 +313,25 @@ async function idle(sys: SystemDef, spec: Extract<ScenarioSpec, { type: "idle" }
       const rss1 = s.sut.rss();
       const heap1 = await s.sut.heapUsed();
       const notes: string[] = [];
-      if (rep.openConns < s.connect.ok) notes.push(`${s.connect.ok - rep.openConns} conns dropped while idle (codes ${JSON.stringify(rep.closeCodes)})`);
+      if (rep.openConns < s.connect.ok)
+        notes.push(`${s.connect.ok - rep.openConns} conns dropped while idle (codes ${JSON.stringify(rep.closeCodes)})`);
       const idleRow: Row = {
         system: sys.name,
-        scenario: "idle",
+        scenario: 'idle',
         conns: spec.conns,
-        status: "ok",
-        note: notes.length ? notes.join("; ") : undefined,
+        status: 'ok',
+        note: notes.length ? notes.join('; ') : undefined,
         cpuPct: round(cpuIdle),
         rssPerConnKB: round((rss1 - rss0) / s.connect.ok / 1024, 2),
         heapPerConnKB: heap1 !== undefined && heap0 !== undefined ? round((heap1 - heap0) / s.connect.ok / 1024, 2) : undefined,
-        details: { rssBaseMB: round(rss0 / 2 ** 20), rssMB: round(rss1 / 2 ** 20), heapBaseMB: heap0 && round(heap0 / 2 ** 20), heapMB: heap1 && round(heap1 / 2 ** 20), holdMs: spec.holdMs, open: rep.openConns },
+        details: {
+          rssBaseMB: round(rss0 / 2 ** 20),
+          rssMB: round(rss1 / 2 ** 20),
+          heapBaseMB: heap0 && round(heap0 / 2 ** 20),
+          heapMB: heap1 && round(heap1 / 2 ** 20),
+          holdMs: spec.holdMs,
+          open: rep.openConns,
+        },
       };
       return [storm, idleRow];
     },
@@ -329,13 +345,13 @@ async function idle(sys: SystemDef, spec: Extract<ScenarioSpec, { type: "idle" }
 }
 
 /** Publish steadily, drop every connection, reconnect and recover; nothing may be lost. */
-async function reconnect(sys: SystemDef, spec: Extract<ScenarioSpec, { type: "reconnect" }>, ctx: Ctx): Promise<Row[]> {
-  return withSession(sys, spec, ctx, { shared: ["recon"] }, { history: true }, async (s) => {
+async function reconnect(sys: SystemDef, spec: Extract<ScenarioSpec, { type: 'reconnect' }>, ctx: Ctx): Promise<Row[]> {
+  return withSession(sys, spec, ctx, { shared: ['recon'] }, { history: true }, async (s) => {
     await s.load.reset();
     const cpu0 = s.sut.cpu();
     const t0 = performance.now();
     let stop = false;
-    const streams = [{ channels: ["recon"], rate: spec.rate }];
+    const streams = [{ channels: ['recon'], rate: spec.rate }];
     // the publisher runs in 250 ms slices until told to stop, so it spans the storm
     const pubTotal: PublishResult = { published: new Map(), total: 0, errors: 0, ms: 0 };
     const publishing = (async () => {
@@ -361,14 +377,14 @@ async function reconnect(sys: SystemDef, spec: Extract<ScenarioSpec, { type: "re
       const rep = await s.load.drain(expected, 2000, 15_000);
       const elapsedMs = performance.now() - t0;
       const w: Window = { pub: pubTotal, rep, expected, elapsedMs, cpuPct: ((s.sut.cpu() - cpu0) / (elapsedMs / 1000)) * 100 };
-      const row = windowRow(sys, "reconnect", spec.conns, w);
+      const row = windowRow(sys, 'reconnect', spec.conns, w);
       row.reconnectMs = Math.round(storm.ms);
       row.connPerSec = Math.round(storm.ok / (storm.ms / 1000));
       const notes = [row.note];
       if (storm.failed > 0) notes.push(`${storm.failed} reconnects failed (${errorsText(storm.errors)})`);
       if (rep.notRecovered > 0) notes.push(`${rep.notRecovered} subscriptions not recovered`);
-      if (sys.kind !== "switchboard") notes.push("no recovery in this protocol: losses expected");
-      row.note = notes.filter(Boolean).join("; ") || undefined;
+      if (sys.kind !== 'switchboard') notes.push('no recovery in this protocol: losses expected');
+      row.note = notes.filter(Boolean).join('; ') || undefined;
       row.details = { ...row.details, reconnectOk: storm.ok, reconnectFailed: storm.failed, notRecovered: rep.notRecovered };
       return [row];
     } finally {
@@ -380,15 +396,15 @@ async function reconnect(sys: SystemDef, spec: Extract<ScenarioSpec, { type: "re
 
 export async function runScenario(sys: SystemDef, spec: ScenarioSpec, ctx: Ctx): Promise<Row[]> {
   switch (spec.type) {
-    case "fanout":
+    case 'fanout':
       return fanout(sys, spec, ctx);
-    case "many-channels":
+    case 'many-channels':
       return manyChannels(sys, spec, ctx);
-    case "max-rate":
+    case 'max-rate':
       return maxRate(sys, spec, ctx);
-    case "idle":
+    case 'idle':
       return idle(sys, spec, ctx);
-    case "reconnect":
+    case 'reconnect':
       return reconnect(sys, spec, ctx);
   }
 }

@@ -1,5 +1,5 @@
 /** Which wire protocol a load-generator connection speaks. */
-export type ClientKind = "raw" | "switchboard" | "socketio";
+export type ClientKind = 'raw' | 'switchboard' | 'socketio';
 
 /** Payload every publication carries: per-channel sequence and send time (µs, CLOCK_MONOTONIC). */
 export interface BenchPayload {
@@ -15,7 +15,7 @@ export interface ChannelPlan {
 }
 
 export interface ConnectRequest {
-  type: "connect";
+  type: 'connect';
   kind: ClientKind;
   url: string;
   /** socket.io transports; undefined = library default (polling, then upgrade). */
@@ -36,11 +36,11 @@ export interface ConnectRequest {
 
 export type ParentToWorker =
   | ConnectRequest
-  | { type: "reset" }
-  | { type: "report" }
+  | { type: 'reset' }
+  | { type: 'report' }
   /** Drop all, reconnect; attempts not started before `deadlineMs` (from now) count as failed. */
-  | { type: "drop"; timeoutMs: number; deadlineMs: number }
-  | { type: "close" };
+  | { type: 'drop'; timeoutMs: number; deadlineMs: number }
+  | { type: 'close' };
 
 export interface WorkerReport {
   /** Publications received for the first time (in sequence or after a gap). */
@@ -69,13 +69,13 @@ export interface ConnectResult {
 }
 
 export type WorkerToParent =
-  | { type: "ready" }
-  | { type: "connected"; result: ConnectResult }
-  | { type: "report"; report: WorkerReport }
-  | { type: "resetDone" }
-  | { type: "dropped"; ok: number; failed: number; ms: number; errors: Record<string, number> }
-  | { type: "progress"; open: number; unique: number }
-  | { type: "error"; message: string };
+  | { type: 'ready' }
+  | { type: 'connected'; result: ConnectResult }
+  | { type: 'report'; report: WorkerReport }
+  | { type: 'resetDone' }
+  | { type: 'dropped'; ok: number; failed: number; ms: number; errors: Record<string, number> }
+  | { type: 'progress'; open: number; unique: number }
+  | { type: 'error'; message: string };
 
 export function nowMicros(): number {
   return Number(process.hrtime.bigint() / 1000n);

@@ -1,7 +1,7 @@
-import WebSocket from "ws";
-import { io, type Socket } from "socket.io-client";
-import type { BenchPayload, ClientKind } from "../types.js";
-import type { ChannelState, DeliveryStats } from "./stats.js";
+import WebSocket from 'ws';
+import { io, type Socket } from 'socket.io-client';
+import type { BenchPayload, ClientKind } from '../types.js';
+import type { ChannelState, DeliveryStats } from './stats.js';
 
 export interface ClientOptions {
   url: string;
@@ -25,24 +25,24 @@ export interface BenchClient {
 
 export function createClient(kind: ClientKind, o: ClientOptions): BenchClient {
   switch (kind) {
-    case "raw":
+    case 'raw':
       return new RawClient(o);
-    case "switchboard":
+    case 'switchboard':
       return new SwitchboardClient(o);
-    case "socketio":
+    case 'socketio':
       return new SocketIoClient(o);
   }
 }
 
 function statesFor(channels: string[]): ChannelState[] {
-  return channels.map((name) => ({ name, last: 0, offset: 0, epoch: "" }));
+  return channels.map((name) => ({ name, last: 0, offset: 0, epoch: '' }));
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const t = setTimeout(() => {
       onTimeout();
-      reject(new Error("timeout"));
+      reject(new Error('timeout'));
     }, ms);
     p.then(
       (v) => {
@@ -84,16 +84,16 @@ abstract class WsClient implements BenchClient {
     });
     this.ws = ws;
     const p = new Promise<void>((resolve, reject) => {
-      ws.once("open", () => this.onOpen(ws, resolve, reject));
-      ws.once("error", (e) => reject(e));
-      ws.once("close", (code) => {
+      ws.once('open', () => this.onOpen(ws, resolve, reject));
+      ws.once('error', (e) => reject(e));
+      ws.once('close', (code) => {
         if (this.ws !== ws) return; // an old socket of this client, already replaced
         if (!this.ready) reject(new Error(`closed ${code} before ready`));
         else if (!this.intentional) this.o.stats.closed(code);
         this.ready = false;
       });
     });
-    ws.on("error", () => {}); // errors after open surface as close
+    ws.on('error', () => {}); // errors after open surface as close
     return withTimeout(p, timeoutMs, () => ws.terminate());
   }
 
@@ -116,7 +116,7 @@ abstract class WsClient implements BenchClient {
 /** Speaks the raw peer's tiny protocol: `{"subscribe":[…]}` then `{"channel","data"}` messages. */
 class RawClient extends WsClient {
   protected onOpen(ws: WebSocket, resolve: () => void): void {
-    ws.on("message", (raw: Buffer) => {
+    ws.on('message', (raw: Buffer) => {
       const msg = JSON.parse(raw.toString()) as { channel?: string; data?: BenchPayload; subscribed?: number };
       if (msg.channel !== undefined) {
         const st = this.state(msg.channel);
@@ -166,12 +166,12 @@ class SwitchboardClient extends WsClient {
       this.pending.set(id, onReply);
       lines.push(JSON.stringify({ id, ...cmd }));
     }
-    ws.send(lines.join("\n"));
+    ws.send(lines.join('\n'));
   }
 
   private onLine(ws: WebSocket, line: string): void {
-    if (line === "{}") {
-      ws.send("{}"); // ping → pong
+    if (line === '{}') {
+      ws.send('{}'); // ping → pong
       return;
     }
     const msg = JSON.parse(line) as SbReply;
@@ -206,10 +206,10 @@ class SwitchboardClient extends WsClient {
 
   protected onOpen(ws: WebSocket, resolve: () => void, reject: (e: Error) => void): void {
     this.pending.clear();
-    ws.on("message", (raw: Buffer) => {
+    ws.on('message', (raw: Buffer) => {
       const text = raw.toString();
-      if (text.indexOf("\n") < 0) this.onLine(ws, text);
-      else for (const line of text.split("\n")) if (line.length > 0) this.onLine(ws, line);
+      if (text.indexOf('\n') < 0) this.onLine(ws, text);
+      else for (const line of text.split('\n')) if (line.length > 0) this.onLine(ws, line);
     });
     const fail = (e: Error): void => {
       reject(e);
@@ -227,7 +227,7 @@ class SwitchboardClient extends WsClient {
             this.states.map((st) => {
               const sub: Record<string, unknown> = { channel: st.name };
               if (this.o.recoverable) sub.recoverable = true;
-              if (recovering && st.epoch !== "") {
+              if (recovering && st.epoch !== '') {
                 sub.recover = true;
                 sub.offset = st.offset;
                 sub.epoch = st.epoch;
@@ -276,19 +276,19 @@ class SocketIoClient implements BenchClient {
     if (this.o.transports) opts.transports = this.o.transports;
     const socket = io(this.o.url, opts);
     this.socket = socket;
-    socket.on("pub", (channel: string, data: BenchPayload) => {
+    socket.on('pub', (channel: string, data: BenchPayload) => {
       for (const st of this.states) if (st.name === channel) this.o.stats.deliver(st, data);
     });
-    socket.on("disconnect", (reason) => {
+    socket.on('disconnect', (reason) => {
       if (this.ready && !this.intentional && this.socket === socket) this.o.stats.closed(reasonCode(reason));
       this.ready = false;
     });
     const p = new Promise<void>((resolve, reject) => {
-      socket.once("connect_error", (e) => reject(e));
-      socket.once("connect", () => {
+      socket.once('connect_error', (e) => reject(e));
+      socket.once('connect', () => {
         socket
           .timeout(timeoutMs)
-          .emitWithAck("subscribe", this.o.channels)
+          .emitWithAck('subscribe', this.o.channels)
           .then(() => {
             this.ready = true;
             resolve();
@@ -314,13 +314,13 @@ class SocketIoClient implements BenchClient {
 /** socket.io gives reasons, not codes; map them to a few numbers for the report. */
 function reasonCode(reason: string): number {
   switch (reason) {
-    case "io server disconnect":
+    case 'io server disconnect':
       return 4000;
-    case "ping timeout":
+    case 'ping timeout':
       return 4001;
-    case "transport close":
+    case 'transport close':
       return 4002;
-    case "transport error":
+    case 'transport error':
       return 4003;
     default:
       return 4999;

@@ -1,11 +1,11 @@
-import { fork, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
-import * as hdr from "hdr-histogram-js";
-import { track, stopProcess } from "../proc.js";
-import type { ChannelPlan, ClientKind, ConnectResult, ParentToWorker, WorkerReport, WorkerToParent } from "../types.js";
-import { newHistogram } from "./stats.js";
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import * as hdr from 'hdr-histogram-js';
+import { track, stopProcess } from '../proc.js';
+import type { ChannelPlan, ClientKind, ConnectResult, ParentToWorker, WorkerReport, WorkerToParent } from '../types.js';
+import { newHistogram } from './stats.js';
 
-const WORKER = fileURLToPath(new URL("./worker.js", import.meta.url));
+const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
 
 /** Every process may hold at most this many open files; leave room for the runtime's own. */
 export const MAX_CONNS_PER_WORKER = 18_000;
@@ -67,19 +67,19 @@ export class LoadGenerator {
     const n = this.opts.workers ?? LoadGenerator.workersFor(this.opts.conns);
     const spawned = Array.from({ length: n }, () => this.spawnWorker());
     this.workers = spawned;
-    await Promise.all(spawned.map((w) => this.next(w, "ready", 15_000)));
+    await Promise.all(spawned.map((w) => this.next(w, 'ready', 15_000)));
   }
 
   private spawnWorker(): Worker {
-    const proc = track(fork(WORKER, [], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: ["--max-old-space-size=4096"] }));
+    const proc = track(fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=4096'] }));
     const w: Worker = { proc, waiters: new Map(), open: 0, unique: 0 };
-    proc.on("message", (m: WorkerToParent) => {
-      if (m.type === "progress") {
+    proc.on('message', (m: WorkerToParent) => {
+      if (m.type === 'progress') {
         w.open = m.open;
         w.unique = m.unique;
         return;
       }
-      if (m.type === "error") process.stderr.write(`\nload worker ${proc.pid}: ${m.message}\n`);
+      if (m.type === 'error') process.stderr.write(`\nload worker ${proc.pid}: ${m.message}\n`);
       const q = w.waiters.get(m.type);
       const fn = q?.shift();
       if (fn) fn(m);
@@ -91,11 +91,11 @@ export class LoadGenerator {
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`load worker ${w.proc.pid}: no "${type}" within ${timeoutMs} ms`)), timeoutMs);
       const onExit = (): void => reject(new Error(`load worker ${w.proc.pid} exited while waiting for "${type}"`));
-      w.proc.once("exit", onExit);
+      w.proc.once('exit', onExit);
       const q = w.waiters.get(type) ?? [];
       q.push((m) => {
         clearTimeout(t);
-        w.proc.off("exit", onExit);
+        w.proc.off('exit', onExit);
         resolve(m);
       });
       w.waiters.set(type, q);
@@ -122,7 +122,7 @@ export class LoadGenerator {
         const start = Math.min(i * per, conns);
         const end = Math.min(start + per, conns);
         this.post(w, {
-          type: "connect",
+          type: 'connect',
           kind: this.opts.kind,
           url: this.opts.url,
           transports: this.opts.transports,
@@ -135,7 +135,7 @@ export class LoadGenerator {
           recoverable: this.opts.recoverable ?? false,
         });
         // connecting is bounded by per-connection timeouts; this is a backstop
-        return this.next(w, "connected", timeoutMs * Math.ceil((end - start) / concurrency + 2));
+        return this.next(w, 'connected', timeoutMs * Math.ceil((end - start) / concurrency + 2));
       }),
     );
     const ms = performance.now() - t0;
@@ -154,8 +154,8 @@ export class LoadGenerator {
   async reset(): Promise<void> {
     await Promise.all(
       this.workers.map((w) => {
-        const p = this.next(w, "resetDone", 10_000);
-        this.post(w, { type: "reset" });
+        const p = this.next(w, 'resetDone', 10_000);
+        this.post(w, { type: 'reset' });
         return p;
       }),
     );
@@ -164,12 +164,21 @@ export class LoadGenerator {
   async report(): Promise<AggregateReport> {
     const reports = await Promise.all(
       this.workers.map((w) => {
-        const p = this.next(w, "report", 30_000);
-        this.post(w, { type: "report" });
+        const p = this.next(w, 'report', 30_000);
+        this.post(w, { type: 'report' });
         return p.then((m) => (m as { report: WorkerReport }).report);
       }),
     );
-    const agg: AggregateReport = { unique: 0, dup: 0, gaps: 0, hist: newHistogram(), unexpectedCloses: 0, closeCodes: {}, openConns: 0, notRecovered: 0 };
+    const agg: AggregateReport = {
+      unique: 0,
+      dup: 0,
+      gaps: 0,
+      hist: newHistogram(),
+      unexpectedCloses: 0,
+      closeCodes: {},
+      openConns: 0,
+      notRecovered: 0,
+    };
     for (const r of reports) {
       agg.unique += r.unique;
       agg.dup += r.dup;
@@ -215,8 +224,8 @@ export class LoadGenerator {
     const t0 = performance.now();
     const results = await Promise.all(
       this.workers.map((w) => {
-        const p = this.next(w, "dropped", deadlineMs + timeoutMs + 30_000);
-        this.post(w, { type: "drop", timeoutMs, deadlineMs });
+        const p = this.next(w, 'dropped', deadlineMs + timeoutMs + 30_000);
+        this.post(w, { type: 'drop', timeoutMs, deadlineMs });
         return p;
       }),
     );
@@ -235,12 +244,12 @@ export class LoadGenerator {
       this.workers.map(async (w) => {
         if (w.proc.connected) {
           try {
-            this.post(w, { type: "close" });
+            this.post(w, { type: 'close' });
           } catch {
             /* channel closed */
           }
         }
-        const exited = new Promise<void>((r) => (w.proc.exitCode !== null ? r() : w.proc.once("exit", () => r())));
+        const exited = new Promise<void>((r) => (w.proc.exitCode !== null ? r() : w.proc.once('exit', () => r())));
         const t = setTimeout(() => void stopProcess(w.proc, 2000), 3000);
         await exited;
         clearTimeout(t);

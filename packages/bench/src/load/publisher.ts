@@ -1,5 +1,5 @@
-import http from "node:http";
-import { nowMicros } from "../types.js";
+import http from 'node:http';
+import { nowMicros } from '../types.js';
 
 /** Per-channel sequence numbers, kept across publishing windows on one system under test. */
 export class SeqBook {
@@ -55,7 +55,7 @@ export class Publisher {
     payloadBytes = 100,
   ) {
     // {"s":123456,"t":1234567890123,"p":""} is ~40 bytes before padding
-    this.pad = "x".repeat(Math.max(0, payloadBytes - 40));
+    this.pad = 'x'.repeat(Math.max(0, payloadBytes - 40));
   }
 
   private post(path: string, body: string): Promise<{ status: number; body: string }> {
@@ -64,24 +64,24 @@ export class Publisher {
       const req = http.request(
         url,
         {
-          method: "POST",
+          method: 'POST',
           agent: this.agent,
           headers: {
-            "content-type": "application/json",
-            "content-length": Buffer.byteLength(body),
-            ...(this.target.apiKey ? { "x-api-key": this.target.apiKey } : {}),
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body),
+            ...(this.target.apiKey ? { 'x-api-key': this.target.apiKey } : {}),
           },
           timeout: 10_000,
         },
         (res) => {
           const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-          res.on("error", reject);
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+          res.on('error', reject);
         },
       );
-      req.on("timeout", () => req.destroy(new Error("publish timeout")));
-      req.on("error", reject);
+      req.on('timeout', () => req.destroy(new Error('publish timeout')));
+      req.on('error', reject);
       req.end(body);
     });
   }
@@ -92,12 +92,12 @@ export class Publisher {
     const cmds = channels.map((channel) => ({ channel, data: { s: this.seqs.next(channel), t, p: this.pad } }));
     try {
       if (cmds.length === 1) {
-        const r = await this.post("/api/publish", JSON.stringify(cmds[0]));
+        const r = await this.post('/api/publish', JSON.stringify(cmds[0]));
         const body = r.status === 200 ? (JSON.parse(r.body) as { error?: unknown }) : undefined;
         if (!body || body.error) throw new Error(`publish: HTTP ${r.status} ${r.body.slice(0, 200)}`);
         this.count(result, cmds[0]!.channel);
       } else {
-        const r = await this.post("/api/batch", JSON.stringify({ commands: cmds.map((c) => ({ publish: c })) }));
+        const r = await this.post('/api/batch', JSON.stringify({ commands: cmds.map((c) => ({ publish: c })) }));
         if (r.status !== 200) throw new Error(`batch: HTTP ${r.status} ${r.body.slice(0, 200)}`);
         type Replies = { replies?: { error?: unknown }[] };
         const body = JSON.parse(r.body) as Replies & { result?: Replies };

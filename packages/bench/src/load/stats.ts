@@ -1,6 +1,6 @@
-import * as hdr from "hdr-histogram-js";
-import type { BenchPayload, WorkerReport } from "../types.js";
-import { nowMicros } from "../types.js";
+import * as hdr from 'hdr-histogram-js';
+import type { BenchPayload, WorkerReport } from '../types.js';
+import { nowMicros } from '../types.js';
 
 /** Histograms record latencies in µs, up to 2 minutes, 3 significant digits. */
 export function newHistogram(): hdr.Histogram {
@@ -26,7 +26,7 @@ export class DeliveryStats {
   notRecovered = 0;
 
   deliver(st: ChannelState, data: BenchPayload | undefined): void {
-    if (!data || typeof data.s !== "number") return;
+    if (!data || typeof data.s !== 'number') return;
     if (data.s <= st.last) {
       this.dup++;
       return;

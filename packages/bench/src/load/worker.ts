@@ -3,9 +3,9 @@
  * tens of thousands of client connections, counts deliveries and answers the
  * parent's IPC commands. Exits when the parent goes away.
  */
-import type { ConnectRequest, ParentToWorker, WorkerToParent } from "../types.js";
-import { createClient, type BenchClient } from "./clients.js";
-import { DeliveryStats } from "./stats.js";
+import type { ConnectRequest, ParentToWorker, WorkerToParent } from '../types.js';
+import { createClient, type BenchClient } from './clients.js';
+import { DeliveryStats } from './stats.js';
 
 const stats = new DeliveryStats();
 let clients: BenchClient[] = [];
@@ -52,7 +52,7 @@ async function openAll(
   await pool(list, req.concurrency, async (c) => {
     if (performance.now() - t0 > deadlineMs) {
       failed++;
-      errors["not tried: deadline passed"] = (errors["not tried: deadline passed"] ?? 0) + 1;
+      errors['not tried: deadline passed'] = (errors['not tried: deadline passed'] ?? 0) + 1;
       return;
     }
     try {
@@ -87,41 +87,41 @@ async function connect(req: ConnectRequest): Promise<void> {
   const r = await openAll(clients, req);
   const subs: Record<string, number> = {};
   for (const c of clients) if (c.isOpen()) for (const st of c.states) subs[st.name] = (subs[st.name] ?? 0) + 1;
-  send({ type: "connected", result: { ...r, subs } });
+  send({ type: 'connected', result: { ...r, subs } });
 }
 
 async function dropAndReconnect(timeoutMs: number, deadlineMs: number): Promise<void> {
   const req = connectReq;
-  if (!req) throw new Error("drop before connect");
+  if (!req) throw new Error('drop before connect');
   for (const c of clients) c.drop();
   const r = await openAll(clients, { ...req, timeoutMs }, deadlineMs);
-  send({ type: "dropped", ...r });
+  send({ type: 'dropped', ...r });
 }
 
-const progress = setInterval(() => send({ type: "progress", open: openCount(), unique: stats.unique }), 1000);
+const progress = setInterval(() => send({ type: 'progress', open: openCount(), unique: stats.unique }), 1000);
 progress.unref();
 
-process.on("message", (m: ParentToWorker) => {
-  const fail = (e: unknown): void => send({ type: "error", message: String((e as Error)?.stack ?? e) });
+process.on('message', (m: ParentToWorker) => {
+  const fail = (e: unknown): void => send({ type: 'error', message: String((e as Error)?.stack ?? e) });
   switch (m.type) {
-    case "connect":
+    case 'connect':
       connect(m).catch(fail);
       break;
-    case "reset":
+    case 'reset':
       stats.reset();
-      send({ type: "resetDone" });
+      send({ type: 'resetDone' });
       break;
-    case "report":
-      send({ type: "report", report: stats.report(openCount()) });
+    case 'report':
+      send({ type: 'report', report: stats.report(openCount()) });
       break;
-    case "drop":
+    case 'drop':
       dropAndReconnect(m.timeoutMs, m.deadlineMs).catch(fail);
       break;
-    case "close":
+    case 'close':
       for (const c of clients) c.close();
       setTimeout(() => process.exit(0), 100);
       break;
   }
 });
-process.on("disconnect", () => process.exit(0));
-send({ type: "ready" });
+process.on('disconnect', () => process.exit(0));
+send({ type: 'ready' });

@@ -5,9 +5,9 @@
  * `{"publish":{"channel","data"}}` from a client) is serialized once and sent
  * to every member of the channel's Set.
  */
-import { createServer } from "node:http";
-import { WebSocketServer, type WebSocket } from "ws";
-import { apiHandler, portFromArgs } from "./http-api.js";
+import { createServer } from 'node:http';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { apiHandler, portFromArgs } from './http-api.js';
 
 const channels = new Map<string, Set<WebSocket>>();
 let connections = 0;
@@ -24,10 +24,10 @@ const server = createServer((req, res) => {
   if (!api(req, res)) res.writeHead(404).end();
 });
 const wss = new WebSocketServer({ server, perMessageDeflate: false });
-wss.on("connection", (ws) => {
+wss.on('connection', (ws) => {
   connections++;
   const mine: string[] = [];
-  ws.on("message", (raw) => {
+  ws.on('message', (raw) => {
     let msg: { subscribe?: string[]; publish?: { channel: string; data: unknown } };
     try {
       msg = JSON.parse(raw.toString()) as typeof msg;
@@ -45,8 +45,8 @@ wss.on("connection", (ws) => {
       ws.send(JSON.stringify({ subscribed: mine.length }));
     } else if (msg.publish) publish(msg.publish.channel, msg.publish.data);
   });
-  ws.on("error", () => {});
-  ws.on("close", () => {
+  ws.on('error', () => {});
+  ws.on('close', () => {
     connections--;
     for (const ch of mine) {
       const set = channels.get(ch);
@@ -56,4 +56,4 @@ wss.on("connection", (ws) => {
     }
   });
 });
-server.listen(portFromArgs(), "127.0.0.1");
+server.listen(portFromArgs(), '127.0.0.1');

@@ -1,14 +1,14 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { execFileSync } from "node:child_process";
-import { freePort, sleep, spawnTracked, treeCpuSeconds, treeRssBytes, type Spawned } from "../proc.js";
-import type { ClientKind } from "../types.js";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
+import { freePort, sleep, spawnTracked, treeCpuSeconds, treeRssBytes, type Spawned } from '../proc.js';
+import type { ClientKind } from '../types.js';
 
 const here = (rel: string): string => fileURLToPath(new URL(rel, import.meta.url));
 /** packages/server/dist/src/cli.js, from packages/bench/dist/src/sut/ */
-export const SWITCHBOARD_CLI = process.env.SWITCHBOARD_CLI ?? here("../../../../server/dist/src/cli.js");
+export const SWITCHBOARD_CLI = process.env.SWITCHBOARD_CLI ?? here('../../../../server/dist/src/cli.js');
 
 export interface SutOptions {
   /** Keep channel history so that clients can recover after a reconnect. */
@@ -46,7 +46,7 @@ export interface SystemDef {
 
 async function waitHealthy(proc: Spawned, url: string, timeoutMs: number): Promise<void> {
   const t0 = performance.now();
-  let lastErr = "";
+  let lastErr = '';
   while (performance.now() - t0 < timeoutMs) {
     if (proc.exited()) throw new Error(`exited before ready: ${proc.tail().trim().slice(-600)}`);
     try {
@@ -62,7 +62,14 @@ async function waitHealthy(proc: Spawned, url: string, timeoutMs: number): Promi
   throw new Error(`not healthy within ${timeoutMs} ms (${lastErr}): ${proc.tail().trim().slice(-600)}`);
 }
 
-function running(proc: Spawned, port: number, wsPath: string, heap: () => Promise<number | undefined>, apiKey?: string, cleanup?: () => Promise<void>): RunningSut {
+function running(
+  proc: Spawned,
+  port: number,
+  wsPath: string,
+  heap: () => Promise<number | undefined>,
+  apiKey?: string,
+  cleanup?: () => Promise<void>,
+): RunningSut {
   return {
     port,
     wsUrl: `ws://127.0.0.1:${port}${wsPath}`,
@@ -91,7 +98,7 @@ function peer(name: string, script: string, kind: ClientKind, describe: string, 
     unavailable: () => undefined,
     async start() {
       const port = await freePort();
-      const proc = spawnTracked(process.execPath, ["--expose-gc", here(`../peers/${script}`), "--port", String(port)]);
+      const proc = spawnTracked(process.execPath, ['--expose-gc', here(`../peers/${script}`), '--port', String(port)]);
       await waitHealthy(proc, `http://127.0.0.1:${port}/health`, 15_000);
       const heap = async (): Promise<number | undefined> => {
         try {
@@ -101,7 +108,7 @@ function peer(name: string, script: string, kind: ClientKind, describe: string, 
           return undefined;
         }
       };
-      return running(proc, port, "/", heap);
+      return running(proc, port, '/', heap);
     },
   };
 }
@@ -112,9 +119,9 @@ export interface SwitchboardVariant {
 }
 
 function redisServerPath(): string | undefined {
-  for (const p of ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]) if (existsSync(p)) return p;
+  for (const p of ['/usr/bin/redis-server', '/usr/local/bin/redis-server']) if (existsSync(p)) return p;
   try {
-    return execFileSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" }).trim() || undefined;
+    return execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim() || undefined;
   } catch {
     return undefined;
   }
@@ -127,36 +134,36 @@ export function switchboardConfig(port: number, opts: SutOptions, redisPort?: nu
     allow_publish_for_client: true,
     allow_publish_for_anonymous: true,
   };
-  if (opts.history) Object.assign(ns, { history_size: 100_000, history_ttl: "600s", force_recovery: true });
+  if (opts.history) Object.assign(ns, { history_size: 100_000, history_ttl: '600s', force_recovery: true });
   const cfg: Record<string, unknown> = {
-    http_server: { port, address: "127.0.0.1" },
+    http_server: { port, address: '127.0.0.1' },
     client: {
-      token: { hmac_secret_key: "bench-secret" },
+      token: { hmac_secret_key: 'bench-secret' },
       allow_anonymous_connect_without_token: true,
       queue_max_size: 10_485_760,
     },
-    http_api: { key: "bench-key" },
+    http_api: { key: 'bench-key' },
     channel: { without_namespace: ns },
-    log: { level: "warn" },
+    log: { level: 'warn' },
   };
-  if (redisPort !== undefined) cfg.engine = { type: "redis", redis: { address: `redis://127.0.0.1:${redisPort}` } };
+  if (redisPort !== undefined) cfg.engine = { type: 'redis', redis: { address: `redis://127.0.0.1:${redisPort}` } };
   return cfg;
 }
 
 function switchboard(name: string, v: SwitchboardVariant, describe: string): SystemDef {
   return {
     name,
-    kind: "switchboard",
+    kind: 'switchboard',
     processes: v.workers ?? 1,
     describe,
     unavailable: () => {
       if (!existsSync(SWITCHBOARD_CLI)) return `server not built (${SWITCHBOARD_CLI} missing)`;
-      if (v.redis && !redisServerPath()) return "redis-server not installed";
+      if (v.redis && !redisServerPath()) return 'redis-server not installed';
       return undefined;
     },
     async start(opts) {
       const port = await freePort();
-      const dir = mkdtempSync(join(tmpdir(), "switchboard-bench-"));
+      const dir = mkdtempSync(join(tmpdir(), 'switchboard-bench-'));
       let redis: Spawned | undefined;
       const cleanup = async (): Promise<void> => {
         await redis?.stop();
@@ -166,13 +173,24 @@ function switchboard(name: string, v: SwitchboardVariant, describe: string): Sys
         let redisPort: number | undefined;
         if (v.redis) {
           redisPort = await freePort();
-          redis = spawnTracked(redisServerPath()!, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--maxclients", "10000"]);
-          for (let i = 0; i < 50 && !redis.tail().includes("Ready to accept"); i++) await sleep(100);
+          redis = spawnTracked(redisServerPath()!, [
+            '--port',
+            String(redisPort),
+            '--bind',
+            '127.0.0.1',
+            '--save',
+            '',
+            '--appendonly',
+            'no',
+            '--maxclients',
+            '10000',
+          ]);
+          for (let i = 0; i < 50 && !redis.tail().includes('Ready to accept'); i++) await sleep(100);
         }
-        const configPath = join(dir, "config.json");
+        const configPath = join(dir, 'config.json');
         writeFileSync(configPath, JSON.stringify(switchboardConfig(port, opts, redisPort)));
-        const args = [SWITCHBOARD_CLI, "serve", "--config", configPath];
-        if (v.workers && v.workers > 1) args.push("--workers", String(v.workers));
+        const args = [SWITCHBOARD_CLI, 'serve', '--config', configPath];
+        if (v.workers && v.workers > 1) args.push('--workers', String(v.workers));
         const proc = spawnTracked(process.execPath, args);
         await waitHealthy(proc, `http://127.0.0.1:${port}/health`, 20_000);
         const heap = async (): Promise<number | undefined> => {
@@ -186,7 +204,7 @@ function switchboard(name: string, v: SwitchboardVariant, describe: string): Sys
             return undefined;
           }
         };
-        return running(proc, port, "/connection/websocket", heap, "bench-key", cleanup);
+        return running(proc, port, '/connection/websocket', heap, 'bench-key', cleanup);
       } catch (e) {
         await cleanup();
         throw e;
@@ -196,16 +214,16 @@ function switchboard(name: string, v: SwitchboardVariant, describe: string): Sys
 }
 
 export const SYSTEMS: SystemDef[] = [
-  switchboard("switchboard", {}, "Switchboard, memory engine, one process"),
-  switchboard("switchboard-redis", { redis: true }, "Switchboard, Redis engine (local redis-server)"),
-  switchboard("switchboard-w6", { workers: 6, redis: true }, "Switchboard, --workers 6 (node:cluster, Redis engine)"),
-  peer("raw-ws", "raw-ws-server.js", "raw", "naive ws broadcast: Map<channel, Set<ws>>, send() each"),
-  peer("socketio-ws", "socketio-server.js", "socketio", "Socket.IO 4, websocket transport only, rooms", ["websocket"]),
-  peer("socketio", "socketio-server.js", "socketio", "Socket.IO 4, default transports (polling → websocket)"),
+  switchboard('switchboard', {}, 'Switchboard, memory engine, one process'),
+  switchboard('switchboard-redis', { redis: true }, 'Switchboard, Redis engine (local redis-server)'),
+  switchboard('switchboard-w6', { workers: 6, redis: true }, 'Switchboard, --workers 6 (node:cluster, Redis engine)'),
+  peer('raw-ws', 'raw-ws-server.js', 'raw', 'naive ws broadcast: Map<channel, Set<ws>>, send() each'),
+  peer('socketio-ws', 'socketio-server.js', 'socketio', 'Socket.IO 4, websocket transport only, rooms', ['websocket']),
+  peer('socketio', 'socketio-server.js', 'socketio', 'Socket.IO 4, default transports (polling → websocket)'),
 ];
 
 export function systemByName(name: string): SystemDef {
   const s = SYSTEMS.find((x) => x.name === name);
-  if (!s) throw new Error(`unknown system ${name}; known: ${SYSTEMS.map((x) => x.name).join(", ")}`);
+  if (!s) throw new Error(`unknown system ${name}; known: ${SYSTEMS.map((x) => x.name).join(', ')}`);
   return s;
 }
