@@ -48,14 +48,33 @@ const sb = new Switchboard({
       if (channel.startsWith('agent:') && user) return {};
       return undefined; // other channels: namespace rules decide
     },
-    onRpc({ method, data }) {
-      if (method === 'quote.get') return { symbol: data?.symbol ?? 'ACME', price: lastPrice, currency: 'EUR' };
-      throw new SwitchboardError(Errors.methodNotFound);
+    // The app's RPC handlers, answered in process (the same methods could be
+    // sent to the backend over HTTP with `rpc.proxy` instead).
+    async onRpc({ method, data, user }) {
+      switch (method) {
+        case 'quote.get':
+          return { symbol: data?.symbol ?? 'ACME', price: lastPrice, currency: 'EUR' };
+        case 'analytics.query':
+          return { metric: String(data?.metric ?? ''), points: metrics.get(String(data?.metric ?? '')) ?? [] };
+        case 'notification.list':
+          return { items: notifications.get(user) ?? [] };
+        case 'admin.kick': {
+          if (!admins.has(user)) throw new SwitchboardError(Errors.permissionDenied);
+          await sb.disconnect({ user: String(data?.user ?? '') });
+          return { kicked: String(data?.user ?? '') };
+        }
+        default:
+          throw new SwitchboardError(Errors.methodNotFound);
+      }
     },
   },
 });
 
 let lastPrice = 100;
+const admins = new Set(['bob']);
+/** metric → recent values; user → notifications (the app's own stores, in memory here). */
+const metrics = new Map();
+const notifications = new Map();
 
 /** Publishes one catalogue event to a room. */
 async function emit(room, event) {
@@ -70,15 +89,19 @@ app.post('/quotes/:symbol', async (req) => {
 app.post('/projects/:id', async (req) =>
   emit(rooms.project(req.params.id), { type: 'project.updated', projectId: req.params.id, name: String(req.body?.name ?? ''), updatedBy: String(req.body?.by ?? 'system') }),
 );
-app.post('/users/:id/notify', async (req) =>
-  emit(rooms.user(req.params.id), { type: 'notification.created', id: crypto.randomUUID(), title: String(req.body?.title ?? ''), level: 'info' }),
-);
+app.post('/users/:id/notify', async (req) => {
+  const event = { type: 'notification.created', id: crypto.randomUUID(), title: String(req.body?.title ?? ''), level: 'info' };
+  notifications.set(req.params.id, [...(notifications.get(req.params.id) ?? []), event].slice(-50));
+  return emit(rooms.user(req.params.id), event);
+});
 app.post('/agents/:id/status', async (req) =>
   emit(rooms.agent(req.params.id), { type: 'agent.status', agentId: req.params.id, status: req.body?.status ?? 'running', progress: req.body?.progress }),
 );
-app.post('/analytics/:metric', async (req) =>
-  emit(rooms.global(), { type: 'analytics.tick', metric: req.params.metric, value: Number(req.body?.value ?? 0), at: new Date().toISOString() }),
-);
+app.post('/analytics/:metric', async (req) => {
+  const value = Number(req.body?.value ?? 0);
+  metrics.set(req.params.metric, [...(metrics.get(req.params.metric) ?? []), value].slice(-100));
+  return emit(rooms.global(), { type: 'analytics.tick', metric: req.params.metric, value, at: new Date().toISOString() });
+});
 
 await sb.start();
 sb.attach(app.server);

@@ -103,6 +103,23 @@ test('example app: header auth, server-side rooms, typed events, rpc', async () 
   const rpc = await alice.rpc('quote.get', { symbol: 'ACME' });
   assert.deepEqual(rpc.data, { symbol: 'ACME', price: 123.5, currency: 'EUR' });
   await assert.rejects(alice.rpc('nope', {}), (e: { code: number }) => e.code === 104);
+  await post('/analytics/latency', { value: 42 });
+  assert.deepEqual((await alice.rpc('analytics.query', { metric: 'latency' })).data, { metric: 'latency', points: [42] });
+  const list = (await alice.rpc('notification.list', {})).data as { items: Array<{ title: string }> };
+  assert.deepEqual(
+    list.items.map((n) => n.title),
+    ['hello'],
+  );
+  // Only admins may kick; bob is one, alice is not.
+  await assert.rejects(alice.rpc('admin.kick', { user: 'bob' }), (e: { code: number }) => e.code === 103);
+  const bob = new Centrifuge(url, { websocket: wsWithSession('bob-session') as never });
+  after(() => bob.disconnect());
+  bob.connect();
+  await bob.ready(5000);
+  const kicked = once(alice, 'disconnected');
+  assert.deepEqual((await bob.rpc('admin.kick', { user: 'alice' })).data, { kicked: 'alice' });
+  const [k] = (await kicked) as [{ code: number }];
+  assert.equal(k.code, 3503);
 
   proc.kill('SIGTERM');
   const [code] = (await once(proc, 'exit')) as [number];
