@@ -96,19 +96,22 @@ redis.call('zrem', KEYS[2], ARGV[1])
 return 1
 `;
 
-/**
- * Live presence entries: drops the expired ones first.
- * KEYS: hash, zset; ARGV: now ms. Returns the hash's values.
- */
-export const PRESENCE_GET = `
-local expired = redis.call('zrangebyscore', KEYS[2], '-inf', ARGV[1])
+/** Lua shared by the TTL'd hash+zset pairs (presence, node registry): KEYS[1] hash, KEYS[2] zset of expiries, ARGV[1] now ms. */
+const DROP_EXPIRED_THEN_LIST = `local expired = redis.call('zrangebyscore', KEYS[2], '-inf', ARGV[1])
 if #expired > 0 then
   for i = 1, #expired, 1000 do
     redis.call('hdel', KEYS[1], unpack(expired, i, math.min(i + 999, #expired)))
   end
   redis.call('zremrangebyscore', KEYS[2], '-inf', ARGV[1])
 end
-return redis.call('hvals', KEYS[1])
+return redis.call('hvals', KEYS[1])`;
+
+/**
+ * Live presence entries: drops the expired ones first.
+ * KEYS: hash, zset; ARGV: now ms. Returns the hash's values.
+ */
+export const PRESENCE_GET = `
+${DROP_EXPIRED_THEN_LIST}
 `;
 
 /**
@@ -121,14 +124,7 @@ if ARGV[2] ~= '' then
   redis.call('hset', KEYS[1], ARGV[2], ARGV[3])
   redis.call('zadd', KEYS[2], ARGV[4], ARGV[2])
 end
-local expired = redis.call('zrangebyscore', KEYS[2], '-inf', ARGV[1])
-if #expired > 0 then
-  for i = 1, #expired, 1000 do
-    redis.call('hdel', KEYS[1], unpack(expired, i, math.min(i + 999, #expired)))
-  end
-  redis.call('zremrangebyscore', KEYS[2], '-inf', ARGV[1])
-end
-return redis.call('hvals', KEYS[1])
+${DROP_EXPIRED_THEN_LIST}
 `;
 
 /** KEYS: hash, zset; ARGV: uid */
