@@ -146,6 +146,32 @@ async function serve(f: Flags): Promise<void> {
     config.http_api.key = randomBytes(24).toString('base64url');
     generated.push(`http_api.key = ${config.http_api.key}`);
   }
+  // Zero-config dev mode (no file, no secrets, no channel rules): bare
+  // channels are open to connected clients so `npm start` plus the printed
+  // token is enough to try every feature. Any config file turns this off.
+  const ns = config.channel.without_namespace;
+  const devChannels =
+    !inherited &&
+    file === undefined &&
+    generated.some((g) => g.startsWith('client.token')) &&
+    config.channel.namespaces.length === 0 &&
+    !Object.entries(ns).some(
+      ([k, v]) => k !== 'history_ttl' && k !== 'history_meta_ttl' && v !== false && v !== 0 && v !== '' && v !== undefined,
+    );
+  if (devChannels) {
+    Object.assign(ns, {
+      allow_subscribe_for_client: true,
+      allow_publish_for_subscriber: true,
+      allow_history_for_subscriber: true,
+      allow_presence_for_subscriber: true,
+      presence: true,
+      join_leave: true,
+      history_size: 100,
+      history_ttl: 300_000,
+      force_recovery: true,
+    });
+    generated.push('channel.without_namespace: bare channels open to connected clients (subscribe, publish, history, presence, recovery)');
+  }
   if (config.workers > 1) {
     if (generated.length > 0)
       process.stdout.write(`\nNo secrets configured: generated for this run only:\n  ${generated.join('\n  ')}\n\n`);
