@@ -12,6 +12,7 @@ import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { deepMerge } from '../../src/config/load.js';
 
 export interface TestContextLike {
   after(fn: () => unknown): void;
@@ -154,18 +155,6 @@ export function nodeConfig(redisUrl: string | string[], prefix: string, extra: R
     shutdown: { timeout: '5s', batch_size: 100, batch_interval: '5ms' },
   };
   return deepMerge(base, extra);
-}
-
-function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const av = out[k];
-    out[k] =
-      v && typeof v === 'object' && !Array.isArray(v) && av && typeof av === 'object' && !Array.isArray(av)
-        ? deepMerge(av as Record<string, unknown>, v as Record<string, unknown>)
-        : v;
-  }
-  return out;
 }
 
 /** A `switchboard serve` process. */

@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { deepMerge } from '../../src/config/load.js';
 
 /** dist/test/helpers → dist/src/cli.js */
 export const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../../src/cli.js');
@@ -99,19 +100,7 @@ export function baseConfig(extra: Record<string, unknown> = {}): Record<string, 
     http_api: { key: 'test-api-key-' + randomBytes(8).toString('hex') },
     log: { level: 'info' },
   };
-  return merge(base, extra);
-}
-
-function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const p = out[k];
-    out[k] =
-      v && typeof v === 'object' && !Array.isArray(v) && p && typeof p === 'object' && !Array.isArray(p)
-        ? merge(p as Record<string, unknown>, v as Record<string, unknown>)
-        : v;
-  }
-  return out;
+  return deepMerge(base, extra);
 }
 
 export interface StartOptions {
