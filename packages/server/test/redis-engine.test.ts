@@ -71,6 +71,65 @@ test('two nodes: publications from one reach the other in order, with the same o
   assert.equal(ha.position.offset, 20);
 });
 
+test('recovery reads: a storm of recoveries on one node costs one Redis read; what it has not seen comes from Redis', async (t) => {
+  const own = await OwnRedis.start(t);
+  const prefix = uniquePrefix('tail');
+  const a = await engine(t, { address: own.url, prefix });
+  const b = await engine(t, { address: own.url, prefix });
+  for (let i = 1; i <= 5; i++) await b.e.publish('room', String(i), HIST); // before A subscribed: A never saw these
+  await a.e.subscribe('room');
+  for (let i = 6; i <= 10; i++) await b.e.publish('room', String(i), HIST);
+  await waitUntil('A got 6..10 through PUB/SUB', 3000, async () => a.ev.of('room').length === 5);
+  const epoch = (await a.e.history('room', { ...READ, limit: 0 })).position.epoch;
+  const scriptCalls = async (): Promise<number> => {
+    const info = await redisCommand(own.port, 'INFO', 'commandstats');
+    return [...info.matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+  };
+  const recover = (offset: number, limit = 301) =>
+    a.e.history('room', { ...READ, since: { offset, epoch }, limit, recovery: true }).then((h) => ({
+      data: h.publications.map((p) => p.data),
+      offsets: h.publications.map((p) => p.offset),
+      top: h.position,
+    }));
+  const upTo10 = (from: number) => Array.from({ length: 10 - from }, (_, i) => String(from + 1 + i));
+
+  const calls0 = await scriptCalls();
+  const seen = await recover(7);
+  assert.deepEqual(seen.data, upTo10(7), 'served from what A saw');
+  assert.deepEqual(seen.top, { offset: 10, epoch });
+  assert.equal(await scriptCalls(), calls0, 'no Redis read for what A saw itself');
+
+  const older = await recover(2);
+  assert.deepEqual(older.data, upTo10(2), 'older than what A saw: read from Redis');
+  assert.equal(await scriptCalls(), calls0 + 1);
+  for (let i = 0; i < 100; i++) {
+    const from = 2 + (i % 9);
+    assert.deepEqual((await recover(from)).data, upTo10(from));
+  }
+  assert.deepEqual((await recover(2, 3)).offsets, [3, 4, 5], 'the limit holds');
+  assert.equal(await scriptCalls(), calls0 + 1, 'the Redis read joined up with PUB/SUB: 101 more recoveries, no more reads');
+
+  // New publications extend it; an unknown epoch, an offset from before, or a plain history read go to Redis.
+  await b.e.publish('room', '11', HIST); // a script call of its own
+  await waitUntil('A got 11', 3000, async () => a.ev.of('room').length === 6);
+  assert.deepEqual((await recover(9)).data, ['10', '11']);
+  assert.equal(await scriptCalls(), calls0 + 2);
+  assert.deepEqual((await recover(0)).data, upTo10(0).concat('11'));
+  const other = await a.e.history('room', { ...READ, since: { offset: 9, epoch: 'other' }, limit: 301, recovery: true });
+  assert.equal(other.position.epoch, epoch, 'the stream position comes from Redis');
+  const plain = await a.e.history('room', { ...READ, since: { offset: 9, epoch } });
+  assert.deepEqual(
+    plain.publications.map((p) => p.data),
+    ['10', '11'],
+  );
+  assert.equal(await scriptCalls(), calls0 + 5, 'those three read Redis');
+
+  // Unsubscribed: nothing is kept any more.
+  await a.e.unsubscribe('room');
+  await recover(9);
+  assert.equal(await scriptCalls(), calls0 + 6);
+});
+
 test('two nodes: presence, channels, control messages and the node registry are shared', async (t) => {
   const prefix = uniquePrefix('shared');
   const a = await engine(t, { address: SHARED_REDIS, prefix, node_info_ttl: '1s' });

@@ -19,6 +19,12 @@ export interface HistoryOptions {
   /** Return publications after this position (offset exclusive). */
   readonly since?: StreamPosition;
   readonly reverse?: boolean;
+  /**
+   * A subscriber's recovery: it is already registered for live publications,
+   * so the engine may answer from what this node has seen of the stream
+   * (its position may trail the stream's by publications still in flight).
+   */
+  readonly recovery?: boolean;
   /** Publications older than this are not returned (0 = no age limit). */
   readonly historyTtlMs: number;
   readonly historyMetaTtlMs: number;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../../config/load.js';
 import { createLogger, type Logger } from '../../observability/logger.js';
 import { Errors, ReplyError } from '../../protocol/codes.js';
-import type { ClientInfo, Publication, RawJSON } from '../../protocol/types.js';
+import type { ClientInfo, Publication, RawJSON, StreamPosition } from '../../protocol/types.js';
 import type {
   ControlMessage,
   Engine,
@@ -159,6 +159,15 @@ export class RedisEngine implements Engine {
   private handlers: EngineHandlers | undefined;
   /** Last epoch seen per subscribed channel: a new epoch means the stream was lost. */
   private readonly epochs = new Map<string, string>();
+  /**
+   * Per channel this node is subscribed to: the newest publications that
+   * came through PUB/SUB (or a recovery read since the subscription), with
+   * contiguous offsets. A reconnect storm recovers thousands of clients from
+   * the same few seconds of a stream; they are served from here instead of
+   * one XRANGE (and one decode, one encode) per client.
+   */
+  private readonly tails = new Map<string, Tail>();
+  private readonly tailCap: number;
   /** This node's presence entries, refreshed before they expire. */
   private readonly localPresence = new Map<string, Map<string, string>>();
   private presenceTimer: NodeJS.Timeout | undefined;
@@ -180,6 +189,7 @@ export class RedisEngine implements Engine {
     if (addresses.length === 0) throw new Error('engine.redis.address: at least one address is needed');
     this.shards = addresses.map((a, i) => new Shard(i, this.cfg, a));
     this.presence = new RedisPresence(this);
+    this.tailCap = Math.min(TAIL_MAX, config.client.recovery_max_publication_limit + 1);
   }
 
   // ---- lifecycle ----
@@ -248,7 +258,10 @@ export class RedisEngine implements Engine {
           // subscriber of this shard's channels must resubscribe and recover.
           const channels: string[] = [];
           for (const n of shard.wanted) if (n.startsWith(this.chanPrefix)) channels.push(n.slice(this.chanPrefix.length));
-          for (const ch of channels) this.epochs.delete(ch);
+          for (const ch of channels) {
+            this.epochs.delete(ch);
+            this.tails.get(ch)?.reset('');
+          }
           this.log.info({ ...where, channels: channels.length }, 'redis pub/sub restored: resubscribed, resyncing subscribers');
           if (channels.length > 0) this.handlers?.onResync?.(channels);
         },
@@ -375,10 +388,13 @@ export class RedisEngine implements Engine {
 
   async subscribe(channel: string): Promise<void> {
     await this.shardOf(channel).subscribe(this.chanPrefix + channel);
+    // From here on every publication of the channel reaches this node.
+    if (!this.tails.has(channel)) this.tails.set(channel, new Tail(this.tailCap));
   }
 
   async unsubscribe(channel: string): Promise<void> {
     this.epochs.delete(channel);
+    this.tails.delete(channel);
     await this.shardOf(channel).unsubscribe(this.chanPrefix + channel);
   }
 
@@ -415,6 +431,7 @@ export class RedisEngine implements Engine {
           if (prev !== undefined) h.onResync?.([channel]);
         }
       }
+      if (m.pub.offset > 0) this.tails.get(channel)?.push(m.epoch, m.pub);
       h.onPublication(channel, m.pub);
     } else if (m.kind === 'join') {
       h.onJoin(channel, m.info);
@@ -426,6 +443,18 @@ export class RedisEngine implements Engine {
   // ---- history ----
 
   async history(channel: string, opts: HistoryOptions): Promise<HistoryResult> {
+    const tail = opts.recovery && opts.since && !opts.reverse ? this.tails.get(channel) : undefined;
+    if (tail) {
+      const hit = tail.read(opts.since!, opts.limit, opts.historyTtlMs > 0 ? Date.now() - opts.historyTtlMs : 0);
+      if (hit) return hit;
+    }
+    const { publications, position, truncated } = await this.readHistory(channel, opts);
+    // A complete recovery read made while subscribed joins up with what PUB/SUB brought meanwhile.
+    if (tail && this.tails.get(channel) === tail && !truncated) tail.seed(opts.since!, publications, position);
+    return { publications, position };
+  }
+
+  private async readHistory(channel: string, opts: HistoryOptions): Promise<HistoryResult & { truncated: boolean }> {
     const shard = this.shardOf(channel);
     const now = Date.now();
     const ttl = opts.historyTtlMs;
@@ -461,7 +490,7 @@ export class RedisEngine implements Engine {
       // Forward reads meet expired publications first; when they took
       // places in a limited read, read on past them.
       const more = !opts.reverse && dropped > 0 && limit > 0 && entries.length === limit;
-      if (!more || want === 0) return { publications: out, position };
+      if (!more || want === 0) return { publications: out, position, truncated: dropped > 0 || (limit > 0 && entries.length === limit) };
       since = entries[entries.length - 1]![0].split('-')[0]!;
       sinceEpoch = epoch;
     }
@@ -594,4 +623,73 @@ function newEpoch(): string {
 
 function escapeGlob(s: string): string {
   return s.replace(/[*?[\]\\]/g, '\\$&');
+}
+
+/** The most a tail keeps per channel, whatever the recovery limit. */
+const TAIL_MAX = 10_000;
+/** Publications older than this leave the tail (a storm is over long before). */
+const TAIL_WINDOW_MS = 60_000;
+
+/** The newest publications of one stream (one epoch), offsets contiguous and ascending. */
+class Tail {
+  private epoch = '';
+  private pubs: Publication[] = [];
+
+  constructor(private readonly cap: number) {}
+
+  reset(epoch: string): void {
+    this.epoch = epoch;
+    this.pubs = [];
+  }
+
+  push(epoch: string, pub: Publication): void {
+    const last = this.pubs[this.pubs.length - 1];
+    if (epoch !== this.epoch || (last && pub.offset !== last.offset + 1)) {
+      if (epoch === this.epoch && last && pub.offset <= last.offset) return; // seen already
+      this.reset(epoch); // a gap or a new stream: start over from here
+    }
+    this.pubs.push(pub);
+    this.trim();
+  }
+
+  /** Publications after `since`, when this tail holds all of them (else undefined: ask Redis). */
+  read(since: StreamPosition, limit: number | undefined, minTime: number): HistoryResult | undefined {
+    const pubs = this.pubs;
+    if (pubs.length === 0 || since.epoch !== this.epoch) return undefined;
+    const first = pubs[0]!.offset;
+    const top = pubs[pubs.length - 1]!.offset;
+    if (since.offset < first - 1 || since.offset > top) return undefined;
+    const from = since.offset + 1 - first;
+    const to = limit === undefined || limit < 0 ? pubs.length : Math.min(pubs.length, from + limit);
+    const out = pubs.slice(from, to);
+    if (minTime > 0 && out.length > 0 && (out[0]!.time ?? minTime) < minTime) return undefined;
+    return { publications: out, position: { offset: top, epoch: this.epoch } };
+  }
+
+  /** Joins a complete read of (since, position] with what is held (PUB/SUB may have brought newer ones). */
+  seed(since: StreamPosition, read: readonly Publication[], position: StreamPosition): void {
+    if (since.epoch !== position.epoch || read.length === 0) return;
+    if (read[0]!.offset !== since.offset + 1 || read[read.length - 1]!.offset !== position.offset) return;
+    const pubs = this.pubs;
+    if (pubs.length > 0) {
+      if (this.epoch !== position.epoch || pubs[0]!.offset > position.offset + 1) return;
+      if (pubs[0]!.offset <= read[0]!.offset) return; // nothing older to add
+      const older = read.filter((p) => p.offset < pubs[0]!.offset);
+      this.pubs = older.concat(pubs);
+    } else {
+      this.epoch = position.epoch;
+      this.pubs = read.slice();
+    }
+    this.trim();
+  }
+
+  /** Drops what is past the cap (in batches: amortized O(1) per push) or the window. */
+  private trim(): void {
+    const pubs = this.pubs;
+    let drop = pubs.length > this.cap + (this.cap >> 2) ? pubs.length - this.cap : 0;
+    const minTime = Date.now() - TAIL_WINDOW_MS;
+    // by age too, once the oldest is 10 s past the window (again in batches)
+    if ((pubs[drop]?.time ?? minTime) < minTime - 10_000) while (drop < pubs.length - 1 && (pubs[drop]!.time ?? minTime) < minTime) drop++;
+    if (drop > 0) this.pubs = pubs.slice(drop);
+  }
 }
