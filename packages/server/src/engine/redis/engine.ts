@@ -171,6 +171,7 @@ export class RedisEngine implements Engine {
   /** This node's presence entries, refreshed before they expire. */
   private readonly localPresence = new Map<string, Map<string, string>>();
   private presenceTimer: NodeJS.Timeout | undefined;
+  private tailTimer: NodeJS.Timeout | undefined;
   private nodeUid: string | undefined;
   private closed = false;
 
@@ -206,6 +207,11 @@ export class RedisEngine implements Engine {
     const ttl = Math.max(1000, this.cfg.presence_ttl);
     this.presenceTimer = setInterval(() => this.refreshPresence(), Math.max(300, Math.floor(ttl / 3)));
     this.presenceTimer.unref();
+    // Channels that went quiet let their tails go too: what is kept is bounded by the publication rate × the window.
+    this.tailTimer = setInterval(() => {
+      for (const tail of this.tails.values()) tail.expire();
+    }, TAIL_WINDOW_MS / 6);
+    this.tailTimer.unref();
   }
 
   private wire(shard: Shard): void {
@@ -282,6 +288,7 @@ export class RedisEngine implements Engine {
   async close(): Promise<void> {
     if (this.closed) return;
     if (this.presenceTimer) clearInterval(this.presenceTimer);
+    if (this.tailTimer) clearInterval(this.tailTimer);
     if (this.nodeUid) {
       const s = shardZero(this.shards);
       if (s.cmdReady)
@@ -681,6 +688,15 @@ class Tail {
       this.pubs = read.slice();
     }
     this.trim();
+  }
+
+  /** Drops every publication older than the window. */
+  expire(): void {
+    const minTime = Date.now() - TAIL_WINDOW_MS;
+    const pubs = this.pubs;
+    let drop = 0;
+    while (drop < pubs.length && (pubs[drop]!.time ?? 0) < minTime) drop++;
+    if (drop > 0) this.pubs = pubs.slice(drop);
   }
 
   /** Drops what is past the cap (in batches: amortized O(1) per push) or the window. */
