@@ -221,6 +221,7 @@ export const SYSTEMS: SystemDef[] = [
   switchboard('switchboard', {}, 'Switchboard, memory engine, one process'),
   switchboard('switchboard-redis', { redis: true }, 'Switchboard, Redis engine (local redis-server)'),
   switchboard('switchboard-w6', { workers: 6, redis: true }, 'Switchboard, --workers 6 (node:cluster, Redis engine)'),
+  switchboard('switchboard-w2', { workers: 2, redis: true }, 'Switchboard, --workers 2 (one per core; node:cluster, Redis engine)'),
   peer('raw-ws', 'raw-ws-server.js', 'raw', 'naive ws broadcast: Map<channel, Set<ws>>, send() each'),
   peer('socketio-ws', 'socketio-server.js', 'socketio', 'Socket.IO 4, websocket transport only, rooms', ['websocket']),
   peer('socketio', 'socketio-server.js', 'socketio', 'Socket.IO 4, default transports (polling → websocket)'),
