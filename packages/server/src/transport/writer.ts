@@ -84,7 +84,14 @@ function flushAll(): void {
   const batch = dirty;
   let i = head;
   while (i < batch.length) {
-    batch[i++]!.flush();
+    try {
+      batch[i++]!.flush();
+    } catch (e) {
+      // keep the pass alive for every other connection, then let the error surface
+      head = i;
+      setImmediate(flushAll);
+      throw e;
+    }
     if ((i & (CHECK_EVERY - 1)) === 0 && i < batch.length && performance.now() > deadline) {
       // the rest (and whatever gets dirty meanwhile) goes out in the next turn, in order
       if (i >= 8192) {
