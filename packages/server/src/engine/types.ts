@@ -25,6 +25,8 @@ export interface HistoryOptions {
    * (its position may trail the stream's by publications still in flight).
    */
   readonly recovery?: boolean;
+  /** With `recovery`: the channel's history_size (a stream keeps that many, so a recovery reaches no further back). */
+  readonly historySize?: number;
   /** Publications older than this are not returned (0 = no age limit). */
   readonly historyTtlMs: number;
   readonly historyMetaTtlMs: number;

@@ -654,7 +654,13 @@ export class Session implements HubClient, Heartbeat {
         let position: StreamPosition;
         if (req.recover && req.since && recoverable) {
           const limit = ctx.config.client.recovery_max_publication_limit;
-          const h = await ctx.engine.history(channel, { ...histOpts, since: req.since, limit: limit + 1, recovery: true });
+          const h = await ctx.engine.history(channel, {
+            ...histOpts,
+            since: req.since,
+            limit: limit + 1,
+            recovery: true,
+            historySize: ns.history_size,
+          });
           position = h.position;
           recovered = isRecovered(req.since, h.publications, h.position, limit);
           if (recovered) pubs = h.publications;

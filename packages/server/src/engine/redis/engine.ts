@@ -452,7 +452,7 @@ export class RedisEngine implements Engine {
   async history(channel: string, opts: HistoryOptions): Promise<HistoryResult> {
     const tail = opts.recovery && opts.since && !opts.reverse ? this.tails.get(channel) : undefined;
     if (tail) {
-      const hit = tail.read(opts.since!, opts.limit, opts.historyTtlMs > 0 ? Date.now() - opts.historyTtlMs : 0);
+      const hit = tail.read(opts.since!, opts.limit, opts.historyTtlMs > 0 ? Date.now() - opts.historyTtlMs : 0, opts.historySize ?? 0);
       if (hit) return hit;
     }
     const { publications, position, truncated } = await this.readHistory(channel, opts);
@@ -660,12 +660,14 @@ class Tail {
   }
 
   /** Publications after `since`, when this tail holds all of them (else undefined: ask Redis). */
-  read(since: StreamPosition, limit: number | undefined, minTime: number): HistoryResult | undefined {
+  read(since: StreamPosition, limit: number | undefined, minTime: number, historySize: number): HistoryResult | undefined {
     const pubs = this.pubs;
     if (pubs.length === 0 || since.epoch !== this.epoch) return undefined;
     const first = pubs[0]!.offset;
     const top = pubs[pubs.length - 1]!.offset;
     if (since.offset < first - 1 || since.offset > top) return undefined;
+    // the stream keeps history_size publications: past that, Redis's answer (not recovered) is the answer
+    if (historySize > 0 && since.offset < top - historySize) return undefined;
     const from = since.offset + 1 - first;
     const to = limit === undefined || limit < 0 ? pubs.length : Math.min(pubs.length, from + limit);
     const out = pubs.slice(from, to);
