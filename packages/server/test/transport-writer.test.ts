@@ -15,6 +15,10 @@ import { Writer, type WriterOwner } from '../src/transport/writer.js';
 const CLIENTS = 200;
 const MESSAGES = 5;
 
+type RawSocket = { write: (b: Buffer) => boolean };
+/** The TCP socket under a ws connection (the writer writes frames to it directly). */
+const rawSocket = (ws: WebSocket): RawSocket => (ws as unknown as { _socket: RawSocket })._socket;
+
 function busyWait(us: number): void {
   const end = performance.now() + us / 1000;
   while (performance.now() < end);
@@ -44,7 +48,7 @@ test('a slow fan-out flush lets a new connection in before it ends, and loses no
   // Every socket write takes 100 µs more: one flush over all of them takes ≥ 20 ms.
   const overflowed: number[] = [];
   const writers = serverSide.map((ws, i) => {
-    const sock = (ws as unknown as { _socket: { write: (b: Buffer) => boolean } })._socket;
+    const sock = rawSocket(ws);
     const write = sock.write.bind(sock);
     sock.write = (b: Buffer) => {
       busyWait(100);
@@ -63,7 +67,7 @@ test('a slow fan-out flush lets a new connection in before it ends, and loses no
   const events: string[] = [];
   probe.once('connection', () => events.push('accepted'));
   // the flush ends when the last writer's last message is handed to the socket
-  const lastSock = (serverSide[CLIENTS - 1] as unknown as { _socket: { write: (b: Buffer) => boolean } })._socket;
+  const lastSock = rawSocket(serverSide[CLIENTS - 1]!);
   const lastWrite = lastSock.write;
   lastSock.write = (b: Buffer) => {
     events.push('last writer flushed');

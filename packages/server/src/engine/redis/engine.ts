@@ -455,13 +455,13 @@ export class RedisEngine implements Engine {
       const hit = tail.read(opts.since!, opts.limit, opts.historyTtlMs > 0 ? Date.now() - opts.historyTtlMs : 0, opts.historySize ?? 0);
       if (hit) return hit;
     }
-    const { publications, position, truncated } = await this.readHistory(channel, opts);
+    const res = await this.readHistory(channel, opts);
     // A complete recovery read made while subscribed joins up with what PUB/SUB brought meanwhile.
-    if (tail && this.tails.get(channel) === tail && !truncated) tail.seed(opts.since!, publications, position);
-    return { publications, position };
+    if (tail && this.tails.get(channel) === tail) tail.seed(opts.since!, res.publications, res.position);
+    return res;
   }
 
-  private async readHistory(channel: string, opts: HistoryOptions): Promise<HistoryResult & { truncated: boolean }> {
+  private async readHistory(channel: string, opts: HistoryOptions): Promise<HistoryResult> {
     const shard = this.shardOf(channel);
     const now = Date.now();
     const ttl = opts.historyTtlMs;
@@ -497,7 +497,7 @@ export class RedisEngine implements Engine {
       // Forward reads meet expired publications first; when they took
       // places in a limited read, read on past them.
       const more = !opts.reverse && dropped > 0 && limit > 0 && entries.length === limit;
-      if (!more || want === 0) return { publications: out, position, truncated: dropped > 0 || (limit > 0 && entries.length === limit) };
+      if (!more || want === 0) return { publications: out, position };
       since = entries[entries.length - 1]![0].split('-')[0]!;
       sinceEpoch = epoch;
     }
@@ -675,10 +675,14 @@ class Tail {
     return { publications: out, position: { offset: top, epoch: this.epoch } };
   }
 
-  /** Joins a complete read of (since, position] with what is held (PUB/SUB may have brought newer ones). */
+  /**
+   * Joins a read of (since, position] with what is held (PUB/SUB may have
+   * brought newer ones), when the read is all of it: offsets ascend, so the
+   * first one and the count tell that nothing was cut by a limit or by age.
+   */
   seed(since: StreamPosition, read: readonly Publication[], position: StreamPosition): void {
     if (since.epoch !== position.epoch || read.length === 0) return;
-    if (read[0]!.offset !== since.offset + 1 || read[read.length - 1]!.offset !== position.offset) return;
+    if (read[0]!.offset !== since.offset + 1 || read.length !== position.offset - since.offset) return;
     const pubs = this.pubs;
     if (pubs.length > 0) {
       if (this.epoch !== position.epoch || pubs[0]!.offset > position.offset + 1) return;
@@ -692,7 +696,7 @@ class Tail {
     this.trim();
   }
 
-  /** Drops every publication older than the window. */
+  /** Drops every publication older than the window (the engine sweeps every tail with this). */
   expire(): void {
     const minTime = Date.now() - TAIL_WINDOW_MS;
     const pubs = this.pubs;
@@ -701,13 +705,9 @@ class Tail {
     if (drop > 0) this.pubs = pubs.slice(drop);
   }
 
-  /** Drops what is past the cap (in batches: amortized O(1) per push) or the window. */
+  /** Drops what is past the cap, in batches (amortized O(1) per push); age is the sweep's job. */
   private trim(): void {
     const pubs = this.pubs;
-    let drop = pubs.length > this.cap + (this.cap >> 2) ? pubs.length - this.cap : 0;
-    const minTime = Date.now() - TAIL_WINDOW_MS;
-    // by age too, once the oldest is 10 s past the window (again in batches)
-    if ((pubs[drop]?.time ?? minTime) < minTime - 10_000) while (drop < pubs.length - 1 && (pubs[drop]!.time ?? minTime) < minTime) drop++;
-    if (drop > 0) this.pubs = pubs.slice(drop);
+    if (pubs.length > this.cap + (this.cap >> 2)) this.pubs = pubs.slice(pubs.length - this.cap);
   }
 }
