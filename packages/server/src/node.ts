@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
-import type { WebSocket } from 'ws';
 import { ChannelRules } from './auth/channels.js';
 import { TokenVerifier } from './auth/jwt.js';
 import { loadConfig, type Config } from './config/load.js';
@@ -18,6 +17,9 @@ import { HeartbeatWheel } from './transport/heartbeat.js';
 import { NodeLimits } from './session/ratelimit.js';
 import { WebSocketEndpoint, type UpgradeRefusal } from './transport/websocket.js';
 import { writerStats } from './transport/writer.js';
+import type { ClientConnection } from './transport/connection.js';
+import { WebSocketConnection } from './transport/websocket-connection.js';
+import { jsonCodec } from './protocol/json.js';
 import { originAllowed } from './auth/origin.js';
 import { anyProxy, proxyHooks } from './auth/proxy.js';
 import { PayloadValidators } from './auth/schemas.js';
@@ -99,7 +101,7 @@ export class Switchboard {
         ? { threshold: c.websocket.compression_min_size, level: c.websocket.compression_level }
         : undefined,
       check: (req) => this.checkUpgrade(req),
-      onConnection: (ws, req) => this.accept(ws, req),
+      onConnection: (ws, req) => this.accept(new WebSocketConnection(ws, req, ipOf(req), jsonCodec, c.client.queue_max_size)),
     });
     this.ctx = {
       config: c,
@@ -196,11 +198,9 @@ export class Switchboard {
     return undefined;
   }
 
-  private accept(ws: WebSocket, req: IncomingMessage): void {
-    const ip = ipOf(req);
-    this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
-    const s = new Session(this.ctx, ws, req, ip);
-    this.sessions.add(s);
+  private accept(conn: ClientConnection): void {
+    this.perIp.set(conn.ip, (this.perIp.get(conn.ip) ?? 0) + 1);
+    this.sessions.add(new Session(this.ctx, conn));
   }
 
   private async addSubscriber(sub: Subscriber): Promise<void> {
