@@ -1,7 +1,10 @@
 /**
  * The shape of packages/server/src (see ../shared/DESIGN.md): data flows one
  * way; protocol/ and config/ import nothing of ours; only engine/redis/
- * imports ioredis; nothing imports the CLI; no cycles.
+ * imports ioredis; nothing imports the CLI; no cycles. node/ holds the
+ * node's jobs that node.ts wires (upgrade gate, engine subscriptions,
+ * control messages, revocations, metrics, drain): it sits above the layers
+ * it composes and below node.ts.
  */
 const SRC = '^packages/server/src/';
 module.exports = {
@@ -37,6 +40,18 @@ module.exports = {
       severity: 'error',
       from: { path: SRC + 'engine/' },
       to: { path: SRC + '(session|hub|transport|api|auth)/' },
+    },
+    {
+      name: 'node-jobs-sit-below-node-ts',
+      severity: 'error',
+      from: { path: SRC + 'node/' },
+      to: { path: SRC + '(node\\.ts|api/|cli\\.ts|server\\.ts|cluster\\.ts)' },
+    },
+    {
+      name: 'only-node-ts-imports-node-jobs',
+      severity: 'error',
+      from: { path: SRC, pathNot: SRC + '(node/|node\\.ts$)' },
+      to: { path: SRC + 'node/' },
     },
     {
       name: 'nothing-imports-node-but-api-and-entrypoints',

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, Server } from 'node:http';
+import type { Server } from 'node:http';
 import { ChannelRules } from './auth/channels.js';
 import { TokenVerifier } from './auth/jwt.js';
 import { loadConfig, type Config } from './config/load.js';
 import { MemoryEngine } from './engine/memory/engine.js';
-import type { ControlMessage, Engine, NodeInfo, PublishResult, ServerSubscribeOptions } from './engine/types.js';
-import { Hub, type Subscriber } from './hub/hub.js';
+import type { Engine, NodeInfo, PublishResult, ServerSubscribeOptions } from './engine/types.js';
+import { Hub } from './hub/hub.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { Disconnects, Errors, ReplyError, type Disconnect } from './protocol/codes.js';
@@ -15,13 +15,18 @@ import type { Hooks } from './session/hooks.js';
 import { Session } from './session/session.js';
 import { HeartbeatWheel } from './transport/heartbeat.js';
 import { NodeLimits } from './session/ratelimit.js';
-import { WebSocketEndpoint, type UpgradeRefusal } from './transport/websocket.js';
-import { writerStats } from './transport/writer.js';
+import { WebSocketEndpoint } from './transport/websocket.js';
+import { Flusher } from './transport/flusher.js';
 import type { ClientConnection } from './transport/connection.js';
 import { WebSocketConnection } from './transport/websocket-connection.js';
 import { jsonCodec } from './protocol/json.js';
-import { originAllowed } from './auth/origin.js';
 import { anyProxy, proxyHooks } from './auth/proxy.js';
+import { ChannelSubscriptions } from './node/channel-subscriptions.js';
+import { ControlApplier } from './node/control.js';
+import { drain } from './node/drain.js';
+import { NodeMetricsCollector } from './node/metrics-collector.js';
+import { RevocationStore } from './node/revocations.js';
+import { UpgradeGate, ipOf } from './node/upgrade-gate.js';
 import { PayloadValidators } from './auth/schemas.js';
 import { VERSION } from './version.js';
 
@@ -51,6 +56,9 @@ export interface ApiTarget {
 /**
  * A Switchboard node: wires config, engine, hub, sessions and transport,
  * and is the public in-process API (`publish`, `disconnect`, `presence`, …).
+ * The node's other jobs are small objects of their own in node/: the
+ * upgrade gate, the engine subscriptions, the control applier, the
+ * revocation store, the metrics collector and the drain.
  */
 export class Switchboard {
   readonly config: Config;
@@ -69,13 +77,14 @@ export class Switchboard {
   readonly limits: NodeLimits;
   private readonly endpoint: WebSocketEndpoint;
   private readonly sessions = new Set<Session>();
-  private readonly perIp = new Map<string, number>();
-  private readonly engineSubs = new Map<string, Promise<void>>();
-  private readonly pendingUnsubs = new Map<string, Promise<void>>();
-  private readonly revokedJti = new Map<string, number>();
-  private readonly revokedUsers = new Map<string, number>();
+  /** This node's flush pass and writer statistics (not shared with other nodes in the process). */
+  private readonly flusher = new Flusher();
+  private readonly gate: UpgradeGate;
+  private readonly subscriptions: ChannelSubscriptions;
+  private readonly revocations = new RevocationStore();
+  private readonly control: ControlApplier;
+  private readonly collector: NodeMetricsCollector;
   private readonly startedAt = Date.now();
-  private connectWindow = { second: 0, count: 0 };
   private started = false;
   private draining = false;
   private statsTimer: NodeJS.Timeout | undefined;
@@ -94,14 +103,30 @@ export class Switchboard {
     this.heartbeats = new HeartbeatWheel(c.client.ping_interval, c.client.pong_timeout);
     this.limits = new NodeLimits(c.client.rate_limit);
     this.engine = opts.engine ?? new MemoryEngine();
+    this.gate = new UpgradeGate(c.client, {
+      metrics: this.metrics,
+      log: this.log,
+      ipConnects: this.limits.ipConnects,
+      logOnce: this.limits.logOnce,
+      serving: () => this.started && !this.draining,
+    });
+    this.subscriptions = new ChannelSubscriptions(this.hub, this.engine, this.log);
+    this.control = new ControlApplier({
+      // Sessions are the hub's only clients; the applier sees them through its narrow interface.
+      find: (target) => this.hub.matching(target) as Session[],
+      all: () => this.sessions,
+      revocations: this.revocations,
+      log: this.log,
+    });
+    this.collector = new NodeMetricsCollector(this.metrics, this.hub, this.flusher.stats);
     this.endpoint = new WebSocketEndpoint({
       path: '/connection/websocket',
       maxPayload: c.client.max_message_size,
       compression: c.websocket.compression
         ? { threshold: c.websocket.compression_min_size, level: c.websocket.compression_level }
         : undefined,
-      check: (req) => this.checkUpgrade(req),
-      onConnection: (ws, req) => this.accept(new WebSocketConnection(ws, req, ipOf(req), jsonCodec, c.client.queue_max_size)),
+      check: (req) => this.gate.check(req),
+      onConnection: (ws, req) => this.accept(new WebSocketConnection(ws, req, ipOf(req), jsonCodec, c.client.queue_max_size, this.flusher)),
     });
     this.ctx = {
       config: c,
@@ -118,15 +143,13 @@ export class Switchboard {
       validators: new PayloadValidators(c),
       nodeId: this.nodeId,
       version: this.version,
-      revokedBefore: (user) => this.revokedUsers.get(user) ?? 0,
-      isRevoked: (jti) => this.revokedJti.has(jti),
-      addSubscriber: (sub) => this.addSubscriber(sub),
-      removeSubscriber: (sub) => this.removeSubscriber(sub),
+      revokedBefore: (user) => this.revocations.revokedBefore(user),
+      isRevoked: (jti) => this.revocations.jtiRevoked(jti),
+      addSubscriber: (sub) => this.subscriptions.add(sub),
+      removeSubscriber: (sub) => this.subscriptions.remove(sub),
       sessionClosed: (s) => {
         this.sessions.delete(s as Session);
-        const n = (this.perIp.get(s.ip) ?? 1) - 1;
-        if (n <= 0) this.perIp.delete(s.ip);
-        else this.perIp.set(s.ip, n);
+        this.gate.closed(s.ip);
       },
     };
   }
@@ -139,8 +162,8 @@ export class Switchboard {
       onPublication: (ch, pub) => this.hub.publish(ch, pub),
       onJoin: (ch, info) => this.hub.join(ch, info),
       onLeave: (ch, info) => this.hub.leave(ch, info),
-      onControl: (msg) => this.applyControl(msg),
-      onResync: (channels) => this.resync(channels),
+      onControl: (msg) => this.control.apply(msg),
+      onResync: (channels) => this.hub.resync(channels),
     });
     this.heartbeats.start();
     if (this.engine.updateNode) {
@@ -168,122 +191,9 @@ export class Switchboard {
 
   // ---- connections ----
 
-  private checkUpgrade(req: IncomingMessage): UpgradeRefusal | undefined {
-    const c = this.config.client;
-    if (!this.started || this.draining) return { status: 503, message: 'not ready' };
-    const origin = req.headers.origin;
-    if (origin !== undefined && !originAllowed(origin, req.headers.host, c.allowed_origins)) {
-      this.metrics.badInput.labels('origin').inc();
-      this.log.info({ origin, ip: ipOf(req) }, 'websocket upgrade refused: origin not allowed');
-      return { status: 403, message: 'origin not allowed' };
-    }
-    const ip = ipOf(req);
-    if (c.connection_limit_per_ip > 0 && (this.perIp.get(ip) ?? 0) >= c.connection_limit_per_ip) {
-      this.metrics.limits.labels('connection_limit_per_ip').inc();
-      return { status: 429, message: 'too many connections from this address' };
-    }
-    if (!this.limits.ipConnects.take(ip)) {
-      this.metrics.limits.labels('ip_connects_per_second').inc();
-      if (this.limits.logOnce.shouldLog('ip:' + ip)) this.log.warn({ ip }, 'connect rate limit hit for address');
-      return { status: 429, message: 'too many connection attempts from this address' };
-    }
-    if (c.connection_rate_limit > 0) {
-      const sec = Math.floor(Date.now() / 1000);
-      if (this.connectWindow.second !== sec) this.connectWindow = { second: sec, count: 0 };
-      if (++this.connectWindow.count > c.connection_rate_limit) {
-        this.metrics.limits.labels('connection_rate_limit').inc();
-        return { status: 429, message: 'too many connection attempts' };
-      }
-    }
-    return undefined;
-  }
-
   private accept(conn: ClientConnection): void {
-    this.perIp.set(conn.ip, (this.perIp.get(conn.ip) ?? 0) + 1);
+    this.gate.opened(conn.ip);
     this.sessions.add(new Session(this.ctx, conn));
-  }
-
-  private async addSubscriber(sub: Subscriber): Promise<void> {
-    const ch = sub.channel;
-    const first = this.hub.addSubscriber(sub);
-    let p = this.engineSubs.get(ch);
-    if (first || !p) {
-      const prev = this.pendingUnsubs.get(ch) ?? Promise.resolve();
-      const created: Promise<void> = prev.then(() => this.engine.subscribe(ch));
-      p = created;
-      this.engineSubs.set(ch, created);
-      created.catch(() => {
-        if (this.engineSubs.get(ch) === created) this.engineSubs.delete(ch);
-      });
-    }
-    await p;
-  }
-
-  private removeSubscriber(sub: Subscriber): void {
-    const ch = sub.channel;
-    if (!this.hub.removeSubscriber(sub)) return;
-    const p = this.engineSubs.get(ch) ?? Promise.resolve();
-    this.engineSubs.delete(ch);
-    const u = p
-      .catch(() => undefined)
-      .then(() => (this.hub.hasSubscribers(ch) ? undefined : this.engine.unsubscribe(ch)))
-      .catch((e: unknown) => this.log.warn({ channel: ch, err: String(e) }, 'engine unsubscribe failed'))
-      .finally(() => {
-        if (this.pendingUnsubs.get(ch) === u) this.pendingUnsubs.delete(ch);
-      });
-    this.pendingUnsubs.set(ch, u);
-  }
-
-  /** The engine may have lost publications: positioned subscribers resubscribe and recover. */
-  private resync(channels: readonly string[] | 'all'): void {
-    const set = channels === 'all' ? null : new Set(channels);
-    for (const s of this.sessions) {
-      for (const ch of s.channels()) if (!set || set.has(ch)) s.insufficientState(ch);
-    }
-  }
-
-  // ---- control: API actions that reach a user's connections on every node ----
-
-  private applyControl(msg: ControlMessage): void {
-    if (msg.type === 'revoke') {
-      const now = Date.now();
-      if (msg.jti) this.revokedJti.set(msg.jti, now);
-      if (msg.user && msg.issuedBefore) this.revokedUsers.set(msg.user, msg.issuedBefore);
-      for (const s of this.sessions) {
-        const id = s.tokenIdentity();
-        if (
-          (msg.jti && id.jti === msg.jti) ||
-          (msg.user && s.user === msg.user && msg.issuedBefore && (id.iat ?? 0) * 1000 < msg.issuedBefore)
-        ) {
-          s.disconnect(Disconnects.invalidToken);
-        }
-      }
-      return;
-    }
-    for (const c of this.hub.userClients(msg.user)) {
-      const s = c as Session;
-      if (msg.client && s.id !== msg.client) continue;
-      switch (msg.type) {
-        case 'disconnect':
-          if (msg.whitelist?.includes(s.id)) continue;
-          s.disconnect({ code: msg.code, reason: msg.reason });
-          break;
-        case 'unsubscribe':
-          s.serverUnsubscribe(msg.channel);
-          break;
-        case 'subscribe':
-          s.serverSubscribe(msg.channel, {
-            chanInfo: msg.options?.info,
-            data: msg.options?.data,
-            recover: msg.options?.recover,
-            since: msg.options?.since,
-          }).catch((e: unknown) => this.log.warn({ client: s.id, channel: msg.channel, err: String(e) }, 'server subscribe failed'));
-          break;
-        case 'refresh':
-          s.serverRefresh(!!msg.expired, msg.expireAt, msg.info);
-          break;
-      }
-    }
   }
 
   // ---- in-process API (also behind the HTTP server API) ----
@@ -439,13 +349,7 @@ export class Switchboard {
     if (this.draining) return;
     this.draining = true;
     this.endpoint.stopAccepting();
-    const { batch_size, batch_interval, timeout } = this.config.shutdown;
-    const deadline = Date.now() + timeout;
-    const all = [...this.sessions];
-    for (let i = 0; i < all.length; i += Math.max(1, batch_size)) {
-      for (const s of all.slice(i, i + Math.max(1, batch_size))) s.disconnect(Disconnects.shutdown);
-      if (i + batch_size < all.length && Date.now() < deadline) await sleep(batch_interval);
-    }
+    await drain([...this.sessions], this.config.shutdown);
     this.heartbeats.stop();
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.endpoint.close();
@@ -456,35 +360,15 @@ export class Switchboard {
     if (!this.started) throw new ReplyError(Errors.notAvailable);
   }
 
-  private lastCollected = { deliveries: 0, bytes: 0, frames: 0 };
-
   /** Brings gauges and the counters kept outside prom-client (hot path) up to date; called before each scrape. */
   collectMetrics(): void {
-    const m = this.metrics;
-    const hub = this.hub;
-    const last = this.lastCollected;
-    m.connections.set(hub.clients.size);
-    m.users.set(hub.users.size);
-    m.subscriptions.set(hub.numSubscriptions);
-    m.channels.set(hub.numChannels);
-    m.deliveries.inc(hub.deliveries - last.deliveries);
-    m.bytesOut.inc(Math.max(0, writerStats.bytesOut - last.bytes));
-    m.framesOut.inc(Math.max(0, writerStats.framesOut - last.frames));
-    this.lastCollected = { deliveries: hub.deliveries, bytes: writerStats.bytesOut, frames: writerStats.framesOut };
+    this.collector.collect();
   }
-}
-
-function ipOf(req: IncomingMessage): string {
-  return req.socket.remoteAddress ?? 'unknown';
 }
 
 function toRaw(data: unknown): RawJSON {
   if (data === undefined) throw new ReplyError(Errors.badRequest);
   return JSON.stringify(data);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 function globToRegExp(glob: string): RegExp {

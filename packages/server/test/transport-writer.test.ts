@@ -10,6 +10,7 @@ import { once } from 'node:events';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
+import { Flusher } from '../src/transport/flusher.js';
 import { Writer, type WriterOwner } from '../src/transport/writer.js';
 
 const CLIENTS = 200;
@@ -47,6 +48,7 @@ test('a slow fan-out flush lets a new connection in before it ends, and loses no
 
   // Every socket write takes 100 µs more: one flush over all of them takes ≥ 20 ms.
   const overflowed: number[] = [];
+  const flusher = new Flusher();
   const writers = serverSide.map((ws, i) => {
     const sock = rawSocket(ws);
     const write = sock.write.bind(sock);
@@ -55,7 +57,7 @@ test('a slow fan-out flush lets a new connection in before it ends, and loses no
       return write(b);
     };
     const owner: WriterOwner = { onWriterOverflow: () => overflowed.push(i) };
-    const w = new Writer(ws, 1 << 20);
+    const w = new Writer(ws, 1 << 20, flusher);
     w.owner = owner;
     return w;
   });

@@ -19,7 +19,15 @@ export function publicationBytes(codec: Codec, channel: string, pub: Publication
 
 /** What the hub needs of a connection. */
 export interface HubClient {
+  /** The client id, sent to the client in the connect reply. */
   readonly id: string;
+  /**
+   * The connection's session id: unique per connection, distinct from the
+   * client id and never sent to the client (as centrifuge's `sessionID`),
+   * so a backend can target one connection it learned of through a proxy
+   * or hook without the client being able to name it.
+   */
+  readonly session: string;
   readonly user: string;
   readonly writer: OutboundQueue;
   readonly codec: Codec;
@@ -59,6 +67,14 @@ export class Subscriber {
   }
 }
 
+/** Which connections a server API action (disconnect, subscribe, unsubscribe, refresh) is for. */
+export interface ClientTarget {
+  /** '' = any user when client or session is given; the anonymous connections otherwise. */
+  readonly user: string;
+  readonly client?: string;
+  readonly session?: string;
+}
+
 /** The node's local index of connections, users and channel subscriptions; local fan-out. */
 export class Hub {
   readonly clients = new Map<string, HubClient>();
@@ -90,6 +106,34 @@ export class Hub {
     return set ? [...set] : [];
   }
 
+  /**
+   * The connections a target names: each given field must match (as in
+   * centrifuge's hub). A client id finds that connection whoever its user
+   * is; a user narrows to that user's connections; a session narrows to one
+   * connection. A session-only target is looked up by a walk over this
+   * node's connections (an API action, not a hot path); an empty target
+   * means the anonymous connections, as before.
+   */
+  matching(target: ClientTarget): HubClient[] {
+    const { user, client, session } = target;
+    let candidates: Iterable<HubClient>;
+    if (client) {
+      const c = this.clients.get(client);
+      candidates = c ? [c] : [];
+    } else if (user !== '' || !session) {
+      candidates = this.users.get(user) ?? [];
+    } else {
+      candidates = this.clients.values();
+    }
+    const out: HubClient[] = [];
+    for (const c of candidates) {
+      if (user !== '' && c.user !== user) continue;
+      if (session && c.session !== session) continue;
+      out.push(c);
+    }
+    return out;
+  }
+
   /** Returns true when this is the node's first subscriber of the channel. */
   addSubscriber(s: Subscriber): boolean {
     let set = this.channels.get(s.channel);
@@ -112,6 +156,21 @@ export class Hub {
       return true;
     }
     return false;
+  }
+
+  /**
+   * The engine may have lost publications of these channels: each of their
+   * subscribers on this node resubscribes and recovers. Walks the channel
+   * index, so the cost follows the subscribers of the named channels.
+   */
+  resync(channels: readonly string[] | 'all'): void {
+    const names = channels === 'all' ? [...this.channels.keys()] : channels;
+    for (const ch of names) {
+      const set = this.channels.get(ch);
+      if (!set) continue;
+      // insufficientState removes the subscriber from this set: walk a copy
+      for (const s of [...set]) s.client.insufficientState(ch);
+    }
   }
 
   hasSubscribers(channel: string): boolean {

@@ -55,6 +55,7 @@ const MAX_PENDING_FRAMES = 256;
 /** One client connection: the protocol state machine from connect to close. */
 export class Session implements HubClient, Heartbeat, ConnectionHandler {
   readonly id = randomUUID();
+  readonly session = randomUUID();
   user = '';
   info: ClientInfo = { user: '', client: this.id };
   readonly writer: OutboundQueue;

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket } from 'ws';
 import type { Codec } from '../protocol/codec.js';
 import type { ClientConnection, ConnectionHandler } from './connection.js';
+import type { Flusher } from './flusher.js';
 import { Writer } from './writer.js';
 
 // Socket listeners shared by all connections (found through the socket), not closures per connection.
@@ -29,8 +30,9 @@ export class WebSocketConnection implements ClientConnection {
     readonly ip: string,
     readonly codec: Codec,
     maxQueue: number,
+    flusher: Flusher,
   ) {
-    this.writer = new Writer(ws, maxQueue);
+    this.writer = new Writer(ws, maxQueue, flusher);
     (ws as ConnectionSocket)[CONNECTION] = this;
     ws.on('message', onWsMessage);
     ws.on('close', onWsClose);

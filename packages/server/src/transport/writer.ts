@@ -1,16 +1,15 @@
 import type { WebSocket } from 'ws';
 import type { OutboundQueue } from './connection.js';
+import type { Flusher } from './flusher.js';
+import { directSocket, type RawSocket } from './ws-internals.js';
 
 /** Stop handing frames to the socket while it has this much unsent. */
 const HIGH_WATER = 256 * 1024;
 /** Coalesce queued messages into frames of at most this size. */
 const FRAME_MAX = 256 * 1024;
 const NEWLINE = 0x0a;
-
-export interface WriterStats {
-  bytesOut: number;
-  framesOut: number;
-}
+/** One options object for every ws.send (ws copies it; no allocation per send). */
+const TEXT = { binary: false } as const;
 
 /**
  * Server-to-client WebSocket frame (FIN, text, unmasked) around a payload.
@@ -37,7 +36,8 @@ function frameOf(payload: Buffer, extra = 0): { frame: Buffer; offset: number } 
   return { frame, offset: hlen };
 }
 
-// One-entry cache: during a fan-out flush, writer after writer sends the same payload.
+// One-entry cache (a pure function of the payload, so sharing it between
+// nodes is harmless): during a fan-out flush, writer after writer sends the same payload.
 let lastPayload: Buffer | undefined;
 let lastFrame: Buffer | undefined;
 function sharedFrame(payload: Buffer): Buffer {
@@ -48,66 +48,6 @@ function sharedFrame(payload: Buffer): Buffer {
     lastFrame = frame;
   }
   return lastFrame!;
-}
-
-interface RawSocket {
-  write(b: Buffer): boolean;
-  writableLength: number;
-  once(ev: 'drain', f: () => void): unknown;
-}
-
-/** Global, process-wide counters (read by metrics), updated without labels on the hot path. */
-export const writerStats: WriterStats = { bytesOut: 0, framesOut: 0 };
-
-// One flush pass for every writer that got data in this turn of the event
-// loop: messages queued together leave together, without a timer or a
-// closure per connection. A pass yields back to the event loop after
-// FLUSH_SLICE_MS and goes on in the next turn, in the same order. libuv
-// accepts one connection per loop turn (since 1.45, libuv#3696; Node 20),
-// so a single pass over 10k sockets per turn held a reconnect storm under
-// publishing to ~12 accepts/s and clients timed out in the accept queue;
-// with 1 ms slices the bench's 10k storm reconnects in ~24 s instead of
-// half the clients failing, at no measurable cost on fan-out CPU.
-const FLUSH_SLICE_MS = 1;
-const CHECK_EVERY = 64;
-let dirty: Writer[] = [];
-let head = 0;
-let flushScheduled = false;
-function scheduleFlush(w: Writer): void {
-  dirty.push(w);
-  if (!flushScheduled) {
-    flushScheduled = true;
-    setImmediate(flushAll);
-  }
-}
-function flushAll(): void {
-  const deadline = performance.now() + FLUSH_SLICE_MS;
-  const batch = dirty;
-  let i = head;
-  while (i < batch.length) {
-    try {
-      batch[i++]!.flush();
-    } catch (e) {
-      // keep the pass alive for every other connection, then let the error surface
-      head = i;
-      setImmediate(flushAll);
-      throw e;
-    }
-    if ((i & (CHECK_EVERY - 1)) === 0 && i < batch.length && performance.now() > deadline) {
-      // the rest (and whatever gets dirty meanwhile) goes out in the next turn, in order
-      if (i >= 8192) {
-        dirty = batch.slice(i);
-        head = 0;
-      } else {
-        head = i;
-      }
-      setImmediate(flushAll);
-      return;
-    }
-  }
-  flushScheduled = false;
-  dirty = [];
-  head = 0;
 }
 
 /** Told when the queue passes its limit (an interface, not a closure: one less allocation per connection). */
@@ -131,13 +71,24 @@ export class Writer implements OutboundQueue {
   closed = false;
   /** The raw socket when frames may be written directly (no permessage-deflate). */
   private readonly socket: RawSocket | undefined;
+  /**
+   * Through ws (permessage-deflate): messages handed to ws.send whose
+   * callback has not run yet, i.e. not yet written to the socket. ws counts
+   * its deflate queue in `bufferedAmount`, and a socket that never refused
+   * a write never emits 'drain', so the writer waits for these instead.
+   */
+  private sendsPending = 0;
+  private readonly onSent: (() => void) | undefined;
 
   constructor(
     private readonly ws: WebSocket,
     private readonly maxQueue: number,
+    /** The node's flush pass and statistics. */
+    private readonly flusher: Flusher,
   ) {
-    const internal = ws as unknown as { _socket?: RawSocket; _extensions?: Record<string, unknown> };
-    if (internal._socket && (!internal._extensions || Object.keys(internal._extensions).length === 0)) this.socket = internal._socket;
+    this.socket = directSocket(ws);
+    // one callback per compressed connection, made once (none for the direct path)
+    if (!this.socket) this.onSent = () => this.sent();
   }
 
   get pendingBytes(): number {
@@ -154,7 +105,7 @@ export class Writer implements OutboundQueue {
     }
     if (!this.scheduled && !this.waitingDrain) {
       this.scheduled = true;
-      scheduleFlush(this);
+      this.flusher.schedule(this);
     }
   }
 
@@ -172,11 +123,11 @@ export class Writer implements OutboundQueue {
         this.overflow();
         return;
       }
-      this.waitDrain();
-      return;
+      if (this.waitDrain()) return;
     }
     // The queue array is reused across flushes (no garbage per connection per flush).
     const q = this.queue;
+    const stats = this.flusher.stats;
     this.queuedBytes = 0;
     let i = 0;
     while (i < q.length) {
@@ -187,8 +138,8 @@ export class Writer implements OutboundQueue {
         size += 1 + q[j]!.length;
         j++;
       }
-      writerStats.bytesOut += size;
-      writerStats.framesOut++;
+      stats.bytesOut += size;
+      stats.framesOut++;
       if (this.socket) {
         if (this.ws.readyState !== 1) {
           q.length = 0;
@@ -217,24 +168,40 @@ export class Writer implements OutboundQueue {
             pos += q[k]!.copy(payload, pos);
           }
         }
-        this.ws.send(payload, { binary: false });
+        this.sendsPending++;
+        this.ws.send(payload, TEXT, this.onSent);
       }
       i = j;
     }
     q.length = 0;
   }
 
-  private waitDrain(): void {
-    const socket = this.socket ?? (this.ws as unknown as { _socket?: RawSocket })._socket;
-    if (!socket) return;
-    this.waitingDrain = true;
-    socket.once('drain', () => {
-      this.waitingDrain = false;
-      if (!this.closed && this.queue.length > 0 && !this.scheduled) {
-        this.scheduled = true;
-        scheduleFlush(this);
-      }
-    });
+  /** Arranges to flush again once the backlog is written; false when there is nothing to wait for. */
+  private waitDrain(): boolean {
+    if (this.socket) {
+      // writableLength is above the socket's high-water mark, so a write was refused and 'drain' will come
+      this.waitingDrain = true;
+      this.socket.once('drain', () => this.drained());
+      return true;
+    }
+    if (this.sendsPending > 0) {
+      this.waitingDrain = true;
+      return true;
+    }
+    // Nothing of ours is in flight: the backlog is not ours to wait for.
+    return false;
+  }
+
+  private sent(): void {
+    if (--this.sendsPending === 0 && this.waitingDrain) this.drained();
+  }
+
+  private drained(): void {
+    this.waitingDrain = false;
+    if (!this.closed && this.queue.length > 0 && !this.scheduled) {
+      this.scheduled = true;
+      this.flusher.schedule(this);
+    }
   }
 
   private overflow(): void {

@@ -1,0 +1,30 @@
+import type { Hub } from '../hub/hub.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { WriterStats } from '../transport/flusher.js';
+
+/**
+ * Brings the node's gauges and the counters kept outside prom-client (plain
+ * numbers on the hot path: the hub's deliveries, the node's writer
+ * statistics) up to date; run before each scrape.
+ */
+export class NodeMetricsCollector {
+  private last = { deliveries: 0, bytes: 0, frames: 0 };
+
+  constructor(
+    private readonly metrics: Metrics,
+    private readonly hub: Hub,
+    private readonly writers: WriterStats,
+  ) {}
+
+  collect(): void {
+    const { metrics: m, hub, writers: w, last } = this;
+    m.connections.set(hub.clients.size);
+    m.users.set(hub.users.size);
+    m.subscriptions.set(hub.numSubscriptions);
+    m.channels.set(hub.numChannels);
+    m.deliveries.inc(Math.max(0, hub.deliveries - last.deliveries));
+    m.bytesOut.inc(Math.max(0, w.bytesOut - last.bytes));
+    m.framesOut.inc(Math.max(0, w.framesOut - last.frames));
+    this.last = { deliveries: hub.deliveries, bytes: w.bytesOut, frames: w.framesOut };
+  }
+}
