@@ -56,27 +56,36 @@ export class HeartbeatWheel {
     h.hbPongSlot = -1;
   }
 
+  /**
+   * The cursor moves on only after the tick, so a connection added during
+   * it (from a callback) lands in the slot just before this one, a full
+   * interval away, not in the slot being walked; and one removed during it
+   * is neither pinged nor told about a missing pong afterwards.
+   */
   private tick(): void {
-    const pingSlot = this.cursor % this.pingSlots.length;
-    const pongSlot = this.cursor % this.pongSlots.length;
-    this.cursor++;
+    const c = this.cursor;
+    const pingSlot = c % this.pingSlots.length;
+    const pongSlot = c % this.pongSlots.length;
     const due = this.pongSlots[pongSlot]!;
     if (due.size > 0) {
       const late = [...due];
       due.clear();
       for (const h of late) {
+        if (h.hbPongSlot !== pongSlot) continue; // removed meanwhile
         h.hbPongSlot = -1;
         if (h.awaitingPong) h.onNoPong();
       }
     }
-    const nextPong = this.pongDelay > 0 ? (this.cursor - 1 + this.pongDelay) % this.pongSlots.length : -1;
+    const nextPong = this.pongDelay > 0 ? (c + this.pongDelay) % this.pongSlots.length : -1;
     for (const h of this.pingSlots[pingSlot]!) {
       h.sendPing();
+      if (h.hbSlot !== pingSlot) continue; // removed by its own ping (a closed connection)
       if (nextPong >= 0) {
         h.awaitingPong = true;
         h.hbPongSlot = nextPong;
         this.pongSlots[nextPong]!.add(h);
       }
     }
+    this.cursor = c + 1;
   }
 }
