@@ -11,7 +11,8 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
-import { within } from './helpers/client.js';
+import { RawClient, mintToken, within } from './helpers/client.js';
+import { SECRET, embedded } from './helpers/embedded.js';
 import { Flusher } from '../src/transport/flusher.js';
 import { Writer, type WriterOwner } from '../src/transport/writer.js';
 
@@ -77,4 +78,38 @@ test('a deflating connection whose socket never backs up still gets every messag
   assert.equal(received, BURST + 1);
   assert.deepEqual(overflows, []);
   assert.equal(writer.pendingBytes, 0);
+});
+
+test('a node with websocket.compression delivers bursts to a deflating client in order, without dropping it', async (t) => {
+  const node = await embedded(t, {
+    websocket: { compression: true, compression_min_size: 0 },
+    client: { queue_max_size: 16 << 20 },
+    channel: { without_namespace: { allow_subscribe_for_client: true, history_size: 1000, history_ttl: '60s' } },
+  });
+  const c = await RawClient.open(t, node);
+  assert.ok(c.ws.extensions.includes('permessage-deflate'), 'compression was negotiated');
+  await c.connect(await mintToken(SECRET, { sub: 'u' }));
+  assert.ok((await c.command('subscribe', { channel: 'feed' })).subscribe);
+  const text = 'z'.repeat(16 * 1024);
+  const PER_BURST = 200;
+  const BURSTS = 3;
+  for (let b = 0; b < BURSTS; b++) {
+    // one burst per turn of the event loop: the next one meets the deflate backlog of the previous
+    for (let i = 0; i < PER_BURST; i++) void node.sb.publish('feed', { text, n: b * PER_BURST + i });
+    await new Promise((r) => setImmediate(r));
+  }
+  const pubs = (): any[] => c.messages.filter((m: any) => m.push?.pub);
+  await within(
+    new Promise<void>((resolve) => {
+      const check = (): void => (pubs().length >= PER_BURST * BURSTS ? resolve() : void c.once('message', check));
+      check();
+    }),
+    20_000,
+    'every publication arrives',
+  );
+  assert.deepEqual(
+    pubs().map((m: any) => m.push.pub.offset),
+    Array.from({ length: PER_BURST * BURSTS }, (_, i) => i + 1),
+  );
+  assert.equal(c.closeCode, undefined, 'the client was not dropped');
 });
