@@ -62,11 +62,11 @@ test('a resync tells the subscribers of the named channels only, at a cost that 
   assert.equal(node.sb.hub.numSubscribers('b'), 2, 'the other channels keep their subscribers');
 
   // Resyncs of channels nobody here subscribes to: O(1) each with the channel index, O(all subscriptions) with a walk.
-  const ROUNDS = 2000;
+  const ROUNDS = 5000;
   const started = performance.now();
   for (let i = 0; i < ROUNDS; i++) engine.resync(['elsewhere' + (i % 10)]);
   const ms = performance.now() - started;
-  assert.ok(ms < 40, `${ROUNDS} resyncs of unrelated channels took ${ms.toFixed(1)} ms beside ${MANY} subscriptions`);
+  assert.ok(ms < 100, `${ROUNDS} resyncs of unrelated channels took ${ms.toFixed(1)} ms beside ${MANY} subscriptions`);
 
   const allTold = waitFor(other, 'message', 5000, (m: any) => m.push?.unsubscribe !== undefined);
   engine.resync('all');
