@@ -17,7 +17,11 @@ const Channel = Type.String({ minLength: 1, description: 'Channel name.' });
 const Uint = (description: string) => Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description });
 const Flag = (description: string) => Type.Optional(Type.Boolean({ description }));
 const Json = (description: string) => Type.Optional(Type.Unknown({ description }));
-const Tags = Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'String tags attached to the publication.' }));
+/** A map by string key, as `additionalProperties` (TypeBox's Record would say patternProperties, which OpenAPI tools rewrite). */
+const MapOf = <T extends TSchema>(value: T, description: string) =>
+  Type.Unsafe<Record<string, Static<T>>>({ type: 'object', additionalProperties: value, description });
+
+const Tags = Type.Optional(MapOf(Type.String(), 'String tags attached to the publication.'));
 
 const StreamPosition = Type.Object({
   offset: Type.Optional(Uint('Stream offset.')),
@@ -186,14 +190,12 @@ export const ResultSchemas = {
   unsubscribe: Empty,
   disconnect: Empty,
   refresh: Empty,
-  presence: Type.Object({ presence: Type.Record(Type.String(), ClientInfo, { description: 'By client ID.' }) }),
+  presence: Type.Object({ presence: MapOf(ClientInfo, 'By client ID.') }),
   presence_stats: Type.Object({ num_clients: Uint('Connections subscribed.'), num_users: Uint('Distinct users subscribed.') }),
   history: Type.Object({ publications: Type.Array(Publication), offset: Uint('Stream top offset.'), epoch: Type.String() }),
   history_remove: Empty,
   channels: Type.Object({
-    channels: Type.Record(Type.String(), Type.Object({ num_clients: Uint('Subscribers on this node.') }), {
-      description: 'By channel name.',
-    }),
+    channels: MapOf(Type.Object({ num_clients: Uint('Subscribers on this node.') }), 'By channel name.'),
   }),
   info: Type.Object({
     nodes: Type.Array(
