@@ -3,7 +3,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { stringify } from '../protocol/json.js';
 import type { Switchboard } from '../node.js';
 import { execute, executeChecked, type ApiReply } from './executor.js';
-import { openApiJson } from './openapi.js';
 import { declareApiRoutes, parseBody } from './routes.js';
 
 export interface HttpApiOptions {
@@ -66,12 +65,14 @@ export function httpApiPlugin(sb: Switchboard, opts: HttpApiOptions = {}) {
     // Like Centrifugo's swagger: off by default, and without the API key (it
     // describes the public wire shapes and holds no secret).
     if (sb.config.swagger.enabled) {
-      app.get('/api/openapi.json', async (_req, reply) =>
-        reply
+      app.get('/api/openapi.json', async (_req, reply) => {
+        // Loaded on first use: the generator (and @fastify/swagger) costs nothing until the document is asked for.
+        const { openApiJson } = await import('./openapi.js');
+        return reply
           .code(200)
           .header('content-type', 'application/json; charset=utf-8')
-          .send(await openApiJson()),
-      );
+          .send(await openApiJson());
+      });
     }
 
     await app.register(async (api) => {
