@@ -97,14 +97,14 @@ for (const [kind, make] of engines) {
     test('offsets grow by one from 1 under one epoch; history returns them in order', async () => {
       const c = ch('offsets');
       const results = [];
-      for (let i = 1; i <= 5; i++) results.push(await engine.publish(c, JSON.stringify({ i }), HIST));
+      for (let i = 1; i <= 5; i++) results.push(await engine.broker.publish(c, JSON.stringify({ i }), HIST));
       assert.deepEqual(
         results.map((r) => r.offset),
         [1, 2, 3, 4, 5],
       );
       assert.equal(new Set(results.map((r) => r.epoch)).size, 1);
       assert.ok(results[0]!.epoch.length > 0);
-      const h = await engine.history(c, READ);
+      const h = await engine.history.read(c, READ);
       assert.deepEqual(h.position, { offset: 5, epoch: results[0]!.epoch });
       assert.deepEqual(
         h.publications.map((p) => p.offset),
@@ -119,40 +119,40 @@ for (const [kind, make] of engines) {
     test('since, limit and reverse', async () => {
       const c = ch('window');
       let epoch = '';
-      for (let i = 1; i <= 8; i++) epoch = (await engine.publish(c, String(i), HIST)).epoch;
-      const since = await engine.history(c, { ...READ, since: { offset: 5, epoch } });
+      for (let i = 1; i <= 8; i++) epoch = (await engine.broker.publish(c, String(i), HIST)).epoch;
+      const since = await engine.history.read(c, { ...READ, since: { offset: 5, epoch } });
       assert.deepEqual(
         since.publications.map((p) => p.offset),
         [6, 7, 8],
       );
-      const limited = await engine.history(c, { ...READ, since: { offset: 2, epoch }, limit: 2 });
+      const limited = await engine.history.read(c, { ...READ, since: { offset: 2, epoch }, limit: 2 });
       assert.deepEqual(
         limited.publications.map((p) => p.offset),
         [3, 4],
       );
-      const rev = await engine.history(c, { ...READ, reverse: true, limit: 3 });
+      const rev = await engine.history.read(c, { ...READ, reverse: true, limit: 3 });
       assert.deepEqual(
         rev.publications.map((p) => p.offset),
         [8, 7, 6],
       );
-      const top = await engine.history(c, { ...READ, limit: 0 });
+      const top = await engine.history.read(c, { ...READ, limit: 0 });
       assert.deepEqual(top, { publications: [], position: { offset: 8, epoch } });
-      const upToDate = await engine.history(c, { ...READ, since: { offset: 8, epoch } });
+      const upToDate = await engine.history.read(c, { ...READ, since: { offset: 8, epoch } });
       assert.deepEqual(upToDate.publications, []);
     });
 
     test('a since position of another epoch returns no publications and the current position', async () => {
       const c = ch('epoch');
-      const r = await engine.publish(c, '1', HIST);
-      const h = await engine.history(c, { ...READ, since: { offset: 0, epoch: 'not-this-one' } });
+      const r = await engine.broker.publish(c, '1', HIST);
+      const h = await engine.history.read(c, { ...READ, since: { offset: 0, epoch: 'not-this-one' } });
       assert.deepEqual(h.publications, []);
       assert.deepEqual(h.position, { offset: 1, epoch: r.epoch });
     });
 
     test('history_size keeps only the newest publications; offsets go on', async () => {
       const c = ch('trim');
-      for (let i = 1; i <= 15; i++) await engine.publish(c, String(i), { ...HIST, historySize: 4 });
-      const h = await engine.history(c, READ);
+      for (let i = 1; i <= 15; i++) await engine.broker.publish(c, String(i), { ...HIST, historySize: 4 });
+      const h = await engine.history.read(c, READ);
       assert.deepEqual(
         h.publications.map((p) => p.offset),
         [12, 13, 14, 15],
@@ -162,24 +162,24 @@ for (const [kind, make] of engines) {
 
     test('reading an empty stream fixes its epoch: the first publication keeps it', async () => {
       const c = ch('empty');
-      const h = await engine.history(c, { ...READ, limit: 0 });
+      const h = await engine.history.read(c, { ...READ, limit: 0 });
       assert.equal(h.position.offset, 0);
       assert.ok(h.position.epoch.length > 0);
-      const r = await engine.publish(c, '1', HIST);
+      const r = await engine.broker.publish(c, '1', HIST);
       assert.deepEqual(r, { offset: 1, epoch: h.position.epoch });
     });
 
     test('publications older than history_ttl are not returned', async () => {
       const c = ch('ttl');
-      await engine.publish(c, '"old"', HIST);
+      await engine.broker.publish(c, '"old"', HIST);
       await new Promise((r) => setTimeout(r, 20));
-      await engine.publish(c, '"new"', HIST);
-      const h = await engine.history(c, { ...READ, historyTtlMs: 10 });
+      await engine.broker.publish(c, '"new"', HIST);
+      const h = await engine.history.read(c, { ...READ, historyTtlMs: 10 });
       assert.deepEqual(
         h.publications.map((p) => p.data),
         ['"new"'],
       );
-      const limited = await engine.history(c, { ...READ, historyTtlMs: 10, limit: 1 });
+      const limited = await engine.history.read(c, { ...READ, historyTtlMs: 10, limit: 1 });
       assert.deepEqual(
         limited.publications.map((p) => p.data),
         ['"new"'],
@@ -188,23 +188,23 @@ for (const [kind, make] of engines) {
 
     test('removeHistory drops publications but keeps offset and epoch', async () => {
       const c = ch('remove');
-      await engine.publish(c, '1', HIST);
-      const r = await engine.publish(c, '2', HIST);
-      await engine.removeHistory(c);
-      const h = await engine.history(c, READ);
+      await engine.broker.publish(c, '1', HIST);
+      const r = await engine.broker.publish(c, '2', HIST);
+      await engine.history.remove(c);
+      const h = await engine.history.read(c, READ);
       assert.deepEqual(h.publications, []);
       assert.deepEqual(h.position, { offset: r.offset, epoch: r.epoch });
-      const next = await engine.publish(c, '3', HIST);
+      const next = await engine.broker.publish(c, '3', HIST);
       assert.deepEqual(next, { offset: 3, epoch: r.epoch });
     });
 
     test('subscribed channel: every publication arrives once, in order, with data, info and tags intact', async () => {
       const c = ch('live');
-      await engine.subscribe(c);
+      await engine.broker.subscribe(c);
       const info: ClientInfo = { user: 'u1', client: 'c1', connInfo: '{"name":"Ann"}', chanInfo: '[1,2]' };
       const data = '{"text":"héllo ✓","n":[1,2,{"x":null}]}';
-      await engine.publish(c, data, { ...HIST, info, tags: { k: 'v' } });
-      const sent = await Promise.all(Array.from({ length: 50 }, (_, i) => engine.publish(c, String(i), HIST)));
+      await engine.broker.publish(c, data, { ...HIST, info, tags: { k: 'v' } });
+      const sent = await Promise.all(Array.from({ length: 50 }, (_, i) => engine.broker.publish(c, String(i), HIST)));
       await rec.until(() => rec.of(c).length === 51, '51 publications');
       const got = rec.of(c);
       assert.equal(got[0]!.data, data);
@@ -219,36 +219,36 @@ for (const [kind, make] of engines) {
         sent.map((r) => r.offset).sort((a, b) => a - b),
         Array.from({ length: 50 }, (_, i) => i + 2),
       );
-      await engine.unsubscribe(c);
+      await engine.broker.unsubscribe(c);
     });
 
     test('without history a publication has offset 0 and is still delivered', async () => {
       const c = ch('nohist');
-      await engine.subscribe(c);
-      const r = await engine.publish(c, '"x"', { historySize: 0, historyTtlMs: 0, historyMetaTtlMs: 0 });
+      await engine.broker.subscribe(c);
+      const r = await engine.broker.publish(c, '"x"', { historySize: 0, historyTtlMs: 0, historyMetaTtlMs: 0 });
       assert.equal(r.offset, 0);
       await rec.until(() => rec.of(c).length === 1, 'the publication');
       assert.equal(rec.of(c)[0]!.offset, 0);
-      await engine.unsubscribe(c);
+      await engine.broker.unsubscribe(c);
     });
 
     test('idempotent publish: a retry with the same key returns the first result and publishes nothing', async () => {
       const c = ch('idem');
-      await engine.subscribe(c);
-      const first = await engine.publish(c, '"a"', { ...HIST, idempotencyKey: 'k1' });
-      const again = await engine.publish(c, '"a"', { ...HIST, idempotencyKey: 'k1' });
+      await engine.broker.subscribe(c);
+      const first = await engine.broker.publish(c, '"a"', { ...HIST, idempotencyKey: 'k1' });
+      const again = await engine.broker.publish(c, '"a"', { ...HIST, idempotencyKey: 'k1' });
       assert.equal(first.duplicate, undefined);
       assert.deepEqual(again, { offset: first.offset, epoch: first.epoch, duplicate: true });
-      const other = await engine.publish(c, '"b"', { ...HIST, idempotencyKey: 'k2' });
+      const other = await engine.broker.publish(c, '"b"', { ...HIST, idempotencyKey: 'k2' });
       assert.equal(other.offset, first.offset + 1);
       await rec.until(() => rec.of(c).length >= 2, 'two publications');
-      const h = await engine.history(c, READ);
+      const h = await engine.history.read(c, READ);
       assert.deepEqual(
         h.publications.map((p) => p.data),
         ['"a"', '"b"'],
       );
       assert.equal(rec.of(c).length, 2);
-      await engine.unsubscribe(c);
+      await engine.broker.unsubscribe(c);
     });
 
     test('presence: add, list, stats, remove', async () => {
@@ -270,19 +270,19 @@ for (const [kind, make] of engines) {
 
     test('join and leave reach the subscribed node', async () => {
       const c = ch('joinleave');
-      await engine.subscribe(c);
+      await engine.broker.subscribe(c);
       const info: ClientInfo = { user: 'u9', client: 'c9', connInfo: '{"a":1}' };
-      await engine.publishJoin(c, info);
-      await engine.publishLeave(c, info);
+      await engine.broker.publishJoin(c, info);
+      await engine.broker.publishLeave(c, info);
       await rec.until(() => rec.joins.some(([x]) => x === c) && rec.leaves.some(([x]) => x === c), 'join and leave');
       assert.deepEqual(rec.joins.find(([x]) => x === c)![1], info);
       assert.deepEqual(rec.leaves.find(([x]) => x === c)![1], info);
-      await engine.unsubscribe(c);
+      await engine.broker.unsubscribe(c);
     });
 
     test('control messages reach the sender too', async () => {
       const msg: ControlMessage = { type: 'disconnect', user: `user-${kind}`, code: 3503, reason: 'bye' };
-      await engine.publishControl(msg);
+      await engine.broker.publishControl(msg);
       await rec.until(() => rec.controls.some((m) => m.type === 'disconnect' && m.user === msg.user), 'the control message');
       assert.deepEqual(
         rec.controls.find((m) => m.type === 'disconnect' && m.user === msg.user),

@@ -1,3 +1,4 @@
+import { EngineUnavailableError } from '../engine/errors.js';
 import { Errors, ReplyError, type ProtocolError } from '../protocol/codes.js';
 import { Raw, encodeClientInfo, publicationsRaw } from '../protocol/json.js';
 import type { StreamPosition } from '../protocol/types.js';
@@ -108,6 +109,11 @@ export async function execute(sb: Switchboard, method: string, params: unknown):
       return { error: e.error };
     }
     result = '100';
+    if (e instanceof EngineUnavailableError) {
+      // Temporary: logged once per kind per interval, not per command.
+      if (sb.limits.logOnce.shouldLog('engine:' + e.kind)) sb.log.warn({ method, kind: e.kind, err: e.message }, 'engine unavailable');
+      return { error: Errors.internal };
+    }
     sb.log.error({ method, err: e instanceof Error ? e.message : String(e) }, 'api command failed');
     return { error: Errors.internal };
   } finally {
@@ -223,12 +229,12 @@ async function run(sb: Switchboard, method: ApiMethod, p: ApiParams): Promise<un
       };
     }
     case 'revoke_token': {
-      await sb.revoke({ jti: str(p, 'uid')! });
+      await sb.revoke({ jti: str(p, 'uid')!, expireAt: int(p, 'expire_at') });
       return {};
     }
     case 'invalidate_user_tokens': {
       const before = int(p, 'issued_before') ?? Math.floor(Date.now() / 1000);
-      await sb.revoke({ user: str(p, 'user')!, issuedBefore: before });
+      await sb.revoke({ user: str(p, 'user')!, issuedBefore: before, expireAt: int(p, 'expire_at') });
       return {};
     }
     case 'batch': {
