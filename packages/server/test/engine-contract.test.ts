@@ -289,5 +289,60 @@ for (const [kind, make] of engines) {
         msg,
       );
     });
+
+    test('the engine is a composition of its roles', () => {
+      for (const role of ['broker', 'history', 'presence', 'revocations'] as const) assert.ok(engine[role], role);
+    });
+
+    test("revocations: by token id, and a user's tokens issued before a time", async () => {
+      const now = Date.now();
+      const user = `rv-${kind}-${++n}`;
+      const jti = `jti-${user}`;
+      const r = engine.revocations;
+      assert.equal(await r.isRevoked({ user, jti, issuedAt: now }), false);
+      await r.revokeToken(jti, now + 60_000);
+      assert.equal(await r.isRevoked({ user, jti, issuedAt: now }), true, 'by id');
+      assert.equal(await r.isRevoked({ user: 'someone-else', jti }), true, 'by id, whoever presents it');
+      assert.equal(await r.isRevoked({ user, jti: `${jti}-other`, issuedAt: now }), false, 'another id');
+      await r.invalidateUser(user, now - 1000, now + 60_000);
+      assert.equal(await r.isRevoked({ user, issuedAt: now - 2000 }), true, 'issued before');
+      assert.equal(await r.isRevoked({ user, issuedAt: now }), false, 'issued after');
+      assert.equal(await r.isRevoked({ user }), true, 'without iat it cannot show it is newer');
+      assert.equal(await r.isRevoked({ user: `${user}-b`, issuedAt: now - 2000 }), false, 'another user');
+      await r.invalidateUser(user, now - 5000, now + 60_000);
+      assert.equal(await r.isRevoked({ user, issuedAt: now - 2000 }), true, 'an earlier time does not undo a later one');
+    });
+
+    test('revocations expire; one that expired already is not kept', async () => {
+      const now = Date.now();
+      const user = `rvx-${kind}-${++n}`;
+      await engine.revocations.revokeToken(`${user}-gone`, now - 1);
+      assert.equal(await engine.revocations.isRevoked({ user, jti: `${user}-gone` }), false);
+      await engine.revocations.revokeToken(`${user}-soon`, now + 100);
+      await engine.revocations.invalidateUser(user, now, now + 100);
+      assert.equal(await engine.revocations.isRevoked({ user, jti: `${user}-soon`, issuedAt: now }), true);
+      await new Promise((res) => setTimeout(res, 150)); // the expiry is the event: time has to pass
+      assert.equal(await engine.revocations.isRevoked({ user, jti: `${user}-soon`, issuedAt: now - 1 }), false);
+    });
+
+    test('node registry, when the engine has one: announce, list, channels', async (t) => {
+      const reg = engine.nodes;
+      if (!reg) return t.skip(`${kind}: one node only (the node answers with its own info)`);
+      const uid = `node-${kind}-${++n}`;
+      await reg.announce({ uid, name: uid, version: 't', numClients: 0, numUsers: 0, numSubs: 0, numChannels: 0, uptime: 0 });
+      assert.ok((await reg.list()).some((x) => x.uid === uid));
+      const c = ch('listed');
+      await engine.broker.subscribe(c);
+      assert.ok((await reg.channels()).includes(c));
+      await engine.broker.unsubscribe(c);
+    });
+
+    test('shared limiter, when the engine has one: a token bucket per key', async (t) => {
+      const lim = engine.limiter;
+      if (!lim) return t.skip(`${kind}: limits are node-local`);
+      const key = `bucket-${kind}-${++n}`;
+      assert.deepEqual([await lim.take(key, 1, 2), await lim.take(key, 1, 2), await lim.take(key, 1, 2)], [true, true, false]);
+      assert.equal(await lim.take(`${key}-other`, 1, 2), true, 'buckets are per key');
+    });
   });
 }

@@ -302,3 +302,27 @@ test('Redis hung: commands time out at io_timeout, the breaker opens and fails f
   const h = await e.history.read('c', READ);
   assert.equal(h.publications[0]!.data, '1');
 });
+
+test('revocations: a node started later knows earlier ones; each leaves Redis with its expiry; a check is one command', async (t) => {
+  const own = await OwnRedis.start(t);
+  const prefix = uniquePrefix('revoke');
+  const a = await engine(t, { address: own.url, prefix });
+  const now = Date.now();
+  await a.e.revocations.revokeToken('t-1', now + 60_000);
+  await a.e.revocations.invalidateUser('ann', now, now + 120_000);
+  const b = await engine(t, { address: own.url, prefix }); // started after the revocations
+  assert.equal(await b.e.revocations.isRevoked({ user: 'bob', jti: 't-1', issuedAt: now }), true);
+  assert.equal(await b.e.revocations.isRevoked({ user: 'ann', jti: 't-2', issuedAt: now - 1 }), true);
+  assert.equal(await b.e.revocations.isRevoked({ user: 'ann', jti: 't-2', issuedAt: now + 1 }), false);
+  const keys = (await redisCommand(own.port, 'KEYS', `${prefix}.{revoked}.*`)).split('\r\n').filter((l) => l.startsWith(prefix));
+  assert.equal(keys.length, 2, `one key per revocation: ${keys}`);
+  for (const k of keys) {
+    const pttl = Number((await redisCommand(own.port, 'PTTL', k)).slice(1));
+    assert.ok(pttl > 0 && pttl <= 120_000, `${k}: PTTL ${pttl}`);
+  }
+  const mgets = async (): Promise<number> =>
+    Number(/cmdstat_mget:calls=(\d+)/.exec(await redisCommand(own.port, 'INFO', 'commandstats'))?.[1] ?? 0);
+  const before = await mgets();
+  await b.e.revocations.isRevoked({ user: 'carl', jti: 't-3', issuedAt: now });
+  assert.equal(await mgets(), before + 1);
+});
