@@ -172,14 +172,19 @@ for (const [kind, make] of engines) {
     test('publications older than history_ttl are not returned', async () => {
       const c = ch('ttl');
       await engine.broker.publish(c, '"old"', HIST);
-      await new Promise((r) => setTimeout(r, 20));
+      const oldDone = Date.now();
+      await new Promise((r) => setTimeout(r, 300));
+      const newStart = Date.now();
       await engine.broker.publish(c, '"new"', HIST);
-      const h = await engine.history.read(c, { ...READ, historyTtlMs: 10 });
+      // A window that holds "new" however slow this machine is, and not "old" (published 300 ms before "new" began).
+      const ttl = (): number => Date.now() - newStart + 100;
+      assert.ok(newStart - oldDone >= 200);
+      const h = await engine.history.read(c, { ...READ, historyTtlMs: ttl() });
       assert.deepEqual(
         h.publications.map((p) => p.data),
         ['"new"'],
       );
-      const limited = await engine.history.read(c, { ...READ, historyTtlMs: 10, limit: 1 });
+      const limited = await engine.history.read(c, { ...READ, historyTtlMs: ttl(), limit: 1 });
       assert.deepEqual(
         limited.publications.map((p) => p.data),
         ['"new"'],
