@@ -326,3 +326,29 @@ test('revocations: a node started later knows earlier ones; each leaves Redis wi
   await b.e.revocations.isRevoked({ user: 'carl', jti: 't-3', issuedAt: now });
   assert.equal(await mgets(), before + 1);
 });
+
+test('hot path: a publish is one script call and delivery to a subscribed node costs no command', async (t) => {
+  const own = await OwnRedis.start(t);
+  const prefix = uniquePrefix('hot');
+  const a = await engine(t, { address: own.url, prefix });
+  const b = await engine(t, { address: own.url, prefix });
+  await a.e.broker.subscribe('hot');
+  const commands = async (): Promise<Map<string, number>> => {
+    const info = await redisCommand(own.port, 'INFO', 'commandstats');
+    const out = new Map<string, number>();
+    for (const m of info.matchAll(/cmdstat_([a-z|]+):calls=(\d+)/g)) if (m[1] !== 'info') out.set(m[1]!, Number(m[2]));
+    return out;
+  };
+  const before = await commands();
+  for (let i = 1; i <= 100; i++) await b.e.broker.publish('hot', String(i), { ...HIST, info: { user: 'u', client: 'c' } });
+  await waitUntil('100 publications on node A', 3000, async () => a.ev.of('hot').length === 100);
+  const after = await commands();
+  const spent: Record<string, number> = {};
+  for (const [k, v] of after) if (v !== (before.get(k) ?? 0)) spent[k] = v - (before.get(k) ?? 0);
+  // Redis counts the commands a script calls too: those are in the script's one round trip.
+  const { eval: evals = 0, evalsha = 0, ...inScript } = spent;
+  assert.equal(evals + evalsha, 100, 'one script call per publish');
+  const publishScript = new Set(['hget', 'hset', 'hincrby', 'del', 'pexpire', 'xadd', 'publish']);
+  for (const cmd of Object.keys(inScript)) assert.ok(publishScript.has(cmd), `${cmd}: a command outside the publish script`);
+  assert.equal(inScript.publish, 100);
+});
