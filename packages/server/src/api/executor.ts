@@ -1,3 +1,4 @@
+import { EngineUnavailableError } from '../engine/errors.js';
 import { Errors, ReplyError, type ProtocolError } from '../protocol/codes.js';
 import { Raw, encodeClientInfo, publicationsRaw } from '../protocol/json.js';
 import type { StreamPosition } from '../protocol/types.js';
@@ -57,6 +58,11 @@ async function measured(sb: Switchboard, method: string, run: () => Promise<unkn
       return { error: e.error };
     }
     result = '100';
+    if (e instanceof EngineUnavailableError) {
+      // Temporary: logged once per kind per interval, not per command.
+      if (sb.limits.logOnce.shouldLog('engine:' + e.kind)) sb.log.warn({ method, kind: e.kind, err: e.message }, 'engine unavailable');
+      return { error: Errors.internal };
+    }
     sb.log.error({ method, err: e instanceof Error ? e.message : String(e) }, 'api command failed');
     return { error: Errors.internal };
   } finally {
@@ -179,16 +185,15 @@ const HANDLERS: Handlers = {
       })),
     };
   },
-  // expire_at is accepted (Centrifugo v6) but Switchboard.revoke has no place for it yet.
   async revoke_token(sb, p) {
-    await sb.revoke({ jti: p.uid });
+    await sb.revoke({ jti: p.uid, expireAt: p.expire_at });
     return {};
   },
   async invalidate_user_tokens(sb, p) {
     // Channel-scoped invalidation (subscription tokens) is not implemented:
     // refuse it rather than invalidate all of the user's tokens.
     if (p.channel) throw new ReplyError(Errors.notAvailable);
-    await sb.revoke({ user: p.user, issuedBefore: p.issued_before ?? Math.floor(Date.now() / 1000) });
+    await sb.revoke({ user: p.user, issuedBefore: p.issued_before ?? Math.floor(Date.now() / 1000), expireAt: p.expire_at });
     return {};
   },
   async batch(sb, p) {
