@@ -4,6 +4,7 @@ import { ChannelRules } from './auth/channels.js';
 import { TokenVerifier } from './auth/jwt.js';
 import { loadConfig, type Config } from './config/load.js';
 import { MemoryEngine } from './engine/memory/engine.js';
+import { DEFAULT_REVOCATION_TTL_MS } from './engine/defaults.js';
 import type { Engine, NodeInfo, PublishResult, ServerSubscribeOptions } from './engine/types.js';
 import { Hub } from './hub/hub.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -25,7 +26,6 @@ import { ChannelSubscriptions } from './node/channel-subscriptions.js';
 import { ControlApplier } from './node/control.js';
 import { drain } from './node/drain.js';
 import { NodeMetricsCollector } from './node/metrics-collector.js';
-import { RevocationStore } from './node/revocations.js';
 import { UpgradeGate, ipOf } from './node/upgrade-gate.js';
 import { PayloadValidators } from './auth/schemas.js';
 import { VERSION } from './version.js';
@@ -58,7 +58,7 @@ export interface ApiTarget {
  * and is the public in-process API (`publish`, `disconnect`, `presence`, …).
  * The node's other jobs are small objects of their own in node/: the
  * upgrade gate, the engine subscriptions, the control applier, the
- * revocation store, the metrics collector and the drain.
+ * metrics collector and the drain (revocations live in the engine).
  */
 export class Switchboard {
   readonly config: Config;
@@ -81,7 +81,6 @@ export class Switchboard {
   private readonly flusher = new Flusher();
   private readonly gate: UpgradeGate;
   private readonly subscriptions: ChannelSubscriptions;
-  private readonly revocations = new RevocationStore();
   private readonly control: ControlApplier;
   private readonly collector: NodeMetricsCollector;
   private readonly startedAt = Date.now();
@@ -110,12 +109,11 @@ export class Switchboard {
       logOnce: this.limits.logOnce,
       serving: () => this.started && !this.draining,
     });
-    this.subscriptions = new ChannelSubscriptions(this.hub, this.engine, this.log);
+    this.subscriptions = new ChannelSubscriptions(this.hub, this.engine.broker, this.log);
     this.control = new ControlApplier({
       // Sessions are the hub's only clients; the applier sees them through its narrow interface.
       find: (target) => this.hub.matching(target) as Session[],
       all: () => this.sessions,
-      revocations: this.revocations,
       log: this.log,
     });
     this.collector = new NodeMetricsCollector(this.metrics, this.hub, this.flusher.stats);
@@ -143,8 +141,7 @@ export class Switchboard {
       validators: new PayloadValidators(c),
       nodeId: this.nodeId,
       version: this.version,
-      revokedBefore: (user) => this.revocations.revokedBefore(user),
-      isRevoked: (jti) => this.revocations.jtiRevoked(jti),
+      tokenRevoked: (token) => this.engine.revocations.isRevoked(token),
       addSubscriber: (sub) => this.subscriptions.add(sub),
       removeSubscriber: (sub) => this.subscriptions.remove(sub),
       sessionClosed: (s) => {
@@ -158,17 +155,21 @@ export class Switchboard {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    await this.engine.start({
-      onPublication: (ch, pub) => this.hub.publish(ch, pub),
-      onJoin: (ch, info) => this.hub.join(ch, info),
-      onLeave: (ch, info) => this.hub.leave(ch, info),
-      onControl: (msg) => this.control.apply(msg),
-      onResync: (channels) => this.hub.resync(channels),
-    });
+    await this.engine.start(
+      {
+        onPublication: (ch, pub) => this.hub.publish(ch, pub),
+        onJoin: (ch, info) => this.hub.join(ch, info),
+        onLeave: (ch, info) => this.hub.leave(ch, info),
+        onControl: (msg) => this.control.apply(msg),
+        onResync: (channels) => this.hub.resync(channels),
+      },
+      { log: this.log },
+    );
     this.heartbeats.start();
-    if (this.engine.updateNode) {
+    const registry = this.engine.nodes;
+    if (registry) {
       const announce = (): void => {
-        this.engine.updateNode!(this.nodeInfo()).catch((e: unknown) => this.log.warn({ err: String(e) }, 'node announce failed'));
+        registry.announce(this.nodeInfo()).catch((e: unknown) => this.log.warn({ err: String(e) }, 'node announce failed'));
       };
       announce();
       this.statsTimer = setInterval(announce, 3000);
@@ -206,7 +207,7 @@ export class Switchboard {
     this.ensureStarted();
     const ns = this.namespaceOf(channel);
     const raw = toRaw(data);
-    const res = await this.engine.publish(channel, raw, {
+    const res = await this.engine.broker.publish(channel, raw, {
       historySize: opts.skipHistory ? 0 : ns.history_size,
       historyTtlMs: opts.skipHistory ? 0 : ns.history_ttl,
       historyMetaTtlMs: ns.history_meta_ttl,
@@ -228,7 +229,7 @@ export class Switchboard {
 
   async subscribe(target: ApiTarget, channel: string, options: ServerSubscribeOptions = {}): Promise<void> {
     this.namespaceOf(channel);
-    await this.engine.publishControl({
+    await this.engine.broker.publishControl({
       type: 'subscribe',
       user: target.user,
       client: target.client,
@@ -239,11 +240,17 @@ export class Switchboard {
   }
 
   async unsubscribe(target: ApiTarget, channel: string): Promise<void> {
-    await this.engine.publishControl({ type: 'unsubscribe', user: target.user, client: target.client, session: target.session, channel });
+    await this.engine.broker.publishControl({
+      type: 'unsubscribe',
+      user: target.user,
+      client: target.client,
+      session: target.session,
+      channel,
+    });
   }
 
   async disconnect(target: ApiTarget & { whitelist?: string[] }, d: Disconnect = Disconnects.forceNoReconnect): Promise<void> {
-    await this.engine.publishControl({
+    await this.engine.broker.publishControl({
       type: 'disconnect',
       user: target.user,
       client: target.client,
@@ -255,7 +262,7 @@ export class Switchboard {
   }
 
   async refresh(target: ApiTarget, opts: { expired?: boolean; expireAt?: number; info?: unknown }): Promise<void> {
-    await this.engine.publishControl({
+    await this.engine.broker.publishControl({
       type: 'refresh',
       user: target.user,
       client: target.client,
@@ -266,9 +273,16 @@ export class Switchboard {
     });
   }
 
-  /** Revokes a token by `jti`, or all of a user's tokens issued before a time (unix seconds); live connections are closed with 3500. */
-  async revoke(opts: { jti?: string; user?: string; issuedBefore?: number }): Promise<void> {
-    await this.engine.publishControl({
+  /**
+   * Revokes a token by `jti`, or all of a user's tokens issued before a time (unix seconds), until `expireAt`
+   * (unix seconds; default a week, see DEFAULT_REVOCATION_TTL_MS); live connections are closed with 3500.
+   */
+  async revoke(opts: { jti?: string; user?: string; issuedBefore?: number; expireAt?: number }): Promise<void> {
+    const until = opts.expireAt ? opts.expireAt * 1000 : Date.now() + DEFAULT_REVOCATION_TTL_MS;
+    if (opts.jti) await this.engine.revocations.revokeToken(opts.jti, until);
+    if (opts.user && opts.issuedBefore !== undefined)
+      await this.engine.revocations.invalidateUser(opts.user, opts.issuedBefore * 1000, until);
+    await this.engine.broker.publishControl({
       type: 'revoke',
       jti: opts.jti,
       user: opts.user,
@@ -292,7 +306,7 @@ export class Switchboard {
   ): Promise<{ publications: Publication[]; position: StreamPosition }> {
     const ns = this.namespaceOf(channel);
     if (!(ns.history_size > 0 && ns.history_ttl > 0)) throw new ReplyError(Errors.notAvailable);
-    const h = await this.engine.history(channel, {
+    const h = await this.engine.history.read(channel, {
       limit: opts.limit,
       since: opts.since,
       reverse: opts.reverse,
@@ -305,12 +319,12 @@ export class Switchboard {
 
   async historyRemove(channel: string): Promise<void> {
     this.namespaceOf(channel);
-    await this.engine.removeHistory(channel);
+    await this.engine.history.remove(channel);
   }
 
   /** Channels with subscribers (all nodes when the engine can tell) and this node's subscriber counts. */
   async channels(pattern?: string): Promise<Map<string, number>> {
-    const names = this.engine.channels ? await this.engine.channels() : this.hub.channelNames();
+    const names = this.engine.nodes ? await this.engine.nodes.channels() : this.hub.channelNames();
     const re = pattern ? globToRegExp(pattern) : undefined;
     const out = new Map<string, number>();
     for (const ch of names) if (!re || re.test(ch)) out.set(ch, this.hub.numSubscribers(ch));
@@ -332,7 +346,7 @@ export class Switchboard {
 
   async info(): Promise<NodeInfo[]> {
     if (this.engine.nodes) {
-      const nodes = await this.engine.nodes();
+      const nodes = await this.engine.nodes.list();
       const self = this.nodeInfo();
       return [self, ...nodes.filter((n) => n.uid !== self.uid)];
     }

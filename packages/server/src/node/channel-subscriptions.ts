@@ -1,4 +1,4 @@
-import type { Engine } from '../engine/types.js';
+import type { Broker } from '../engine/types.js';
 import type { Hub, Subscriber } from '../hub/hub.js';
 import type { Logger } from '../observability/logger.js';
 
@@ -15,7 +15,7 @@ export class ChannelSubscriptions {
 
   constructor(
     private readonly hub: Hub,
-    private readonly engine: Pick<Engine, 'subscribe' | 'unsubscribe'>,
+    private readonly engine: Pick<Broker, 'subscribe' | 'unsubscribe'>,
     private readonly log: Logger,
   ) {}
 

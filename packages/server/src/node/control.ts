@@ -3,7 +3,6 @@ import type { ClientTarget } from '../hub/hub.js';
 import type { Logger } from '../observability/logger.js';
 import { Disconnects, type Disconnect } from '../protocol/codes.js';
 import type { RawJSON, StreamPosition } from '../protocol/types.js';
-import { RevocationStore, type TokenClaims } from './revocations.js';
 
 /** What a control message may do to one connection (a session, seen narrowly). */
 export interface ControlledConnection {
@@ -17,11 +16,23 @@ export interface ControlledConnection {
   tokenIdentity(): { jti?: string; iat?: number };
 }
 
+type Revoke = Extract<ControlMessage, { type: 'revoke' }>;
+
+/**
+ * Whether a revocation hits a live connection standing on this token
+ * (user, jti, iat in unix seconds). A token without `iat` cannot show it was
+ * issued after the invalidation time, so it counts as older.
+ */
+export function revocationHits(msg: Revoke, token: { user: string; jti?: string; iat?: number }): boolean {
+  if (msg.jti && token.jti === msg.jti) return true;
+  return !!(msg.user && token.user === msg.user && msg.issuedBefore && (token.iat ?? 0) * 1000 < msg.issuedBefore);
+}
+
 /**
  * Applies control messages (API actions that reach connections on every
  * node) to this node's connections: the target's connections for
  * disconnect/subscribe/unsubscribe/refresh, every connection for a
- * revocation (which the store also records for later connects).
+ * revocation (the engine's revocation store keeps it for later connects).
  */
 export class ControlApplier {
   constructor(
@@ -30,17 +41,14 @@ export class ControlApplier {
       readonly find: (target: ClientTarget) => Iterable<ControlledConnection>;
       /** Every connection of this node (revocations check each one's token). */
       readonly all: () => Iterable<ControlledConnection>;
-      readonly revocations: RevocationStore;
       readonly log: Logger;
     },
   ) {}
 
   apply(msg: ControlMessage): void {
     if (msg.type === 'revoke') {
-      this.deps.revocations.record(msg);
       for (const c of this.deps.all()) {
-        const claims: TokenClaims = { user: c.user, ...c.tokenIdentity() };
-        if (RevocationStore.hits(msg, claims)) c.disconnect(Disconnects.invalidToken);
+        if (revocationHits(msg, { user: c.user, ...c.tokenIdentity() })) c.disconnect(Disconnects.invalidToken);
       }
       return;
     }

@@ -4,6 +4,7 @@ import { KeySourceError, TokenError } from '../auth/jwt.js';
 import type { ResolvedChannel } from '../auth/channels.js';
 import type { NamespaceConfig } from '../config/load.js';
 import { Subscriber, publicationBytes, type HubClient } from '../hub/hub.js';
+import { EngineUnavailableError } from '../engine/errors.js';
 import { Disconnects, DisconnectError, Errors, ReplyError, Unsubscribes, type Disconnect, type ProtocolError } from '../protocol/codes.js';
 import type { Codec } from '../protocol/codec.js';
 import { UNKNOWN, optBool, optData, optInt, optObject, optString, reqString, type Command, type Params } from '../protocol/commands.js';
@@ -232,6 +233,12 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler {
       } else if (e instanceof DisconnectError) {
         result = String(e.disconnect.code);
         this.disconnect(e.disconnect);
+      } else if (e instanceof EngineUnavailableError) {
+        // Temporary (code 100): the client retries. Logged once per kind per interval, not per command.
+        result = '100';
+        if (this.ctx.limits.logOnce.shouldLog('engine:' + e.kind))
+          this.ctx.log.warn({ kind: e.kind, err: e.message, method }, 'engine unavailable');
+        if (id > 0 && this.state !== 'closed') this.writer.enqueue(this.codec.error(id, Errors.internal));
       } else {
         result = '100';
         this.ctx.log.error({ client: this.id, method, err: e instanceof Error ? e.message : String(e) }, 'command failed');
@@ -324,7 +331,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler {
     }
     if (user === undefined && token) {
       const claims = connectClaims(await this.verify(ctx.tokens, token, 'connect'), cfg.token.clock_skew);
-      this.checkNotRevoked(claims);
+      await this.checkNotRevoked(claims);
       user = claims.user;
       connInfo = claims.info;
       channels = [...claims.channels];
@@ -419,7 +426,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler {
     const token = reqString(p, 'token');
     const claims = connectClaims(await this.verify(this.ctx.tokens, token, 'refresh'), this.ctx.config.client.token.clock_skew);
     if (claims.user !== this.user) throw new DisconnectError(Disconnects.invalidToken);
-    this.checkNotRevoked(claims);
+    await this.checkNotRevoked(claims);
     // The connection now stands on the new token: later revocations are checked against it.
     this.jti = claims.jti;
     this.iat = claims.iat;
@@ -433,9 +440,9 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler {
    * without `iat` cannot show it was issued after that time, so it counts as
    * older (the same rule the live check in node.ts applies).
    */
-  private checkNotRevoked(claims: { user: string; jti?: string; iat?: number }): void {
+  private async checkNotRevoked(claims: { user: string; jti?: string; iat?: number }): Promise<void> {
     const { ctx } = this;
-    if ((claims.jti && ctx.isRevoked(claims.jti)) || (claims.iat ?? 0) * 1000 < ctx.revokedBefore(claims.user)) {
+    if (await ctx.tokenRevoked({ user: claims.user, jti: claims.jti, issuedAt: (claims.iat ?? 0) * 1000 })) {
       ctx.metrics.badInput.labels('revoked_token').inc();
       throw new DisconnectError(Disconnects.invalidToken);
     }
@@ -616,7 +623,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler {
         let position: StreamPosition;
         if (req.recover && req.since && recoverable) {
           const limit = ctx.config.client.recovery_max_publication_limit;
-          const h = await ctx.engine.history(channel, {
+          const h = await ctx.engine.history.read(channel, {
             ...histOpts,
             since: req.since,
             limit: limit + 1,
@@ -628,7 +635,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler {
           if (recovered) pubs = h.publications;
           ctx.metrics.recoveries.labels(String(recovered)).inc();
         } else {
-          position = (await ctx.engine.history(channel, { ...histOpts, limit: 0 })).position;
+          position = (await ctx.engine.history.read(channel, { ...histOpts, limit: 0 })).position;
         }
         sub.offset = pubs.length > 0 ? pubs[pubs.length - 1]!.offset : position.offset;
         result.recoverable = recoverable || undefined;
@@ -650,11 +657,11 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler {
           throw new ReplyError(Errors.internal);
         }
       }
-      if (joinLeaveOn) await ctx.engine.publishJoin(channel, info);
+      if (joinLeaveOn) await ctx.engine.broker.publishJoin(channel, info);
     } catch (e) {
       if (this.subs.get(channel) === state) this.subs.delete(channel);
       ctx.removeSubscriber(sub);
-      if (e instanceof ReplyError || e instanceof DisconnectError) throw e;
+      if (e instanceof ReplyError || e instanceof DisconnectError || e instanceof EngineUnavailableError) throw e;
       ctx.log.error({ client: this.id, channel, err: e instanceof Error ? e.message : String(e) }, 'subscribe failed');
       throw new ReplyError(Errors.internal);
     }
@@ -694,7 +701,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler {
     const { engine, log } = this.ctx;
     const fail = (err: unknown): void => log.warn({ client: this.id, channel, err: String(err) }, 'unsubscribe cleanup failed');
     if (state.presence) engine.presence.remove(channel, this.id, this.user).catch(fail);
-    if (state.joinLeave) engine.publishLeave(channel, state.info).catch(fail);
+    if (state.joinLeave) engine.broker.publishLeave(channel, state.info).catch(fail);
     return true;
   }
 
@@ -784,7 +791,8 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler {
     const ns = ctx.channels.resolve(channel).options;
     const now = Date.now();
     if (this.publishBucket && !this.publishBucket.take(now)) this.refuse('publications_per_second');
-    if (this.user !== '' && !(await ctx.limits.userPublication(ctx.engine, this.user, now))) this.refuse('user_publications_per_second');
+    if (this.user !== '' && !(await ctx.limits.userPublication(ctx.engine.limiter, this.user, now)))
+      this.refuse('user_publications_per_second');
     if (!ctx.limits.namespacePublication(ns, now)) this.refuse('namespace_publications_per_second');
     const subscribed = this.subs.get(channel);
     const nsAllows =
@@ -801,7 +809,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler {
     } else if (!nsAllows) {
       throw new ReplyError(Errors.permissionDenied);
     }
-    await ctx.engine.publish(channel, data, {
+    await ctx.engine.broker.publish(channel, data, {
       historySize: skipHistory ? 0 : ns.history_size,
       historyTtlMs: skipHistory ? 0 : ns.history_ttl,
       historyMetaTtlMs: ns.history_meta_ttl,
@@ -826,7 +834,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler {
     if (limit < 0 || limit > max) limit = max;
     const sinceObj = optObject(p, 'since');
     const since = sinceObj ? positionOf(sinceObj) : undefined;
-    const h = await ctx.engine.history(channel, {
+    const h = await ctx.engine.history.read(channel, {
       limit,
       since,
       reverse: optBool(p, 'reverse'),
