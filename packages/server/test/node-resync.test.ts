@@ -61,12 +61,14 @@ test('a resync tells the subscribers of the named channels only, at a cost that 
   assert.equal(node.sb.hub.numSubscribers('a'), 0);
   assert.equal(node.sb.hub.numSubscribers('b'), 2, 'the other channels keep their subscribers');
 
-  // Resyncs of channels nobody here subscribes to: O(1) each with the channel index, O(all subscriptions) with a walk.
+  // Resyncs of channels nobody here subscribes to: O(1) each with the channel index, O(all subscriptions)
+  // with the old walk (557 ms for these 5000 rounds, ~1 ms now). Reported, not asserted: no timed
+  // assertions in the suite (a loaded CI machine makes them flaky); what is asserted is who is told.
   const ROUNDS = 5000;
   const started = performance.now();
   for (let i = 0; i < ROUNDS; i++) engine.resync(['elsewhere' + (i % 10)]);
-  const ms = performance.now() - started;
-  assert.ok(ms < 100, `${ROUNDS} resyncs of unrelated channels took ${ms.toFixed(1)} ms beside ${MANY} subscriptions`);
+  t.diagnostic(`${ROUNDS} resyncs of unrelated channels took ${(performance.now() - started).toFixed(1)} ms beside ${MANY} subscriptions`);
+  assert.equal(node.sb.hub.numSubscriptions, MANY + 2, 'a resync of unrelated channels touches no subscription');
 
   const allTold = waitFor(other, 'message', 5000, (m: any) => m.push?.unsubscribe !== undefined);
   engine.resync('all');
