@@ -103,31 +103,51 @@ export class Switchboard {
       check: (req) => this.checkUpgrade(req),
       onConnection: (ws, req) => this.accept(new WebSocketConnection(ws, req, ipOf(req), jsonCodec, c.client.queue_max_size)),
     });
+    const hub = this.hub;
+    const heartbeats = this.heartbeats;
+    const limits = this.limits;
+    const engine = this.engine;
     this.ctx = {
-      config: c,
-      engine: this.engine,
-      hub: this.hub,
-      metrics: this.metrics,
-      log: this.log,
-      tokens: this.tokens,
-      subTokens: this.subTokens,
+      options: c.client,
+      node: { id: this.nodeId, version: this.version },
+      connections: {
+        get count() {
+          return hub.clients.size;
+        },
+        ofUser: (user) => hub.users.get(user)?.size ?? 0,
+        add: (s) => {
+          hub.addClient(s as Session);
+          heartbeats.add(s);
+        },
+        remove: (s) => {
+          heartbeats.remove(s);
+          hub.removeClient(s as Session);
+        },
+        closed: (s) => {
+          this.sessions.delete(s as Session);
+          const n = (this.perIp.get(s.ip) ?? 1) - 1;
+          if (n <= 0) this.perIp.delete(s.ip);
+          else this.perIp.set(s.ip, n);
+        },
+      },
+      subscribers: { add: (sub) => this.addSubscriber(sub), remove: (sub) => this.removeSubscriber(sub) },
+      engine,
+      credentials: {
+        tokens: this.tokens,
+        subTokens: this.subTokens,
+        isRevoked: async (t) =>
+          (t.jti !== undefined && this.revokedJti.has(t.jti)) || (t.iat ?? 0) * 1000 < (this.revokedUsers.get(t.user) ?? 0),
+      },
       channels: this.channelRules,
       hooks: this.hooks,
-      heartbeats: this.heartbeats,
-      limits: this.limits,
-      validators: new PayloadValidators(c),
-      nodeId: this.nodeId,
-      version: this.version,
-      revokedBefore: (user) => this.revokedUsers.get(user) ?? 0,
-      isRevoked: (jti) => this.revokedJti.has(jti),
-      addSubscriber: (sub) => this.addSubscriber(sub),
-      removeSubscriber: (sub) => this.removeSubscriber(sub),
-      sessionClosed: (s) => {
-        this.sessions.delete(s as Session);
-        const n = (this.perIp.get(s.ip) ?? 1) - 1;
-        if (n <= 0) this.perIp.delete(s.ip);
-        else this.perIp.set(s.ip, n);
+      limits: {
+        logOnce: limits.logOnce,
+        userPublication: (user, now) => limits.userPublication(engine, user, now),
+        namespacePublication: (ns, now) => limits.namespacePublication(ns, now),
       },
+      payloads: new PayloadValidators(c),
+      metrics: this.metrics,
+      log: this.log,
     };
   }
 
