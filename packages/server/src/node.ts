@@ -116,12 +116,12 @@ export class Switchboard {
         },
         ofUser: (user) => hub.users.get(user)?.size ?? 0,
         add: (s) => {
-          hub.addClient(s as Session);
+          hub.addClient(s);
           heartbeats.add(s);
         },
         remove: (s) => {
           heartbeats.remove(s);
-          hub.removeClient(s as Session);
+          hub.removeClient(s);
         },
         closed: (s) => {
           this.sessions.delete(s as Session);

@@ -66,3 +66,18 @@ test('the once-per-interval logger says yes once per key and interval', () => {
   assert.ok(l.shouldLog('other', 999));
   assert.ok(l.shouldLog('k', 1000));
 });
+
+test('the once-per-interval logger stays cheap past 10k keys: no scan per new key', () => {
+  const l = new LogOnce(60_000);
+  const t0 = Date.now();
+  const started = performance.now();
+  // 40k distinct offenders within one interval: a scan per new key past 10k would be ~10^9 steps.
+  for (let i = 0; i < 40_000; i++) assert.ok(l.shouldLog('ip:' + i, t0));
+  const ms = performance.now() - started;
+  assert.ok(ms < 1000, `40k keys took ${ms.toFixed(0)} ms`);
+  assert.equal(l.size, 40_000, 'fresh keys are all remembered within the interval');
+  assert.equal(l.shouldLog('ip:1', t0 + 1), false);
+  // An interval later one call sweeps what is stale.
+  assert.ok(l.shouldLog('late', t0 + 60_000));
+  assert.equal(l.size, 1);
+});

@@ -2,7 +2,7 @@ import type { JWTPayload } from 'jose';
 import type { ResolvedChannel } from '../auth/channels.js';
 import type { Config, NamespaceConfig } from '../config/load.js';
 import type { Engine } from '../engine/types.js';
-import type { Subscriber } from '../hub/hub.js';
+import type { HubClient, Subscriber } from '../hub/hub.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Heartbeat } from '../transport/heartbeat.js';
@@ -24,10 +24,8 @@ export interface NodeIdentity {
   readonly version: string;
 }
 
-/** A connected session as the node's index and heartbeats hold it. */
-export interface IndexedSession extends Heartbeat {
-  readonly id: string;
-  readonly user: string;
+/** A connected session as the node's index (the hub) and heartbeats hold it. */
+export interface IndexedSession extends HubClient, Heartbeat {
   readonly ip: string;
 }
 
