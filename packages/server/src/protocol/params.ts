@@ -31,8 +31,11 @@ const Connect = Type.Object({
   data: anyValue,
   name: optString,
   version: optString,
-  /** Per-channel recovery state of server-side subscriptions; each entry is read as a Position when it recovers. */
-  subs: nullable(Type.Record(Type.String(), Type.Unknown())),
+  /**
+   * Per-channel recovery state of server-side subscriptions; each entry is read as a Position when it
+   * recovers. Any object: channel names are not patterns a Record key schema could hold.
+   */
+  subs: nullable(Type.Unsafe<Record<string, unknown>>(Type.Object({}))),
 });
 
 const Subscribe = Type.Object({
