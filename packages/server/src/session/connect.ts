@@ -64,8 +64,10 @@ export async function connectServerSide(
       results[channel] = result;
       activations.push(activate);
     } catch (e) {
-      if (s.live)
+      // A failing engine fails every connect: say so once per interval, not once per client.
+      if (s.live && ctx.limits.logOnce.shouldLog('server_side_subscription')) {
         ctx.log.warn({ client: s.id, channel, err: e instanceof Error ? e.message : String(e) }, 'server-side subscription failed');
+      }
       throw new DisconnectError(Disconnects.serverError);
     }
   }
