@@ -4,6 +4,7 @@ import { ChannelRules } from './auth/channels.js';
 import { TokenVerifier } from './auth/jwt.js';
 import { loadConfig, type Config } from './config/load.js';
 import { MemoryEngine } from './engine/memory/engine.js';
+import { DEFAULT_REVOCATION_TTL_MS } from './engine/defaults.js';
 import type { ControlMessage, Engine, NodeInfo, PublishResult, ServerSubscribeOptions } from './engine/types.js';
 import { Hub, type Subscriber } from './hub/hub.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -72,8 +73,6 @@ export class Switchboard {
   private readonly perIp = new Map<string, number>();
   private readonly engineSubs = new Map<string, Promise<void>>();
   private readonly pendingUnsubs = new Map<string, Promise<void>>();
-  private readonly revokedJti = new Map<string, number>();
-  private readonly revokedUsers = new Map<string, number>();
   private readonly startedAt = Date.now();
   private connectWindow = { second: 0, count: 0 };
   private started = false;
@@ -135,14 +134,13 @@ export class Switchboard {
       credentials: {
         tokens: this.tokens,
         subTokens: this.subTokens,
-        isRevoked: async (t) =>
-          (t.jti !== undefined && this.revokedJti.has(t.jti)) || (t.iat ?? 0) * 1000 < (this.revokedUsers.get(t.user) ?? 0),
+        isRevoked: (t) => engine.revocations.isRevoked({ user: t.user, jti: t.jti, issuedAt: (t.iat ?? 0) * 1000 }),
       },
       channels: this.channelRules,
       hooks: this.hooks,
       limits: {
         logOnce: limits.logOnce,
-        userPublication: (user, now) => limits.userPublication(engine, user, now),
+        userPublication: (user, now) => limits.userPublication(engine.limiter, user, now),
         namespacePublication: (ns, now) => limits.namespacePublication(ns, now),
       },
       payloads: new PayloadValidators(c),
@@ -155,17 +153,21 @@ export class Switchboard {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    await this.engine.start({
-      onPublication: (ch, pub) => this.hub.publish(ch, pub),
-      onJoin: (ch, info) => this.hub.join(ch, info),
-      onLeave: (ch, info) => this.hub.leave(ch, info),
-      onControl: (msg) => this.applyControl(msg),
-      onResync: (channels) => this.resync(channels),
-    });
+    await this.engine.start(
+      {
+        onPublication: (ch, pub) => this.hub.publish(ch, pub),
+        onJoin: (ch, info) => this.hub.join(ch, info),
+        onLeave: (ch, info) => this.hub.leave(ch, info),
+        onControl: (msg) => this.applyControl(msg),
+        onResync: (channels) => this.resync(channels),
+      },
+      { log: this.log },
+    );
     this.heartbeats.start();
-    if (this.engine.updateNode) {
+    const registry = this.engine.nodes;
+    if (registry) {
       const announce = (): void => {
-        this.engine.updateNode!(this.nodeInfo()).catch((e: unknown) => this.log.warn({ err: String(e) }, 'node announce failed'));
+        registry.announce(this.nodeInfo()).catch((e: unknown) => this.log.warn({ err: String(e) }, 'node announce failed'));
       };
       announce();
       this.statsTimer = setInterval(announce, 3000);
@@ -229,7 +231,7 @@ export class Switchboard {
     let p = this.engineSubs.get(ch);
     if (first || !p) {
       const prev = this.pendingUnsubs.get(ch) ?? Promise.resolve();
-      const created: Promise<void> = prev.then(() => this.engine.subscribe(ch));
+      const created: Promise<void> = prev.then(() => this.engine.broker.subscribe(ch));
       p = created;
       this.engineSubs.set(ch, created);
       created.catch(() => {
@@ -246,7 +248,7 @@ export class Switchboard {
     this.engineSubs.delete(ch);
     const u = p
       .catch(() => undefined)
-      .then(() => (this.hub.hasSubscribers(ch) ? undefined : this.engine.unsubscribe(ch)))
+      .then(() => (this.hub.hasSubscribers(ch) ? undefined : this.engine.broker.unsubscribe(ch)))
       .catch((e: unknown) => this.log.warn({ channel: ch, err: String(e) }, 'engine unsubscribe failed'))
       .finally(() => {
         if (this.pendingUnsubs.get(ch) === u) this.pendingUnsubs.delete(ch);
@@ -266,9 +268,6 @@ export class Switchboard {
 
   private applyControl(msg: ControlMessage): void {
     if (msg.type === 'revoke') {
-      const now = Date.now();
-      if (msg.jti) this.revokedJti.set(msg.jti, now);
-      if (msg.user && msg.issuedBefore) this.revokedUsers.set(msg.user, msg.issuedBefore);
       for (const s of this.sessions) {
         const id = s.tokenIdentity();
         if (
@@ -316,7 +315,7 @@ export class Switchboard {
     this.ensureStarted();
     const ns = this.namespaceOf(channel);
     const raw = toRaw(data);
-    const res = await this.engine.publish(channel, raw, {
+    const res = await this.engine.broker.publish(channel, raw, {
       historySize: opts.skipHistory ? 0 : ns.history_size,
       historyTtlMs: opts.skipHistory ? 0 : ns.history_ttl,
       historyMetaTtlMs: ns.history_meta_ttl,
@@ -338,7 +337,7 @@ export class Switchboard {
 
   async subscribe(target: ApiTarget, channel: string, options: ServerSubscribeOptions = {}): Promise<void> {
     this.namespaceOf(channel);
-    await this.engine.publishControl({
+    await this.engine.broker.publishControl({
       type: 'subscribe',
       user: target.user,
       client: target.client,
@@ -349,11 +348,17 @@ export class Switchboard {
   }
 
   async unsubscribe(target: ApiTarget, channel: string): Promise<void> {
-    await this.engine.publishControl({ type: 'unsubscribe', user: target.user, client: target.client, session: target.session, channel });
+    await this.engine.broker.publishControl({
+      type: 'unsubscribe',
+      user: target.user,
+      client: target.client,
+      session: target.session,
+      channel,
+    });
   }
 
   async disconnect(target: ApiTarget & { whitelist?: string[] }, d: Disconnect = Disconnects.forceNoReconnect): Promise<void> {
-    await this.engine.publishControl({
+    await this.engine.broker.publishControl({
       type: 'disconnect',
       user: target.user,
       client: target.client,
@@ -365,7 +370,7 @@ export class Switchboard {
   }
 
   async refresh(target: ApiTarget, opts: { expired?: boolean; expireAt?: number; info?: unknown }): Promise<void> {
-    await this.engine.publishControl({
+    await this.engine.broker.publishControl({
       type: 'refresh',
       user: target.user,
       client: target.client,
@@ -376,9 +381,16 @@ export class Switchboard {
     });
   }
 
-  /** Revokes a token by `jti`, or all of a user's tokens issued before a time (unix seconds); live connections are closed with 3500. */
-  async revoke(opts: { jti?: string; user?: string; issuedBefore?: number }): Promise<void> {
-    await this.engine.publishControl({
+  /**
+   * Revokes a token by `jti`, or all of a user's tokens issued before a time (unix seconds), until `expireAt`
+   * (unix seconds; default a week, see DEFAULT_REVOCATION_TTL_MS); live connections are closed with 3500.
+   */
+  async revoke(opts: { jti?: string; user?: string; issuedBefore?: number; expireAt?: number }): Promise<void> {
+    const until = opts.expireAt ? opts.expireAt * 1000 : Date.now() + DEFAULT_REVOCATION_TTL_MS;
+    if (opts.jti) await this.engine.revocations.revokeToken(opts.jti, until);
+    if (opts.user && opts.issuedBefore !== undefined)
+      await this.engine.revocations.invalidateUser(opts.user, opts.issuedBefore * 1000, until);
+    await this.engine.broker.publishControl({
       type: 'revoke',
       jti: opts.jti,
       user: opts.user,
@@ -402,7 +414,7 @@ export class Switchboard {
   ): Promise<{ publications: Publication[]; position: StreamPosition }> {
     const ns = this.namespaceOf(channel);
     if (!(ns.history_size > 0 && ns.history_ttl > 0)) throw new ReplyError(Errors.notAvailable);
-    const h = await this.engine.history(channel, {
+    const h = await this.engine.history.read(channel, {
       limit: opts.limit,
       since: opts.since,
       reverse: opts.reverse,
@@ -415,12 +427,12 @@ export class Switchboard {
 
   async historyRemove(channel: string): Promise<void> {
     this.namespaceOf(channel);
-    await this.engine.removeHistory(channel);
+    await this.engine.history.remove(channel);
   }
 
   /** Channels with subscribers (all nodes when the engine can tell) and this node's subscriber counts. */
   async channels(pattern?: string): Promise<Map<string, number>> {
-    const names = this.engine.channels ? await this.engine.channels() : this.hub.channelNames();
+    const names = this.engine.nodes ? await this.engine.nodes.channels() : this.hub.channelNames();
     const re = pattern ? globToRegExp(pattern) : undefined;
     const out = new Map<string, number>();
     for (const ch of names) if (!re || re.test(ch)) out.set(ch, this.hub.numSubscribers(ch));
@@ -442,7 +454,7 @@ export class Switchboard {
 
   async info(): Promise<NodeInfo[]> {
     if (this.engine.nodes) {
-      const nodes = await this.engine.nodes();
+      const nodes = await this.engine.nodes.list();
       const self = this.nodeInfo();
       return [self, ...nodes.filter((n) => n.uid !== self.uid)];
     }

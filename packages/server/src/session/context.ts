@@ -1,7 +1,7 @@
 import type { JWTPayload } from 'jose';
 import type { ResolvedChannel } from '../auth/channels.js';
 import type { Config, NamespaceConfig } from '../config/load.js';
-import type { Engine } from '../engine/types.js';
+import type { Broker, HistoryStore, PresenceManager } from '../engine/types.js';
 import type { HubClient, Subscriber } from '../hub/hub.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -49,8 +49,12 @@ export interface SubscriberRegistry {
   remove(sub: Subscriber): void;
 }
 
-/** What sessions ask of the engine: publish, history, presence. */
-export type SessionEngine = Pick<Engine, 'publish' | 'publishJoin' | 'publishLeave' | 'history' | 'presence'>;
+/** What sessions ask of the engine's roles: publish (with join and leave), history reads, presence. */
+export interface SessionEngine {
+  readonly broker: Pick<Broker, 'publish' | 'publishJoin' | 'publishLeave'>;
+  readonly history: Pick<HistoryStore, 'read'>;
+  readonly presence: PresenceManager;
+}
 
 export interface TokenCheck {
   verify(token: string): Promise<JWTPayload>;

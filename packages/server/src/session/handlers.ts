@@ -161,7 +161,7 @@ async function publish(s: CommandSession, p: ParamsOf<'publish'>): Promise<Reply
   } else if (!nsAllows) {
     throw new ReplyError(Errors.permissionDenied);
   }
-  await ctx.engine.publish(channel, data, {
+  await ctx.engine.broker.publish(channel, data, {
     historySize: skipHistory ? 0 : ns.history_size,
     historyTtlMs: skipHistory ? 0 : ns.history_ttl,
     historyMetaTtlMs: ns.history_meta_ttl,
@@ -181,7 +181,7 @@ async function history(s: CommandSession, p: ParamsOf<'history'>): Promise<Reply
   let limit = p.limit ?? 0;
   if (limit < 0 || limit > max) limit = max;
   const since = p.since ? parsePosition(p.since) : undefined;
-  const h = await ctx.engine.history(channel, {
+  const h = await ctx.engine.history.read(channel, {
     limit,
     since,
     reverse: p.reverse ?? false,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { EngineUnavailableError } from '../engine/errors.js';
 import type { HubClient } from '../hub/hub.js';
 import { Disconnects, DisconnectError, Errors, ReplyError, Unsubscribes, type Disconnect, type ProtocolError } from '../protocol/codes.js';
 import type { Codec } from '../protocol/codec.js';
@@ -203,7 +204,11 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
       this.disconnect(e.disconnect);
       return String(e.disconnect.code);
     }
-    this.ctx.log.error({ client: this.id, method, err: e instanceof Error ? e.message : String(e) }, 'command failed');
+    if (e instanceof EngineUnavailableError) {
+      // Temporary (100): the client retries. Logged once per kind per interval, not per command.
+      if (this.ctx.limits.logOnce.shouldLog('engine:' + e.kind))
+        this.ctx.log.warn({ kind: e.kind, err: e.message, method }, 'engine unavailable');
+    } else this.ctx.log.error({ client: this.id, method, err: e instanceof Error ? e.message : String(e) }, 'command failed');
     if (id > 0 && this.state !== 'closed') this.writer.enqueue(this.codec.error(id, Errors.internal));
     return '100';
   }

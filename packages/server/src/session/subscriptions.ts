@@ -1,5 +1,6 @@
 import type { ResolvedChannel } from '../auth/channels.js';
 import type { NamespaceConfig } from '../config/load.js';
+import { EngineUnavailableError } from '../engine/errors.js';
 import { Subscriber, publicationBytes, type HubClient } from '../hub/hub.js';
 import { DisconnectError, Errors, ReplyError, Unsubscribes } from '../protocol/codes.js';
 import type { ClientInfo, Publication, RawJSON, StreamPosition } from '../protocol/types.js';
@@ -117,13 +118,13 @@ export class SubscriptionSet {
         await ctx.engine.presence.add(channel, info);
         if (this.subs.get(channel) !== state) throw new ReplyError(Errors.internal);
       }
-      if (joinLeaveOn) await ctx.engine.publishJoin(channel, info);
+      if (joinLeaveOn) await ctx.engine.broker.publishJoin(channel, info);
     } catch (e) {
       if (this.subs.get(channel) === state) this.subs.delete(channel);
       ctx.subscribers.remove(sub);
       // Once the add was sent it is undone, whether it succeeded or not (a remove of nothing is harmless).
       if (presenceAdded) this.cleanup(ctx.engine.presence.remove(channel, owner.id, owner.user), channel);
-      if (e instanceof ReplyError || e instanceof DisconnectError) throw e;
+      if (e instanceof ReplyError || e instanceof DisconnectError || e instanceof EngineUnavailableError) throw e;
       ctx.log.error({ client: owner.id, channel, err: e instanceof Error ? e.message : String(e) }, 'subscribe failed');
       throw new ReplyError(Errors.internal);
     }
@@ -154,7 +155,7 @@ export class SubscriptionSet {
     let position: StreamPosition;
     if (req.recover && req.since && recoverable) {
       const limit = ctx.options.recovery_max_publication_limit;
-      const h = await ctx.engine.history(channel, {
+      const h = await ctx.engine.history.read(channel, {
         ...histOpts,
         since: req.since,
         limit: limit + 1,
@@ -166,7 +167,7 @@ export class SubscriptionSet {
       if (recovered) pubs = h.publications;
       ctx.metrics.recoveries.labels(String(recovered)).inc();
     } else {
-      position = (await ctx.engine.history(channel, { ...histOpts, limit: 0 })).position;
+      position = (await ctx.engine.history.read(channel, { ...histOpts, limit: 0 })).position;
     }
     sub.offset = pubs.length > 0 ? pubs[pubs.length - 1]!.offset : position.offset;
     result.recoverable = recoverable || undefined;
@@ -189,7 +190,7 @@ export class SubscriptionSet {
     const { ctx, owner } = this;
     ctx.subscribers.remove(state.subscriber);
     if (state.presence) this.cleanup(ctx.engine.presence.remove(channel, owner.id, owner.user), channel);
-    if (state.joinLeave) this.cleanup(ctx.engine.publishLeave(channel, state.info), channel);
+    if (state.joinLeave) this.cleanup(ctx.engine.broker.publishLeave(channel, state.info), channel);
     return true;
   }
 
