@@ -126,28 +126,48 @@ export class Switchboard {
       check: (req) => this.gate.check(req),
       onConnection: (ws, req) => this.accept(new WebSocketConnection(ws, req, ipOf(req), jsonCodec, c.client.queue_max_size, this.flusher)),
     });
+    const hub = this.hub;
+    const heartbeats = this.heartbeats;
+    const limits = this.limits;
+    const engine = this.engine;
     this.ctx = {
-      config: c,
-      engine: this.engine,
-      hub: this.hub,
-      metrics: this.metrics,
-      log: this.log,
-      tokens: this.tokens,
-      subTokens: this.subTokens,
+      options: c.client,
+      node: { id: this.nodeId, version: this.version },
+      connections: {
+        get count() {
+          return hub.clients.size;
+        },
+        ofUser: (user) => hub.users.get(user)?.size ?? 0,
+        add: (s) => {
+          hub.addClient(s);
+          heartbeats.add(s);
+        },
+        remove: (s) => {
+          heartbeats.remove(s);
+          hub.removeClient(s);
+        },
+        closed: (s) => {
+          this.sessions.delete(s as Session);
+          this.gate.closed(s.ip);
+        },
+      },
+      subscribers: { add: (sub) => this.subscriptions.add(sub), remove: (sub) => this.subscriptions.remove(sub) },
+      engine,
+      credentials: {
+        tokens: this.tokens,
+        subTokens: this.subTokens,
+        isRevoked: (t) => engine.revocations.isRevoked({ user: t.user, jti: t.jti, issuedAt: (t.iat ?? 0) * 1000 }),
+      },
       channels: this.channelRules,
       hooks: this.hooks,
-      heartbeats: this.heartbeats,
-      limits: this.limits,
-      validators: new PayloadValidators(c),
-      nodeId: this.nodeId,
-      version: this.version,
-      tokenRevoked: (token) => this.engine.revocations.isRevoked(token),
-      addSubscriber: (sub) => this.subscriptions.add(sub),
-      removeSubscriber: (sub) => this.subscriptions.remove(sub),
-      sessionClosed: (s) => {
-        this.sessions.delete(s as Session);
-        this.gate.closed(s.ip);
+      limits: {
+        logOnce: limits.logOnce,
+        userPublication: (user, now) => limits.userPublication(engine.limiter, user, now),
+        namespacePublication: (ns, now) => limits.namespacePublication(ns, now),
       },
+      payloads: new PayloadValidators(c),
+      metrics: this.metrics,
+      log: this.log,
     };
   }
 

@@ -22,10 +22,9 @@ export interface HubClient {
   /** The client id, sent to the client in the connect reply. */
   readonly id: string;
   /**
-   * The connection's session id: unique per connection, distinct from the
-   * client id and never sent to the client (as centrifuge's `sessionID`),
-   * so a backend can target one connection it learned of through a proxy
-   * or hook without the client being able to name it.
+   * The connection's session id: unique per connection and distinct from
+   * the client id (as centrifuge's); API targets may name it. Only
+   * emulation transports send it to their client.
    */
   readonly session: string;
   readonly user: string;

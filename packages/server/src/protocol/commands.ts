@@ -1,4 +1,4 @@
-import { Disconnects, DisconnectError, Errors, ReplyError } from './codes.js';
+import { Disconnects, DisconnectError } from './codes.js';
 
 /** Client → server methods of protocol v2. */
 export const METHODS = [
@@ -92,46 +92,3 @@ function decodeCommand(line: string): Command {
 
 /** Sentinel params of a command whose method we do not know. */
 export const UNKNOWN: Params = Object.freeze({ __unknown: true });
-
-// Field readers: a wrong type is a bad request (107), answered to that command only.
-
-export function optString(p: Params, key: string): string | undefined {
-  const v = p[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw new ReplyError(Errors.badRequest);
-  return v;
-}
-
-export function reqString(p: Params, key: string): string {
-  const v = optString(p, key);
-  if (v === undefined || v === '') throw new ReplyError(Errors.badRequest);
-  return v;
-}
-
-export function optBool(p: Params, key: string): boolean {
-  const v = p[key];
-  if (v === undefined || v === null) return false;
-  if (typeof v !== 'boolean') throw new ReplyError(Errors.badRequest);
-  return v;
-}
-
-export function optInt(p: Params, key: string): number | undefined {
-  const v = p[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new ReplyError(Errors.badRequest);
-  return v;
-}
-
-export function optObject(p: Params, key: string): Params | undefined {
-  const v = p[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'object' || Array.isArray(v)) throw new ReplyError(Errors.badRequest);
-  return v as Params;
-}
-
-/** Raw JSON text of a `data` field (the JSON protocol embeds it as a value). */
-export function optData(p: Params, key = 'data'): string | undefined {
-  const v = p[key];
-  if (v === undefined) return undefined;
-  return JSON.stringify(v);
-}

@@ -1,36 +1,106 @@
-import type { ChannelRules } from '../auth/channels.js';
-import type { PayloadValidators } from '../auth/schemas.js';
-import type { TokenVerifier } from '../auth/jwt.js';
-import type { Config } from '../config/load.js';
-import type { Engine, TokenIdentity } from '../engine/types.js';
-import type { Hub, Subscriber } from '../hub/hub.js';
+import type { JWTPayload } from 'jose';
+import type { ResolvedChannel } from '../auth/channels.js';
+import type { Config, NamespaceConfig } from '../config/load.js';
+import type { Broker, HistoryStore, PresenceManager } from '../engine/types.js';
+import type { HubClient, Subscriber } from '../hub/hub.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { HeartbeatWheel } from '../transport/heartbeat.js';
+import type { Heartbeat } from '../transport/heartbeat.js';
 import type { Hooks } from './hooks.js';
-import type { NodeLimits } from './ratelimit.js';
+import type { LogOnce } from './ratelimit.js';
 
-/** What a session needs of its node: handed in, so sessions never import the node. */
+/*
+ * What a session needs of its node, each as a narrow interface: sessions
+ * never import the node, and the node decides how each is done. Built in one
+ * place (the `Switchboard` constructor).
+ */
+
+/** The `client` section of the config (limits, tokens, expiry, recovery). */
+export type ClientOptions = Config['client'];
+
+/** The node's identity as a connect reply reports it. */
+export interface NodeIdentity {
+  readonly id: string;
+  readonly version: string;
+}
+
+/** A connected session as the node's index (the hub) and heartbeats hold it. */
+export interface IndexedSession extends HubClient, Heartbeat {
+  readonly ip: string;
+}
+
+/** The node's live connections: counts for limits, and the index a session enters once connected. */
+export interface ConnectionIndex {
+  /** Connections on this node. */
+  readonly count: number;
+  /** Connections of a user on this node. */
+  ofUser(user: string): number;
+  /** A session completed connect: it is found by user and client, and gets heartbeats. */
+  add(s: IndexedSession): void;
+  remove(s: IndexedSession): void;
+  /** Called once when a session has closed, whatever state it reached. */
+  closed(s: IndexedSession): void;
+}
+
+/** Channel subscriptions as the node counts them (hub entry plus the engine's delivery of the channel). */
+export interface SubscriberRegistry {
+  /** Resolves once the engine delivers the channel to this node. */
+  add(sub: Subscriber): Promise<void>;
+  remove(sub: Subscriber): void;
+}
+
+/** What sessions ask of the engine's roles: publish (with join and leave), history reads, presence. */
+export interface SessionEngine {
+  readonly broker: Pick<Broker, 'publish' | 'publishJoin' | 'publishLeave'>;
+  readonly history: Pick<HistoryStore, 'read'>;
+  readonly presence: PresenceManager;
+}
+
+export interface TokenCheck {
+  verify(token: string): Promise<JWTPayload>;
+}
+
+export interface Credentials {
+  /** Connection tokens. */
+  readonly tokens: TokenCheck;
+  /** Subscription tokens (the connection verifier unless configured apart). */
+  readonly subTokens: TokenCheck;
+  /**
+   * Revoked by jti, or issued before the user's invalidation time. A token
+   * without `iat` cannot show it was issued after that time, so it counts as older.
+   */
+  isRevoked(claims: { readonly user: string; readonly jti?: string; readonly iat?: number }): Promise<boolean>;
+}
+
+export interface ChannelDirectory {
+  /** Namespace and access rules of a channel; throws 102 for an unknown namespace or invalid name. */
+  resolve(channel: string): ResolvedChannel;
+  personalChannel(user: string, personal: ClientOptions['subscribe_to_user_personal_channel']): string | undefined;
+}
+
+/** Node-wide limits (per user across nodes, per namespace) and the once-per-interval logger. */
+export interface SessionLimits {
+  readonly logOnce: LogOnce;
+  userPublication(user: string, now: number): Promise<boolean>;
+  namespacePublication(ns: NamespaceConfig, now: number): boolean;
+}
+
+export interface PayloadChecks {
+  checkPublication(ns: NamespaceConfig, data: unknown): void;
+  checkRpc(method: string, data: unknown): void;
+}
+
 export interface SessionContext {
-  readonly config: Config;
-  readonly engine: Engine;
-  readonly hub: Hub;
+  readonly options: ClientOptions;
+  readonly node: NodeIdentity;
+  readonly connections: ConnectionIndex;
+  readonly subscribers: SubscriberRegistry;
+  readonly engine: SessionEngine;
+  readonly credentials: Credentials;
+  readonly channels: ChannelDirectory;
+  readonly hooks: Hooks;
+  readonly limits: SessionLimits;
+  readonly payloads: PayloadChecks;
   readonly metrics: Metrics;
   readonly log: Logger;
-  readonly tokens: TokenVerifier;
-  readonly subTokens: TokenVerifier;
-  readonly channels: ChannelRules;
-  readonly hooks: Hooks;
-  readonly heartbeats: HeartbeatWheel;
-  readonly limits: NodeLimits;
-  readonly validators: PayloadValidators;
-  readonly nodeId: string;
-  readonly version: string;
-  /** True when the token was revoked (by id, or its user's tokens of its age); shared by every node. */
-  tokenRevoked(token: TokenIdentity): Promise<boolean>;
-  /** Adds a subscriber to the hub; resolves once the engine delivers the channel to this node. */
-  addSubscriber(sub: Subscriber): Promise<void>;
-  removeSubscriber(sub: Subscriber): void;
-  /** Called once when a session has closed. */
-  sessionClosed(s: { readonly ip: string }): void;
 }

@@ -5,6 +5,8 @@ export type Json = string | number | boolean | null | Json[] | { [key: string]: 
 
 export interface ConnectingContext {
   readonly client: string;
+  /** The connection's session id: the server API's `session` target names this one connection. */
+  readonly session: string;
   readonly request: IncomingMessage;
   /** The token the client sent, if any (already rejected or not verified yet). */
   readonly token?: string;
@@ -27,6 +29,8 @@ export interface ConnectingResult {
 
 export interface ClientContext {
   readonly client: string;
+  /** The connection's session id: the server API's `session` target names this one connection. */
+  readonly session: string;
   readonly user: string;
   readonly info?: Json;
   /** Headers of the connection's HTTP upgrade request (cookies, auth). */

@@ -61,19 +61,35 @@ export class KeyedBuckets {
   }
 }
 
-/** Logs an offender at most once per interval, so a flood does not become a log flood. */
+/**
+ * Logs an offender at most once per interval, so a flood does not become a
+ * log flood. Past SWEEP_AT keys the map is swept, at most once per interval
+ * (a sweep per call would scan the whole map for every new key); a flood of
+ * fresh keys within one interval that passes MAX_KEYS starts over, costing
+ * at most a repeated line per key.
+ */
 export class LogOnce {
+  static readonly SWEEP_AT = 10_000;
+  static readonly MAX_KEYS = 100_000;
   private readonly seen = new Map<string, number>();
+  private lastSweep = 0;
   constructor(private readonly intervalMs = 60_000) {}
 
   shouldLog(key: string, now = Date.now()): boolean {
     const last = this.seen.get(key);
     if (last !== undefined && now - last < this.intervalMs) return false;
     this.seen.set(key, now);
-    if (this.seen.size > 10_000) {
+    if (this.seen.size > LogOnce.SWEEP_AT && now - this.lastSweep >= this.intervalMs) {
+      this.lastSweep = now;
       for (const [k, t] of this.seen) if (now - t >= this.intervalMs) this.seen.delete(k);
     }
+    if (this.seen.size > LogOnce.MAX_KEYS) this.seen.clear();
     return true;
+  }
+
+  /** Keys remembered (for tests and metrics). */
+  get size(): number {
+    return this.seen.size;
   }
 }
 
