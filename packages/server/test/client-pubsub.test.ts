@@ -6,8 +6,13 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { CentClient, CentException } from 'cent.js';
-import { collect, connectedClient, makeClient, mintToken, RawClient, waitFor } from './helpers/client.js';
-import { baseConfig, freePort, scope, startServer, type RunningServer } from './helpers/server.js';
+import { freePort } from './helpers/net.js';
+import { RawClient } from './helpers/raw.js';
+import { scope } from './helpers/scope.js';
+import { connectedClient, makeClient } from './helpers/sdk.js';
+import { baseConfig, type RunningServer, startServer } from './helpers/server.js';
+import { mintToken } from './helpers/tokens.js';
+import { collect, waitFor } from './helpers/wait.js';
 
 const S = scope();
 after(() => S.close());
@@ -83,7 +88,7 @@ test('300 API publications arrive in order with consecutive offsets', async (t) 
     assert.equal(p.data.n, byOffset.get(p.offset), `offset ${p.offset} carries the data published with it`);
   });
   if (raw.messages.filter((m) => m.push?.pub).length < N)
-    await waitFor(raw, 'message', 5000, () => raw.messages.filter((m) => m.push?.pub).length >= N);
+    await waitFor(raw, 'message', { filter: () => raw.messages.filter((m) => m.push?.pub).length >= N });
   const wire = raw.messages.filter((m) => m.push?.pub).map((m) => m.push.pub.offset as number);
   assert.deepEqual(
     wire,

@@ -8,8 +8,12 @@ import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import { decodeFrame, METHODS } from '../src/protocol/commands.js';
 import { DisconnectError } from '../src/protocol/codes.js';
-import { connectedClient, mintToken, RawClient, waitFor, WebSocket } from './helpers/client.js';
-import { scope, startServer, type RunningServer } from './helpers/server.js';
+import { RawClient, WebSocket } from './helpers/raw.js';
+import { scope } from './helpers/scope.js';
+import { connectedClient } from './helpers/sdk.js';
+import { type RunningServer, startServer } from './helpers/server.js';
+import { mintToken } from './helpers/tokens.js';
+import { waitFor } from './helpers/wait.js';
 
 const RUNS = 200;
 

@@ -4,9 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { makeClient, mintToken, waitFor } from './helpers/client.js';
-import { uniquePrefix, SHARED_REDIS } from './helpers/redis.js';
+import { SHARED_REDIS, uniquePrefix } from './helpers/redis.js';
+import { makeClient } from './helpers/sdk.js';
 import { startServer } from './helpers/server.js';
+import { mintToken } from './helpers/tokens.js';
+import { waitFor } from './helpers/wait.js';
 
 test('user_connection_limit: the third connection of a user gets 106, others are unaffected, a freed slot is reusable', async (t) => {
   const server = await startServer(t, { client: { user_connection_limit: 2 } });

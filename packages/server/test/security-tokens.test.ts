@@ -8,9 +8,13 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { exportJWK, SignJWT, type JWK } from 'jose';
-import { collect, makeClient, mintToken, nowSec, RawClient, unsignedToken, waitFor } from './helpers/client.js';
-import { startBackend, type Backend } from './helpers/security.js';
-import { scope, startServer, type RunningServer, type TestContextLike } from './helpers/server.js';
+import { type Backend, startBackend } from './helpers/backend.js';
+import { RawClient } from './helpers/raw.js';
+import { scope, type TestContextLike } from './helpers/scope.js';
+import { makeClient } from './helpers/sdk.js';
+import { type RunningServer, startServer } from './helpers/server.js';
+import { mintToken, nowSec, unsignedToken } from './helpers/tokens.js';
+import { collect, waitFor } from './helpers/wait.js';
 
 const S = scope();
 after(() => S.close());
@@ -62,8 +66,8 @@ async function rawConnect(t: TestContextLike, server: RunningServer, token: stri
 async function sdkConnect(t: TestContextLike, server: RunningServer, token: string): Promise<number> {
   const c = makeClient(t, server, { token });
   const ended = Promise.race([
-    waitFor(c, 'connected', 8000).then(() => 0),
-    waitFor(c, 'disconnected', 8000).then((ctx: { code: number }) => ctx.code),
+    waitFor(c, 'connected', { ms: 8000 }).then(() => 0),
+    waitFor(c, 'disconnected', { ms: 8000 }).then((ctx: { code: number }) => ctx.code),
   ]);
   c.connect();
   return ended;
@@ -120,7 +124,7 @@ test('expired token: 109 to the SDK, which calls getToken and connects', async (
     },
   });
   const errors = collect(c, 'error');
-  const connected = waitFor(c, 'connected', 8000);
+  const connected = waitFor(c, 'connected', { ms: 8000 });
   c.connect();
   await connected;
   assert.equal(calls, 1);
