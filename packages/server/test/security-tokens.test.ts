@@ -266,3 +266,34 @@ test('JWKS endpoint down: an unknown key gets a temporary error (not a terminal 
   // Keys already cached still verify while the endpoint is down.
   assert.equal(await sdkConnect(t, srv, await tok(k1)), 0);
 });
+
+// ---- ECDSA and Ed25519 keys in PEM ----
+
+test('ES256 and EdDSA connection tokens verify against PEM public keys; a token signed by another key is 3500', async (t) => {
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const ed = generateKeyPairSync('ed25519');
+  const pem = (k: KeyObject): string => k.export({ type: 'spki', format: 'pem' }).toString();
+  const srv = await startServer(t, {
+    client: { token: { hmac_secret_key: '', ecdsa_public_key: pem(ec.publicKey), ed25519_public_key: pem(ed.publicKey) } },
+  });
+  const claims = { sub: 'curvy', exp: nowSec() + 600 };
+  const es = await mintToken(ec.privateKey, claims, 'ES256');
+  const eddsa = await mintToken(ed.privateKey, claims, 'EdDSA');
+  for (const token of [es, eddsa]) {
+    const o = await rawConnect(t, srv, token);
+    assert.equal(o.connected, true, JSON.stringify(o.connected ? '' : (o as { error?: unknown; closeCode?: number })));
+  }
+  assert.equal(await sdkConnect(t, srv, es), 0, 'the SDK connects with ES256');
+  assert.equal(await sdkConnect(t, srv, eddsa), 0, 'the SDK connects with EdDSA');
+  // Signed by other keys of the same kinds: refused.
+  const ec2 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const ed2 = generateKeyPairSync('ed25519');
+  assert.equal(await sdkConnect(t, srv, await mintToken(ec2.privateKey, claims, 'ES256')), 3500);
+  assert.equal(await sdkConnect(t, srv, await mintToken(ed2.privateKey, claims, 'EdDSA')), 3500);
+  // The user comes from the token's sub.
+  const raw = await RawClient.open(t, srv);
+  await raw.connect(eddsa);
+  const gone = raw.closedWithin();
+  await srv.call('disconnect', { user: 'curvy' });
+  assert.equal((await gone).code, 3503);
+});
