@@ -52,13 +52,11 @@ type Outcome =
 async function rawConnect(t: TestContextLike, server: RunningServer, token: string): Promise<Outcome & { raw: RawClient }> {
   const raw = await RawClient.open(t, server);
   raw.send(JSON.stringify({ id: 1, connect: { token } }));
-  const reply = raw.reply(1, 8000).catch(() => undefined);
-  const first = await Promise.race([reply.then((r) => ({ r })), raw.closed.then((c) => ({ c }))]);
-  if ('r' in first && first.r) {
-    if (first.r.error) return { connected: false, error: first.r.error, raw };
-    return { connected: true, result: first.r.connect, raw };
-  }
-  const c = await raw.closed;
+  // The reply, or the close when the server ends the connection instead (reply() rejects then).
+  const r = await raw.reply(1, 8000).catch(() => undefined);
+  if (r?.error) return { connected: false, error: r.error, raw };
+  if (r) return { connected: true, result: r.connect, raw };
+  const c = await raw.closedWithin(8000);
   return { connected: false, closeCode: c.code, raw };
 }
 
