@@ -96,14 +96,24 @@ test('permessage-deflate: negotiated with a real ws client; a repetitive payload
   assert.ok(zBytes * 10 < rawBytes, `deflate should cut a repetitive payload by 10x or more (${zBytes} vs ${rawBytes})`);
 });
 
-/** Publishes N × 8 KB one API call at a time (each flushed on its own) to a reading client; resolves when all arrived. */
+/**
+ * Publishes 10 API batches of 60 × 8 KB (480 KB each: past the writer's 256 KB
+ * high-water mark, under the 1 MB queue limit) to a client that reads all
+ * the time; resolves when all 600 arrived.
+ */
 async function sustained(t: Parameters<typeof RawClient.open>[0], s: RunningServer, perMessageDeflate: boolean): Promise<RawClient> {
   const channel = `sustained-${perMessageDeflate}`;
   const c = await subscribedRaw(t, s, channel, perMessageDeflate);
-  const N = 300;
-  const data = 'x'.repeat(8000); // 2.4 MB in all, well past the writer's 256 KB high-water mark, never 1 MB queued at once
-  const got = waitFor(c, 'message', { ms: 30_000, filter: () => c.messages.filter((m) => m.push?.pub).length === N, failOn: 'closed' });
-  for (let i = 0; i < N; i++) await s.call('publish', { channel, data: { i, data } });
+  const BATCHES = 10;
+  const PER = 60;
+  const data = 'x'.repeat(8000);
+  const got = waitFor(c, 'message', {
+    ms: 30_000,
+    filter: () => c.messages.filter((m) => m.push?.pub).length === BATCHES * PER,
+    failOn: 'closed',
+  });
+  for (let b = 0; b < BATCHES; b++)
+    await s.call('batch', { commands: Array.from({ length: PER }, (_, i) => ({ publish: { channel, data: { i: b * PER + i, data } } })) });
   await got;
   assert.equal(c.closeCode, undefined);
   return c;
