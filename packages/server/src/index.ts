@@ -12,7 +12,22 @@ export {
   type Disconnect,
 } from './protocol/codes.js';
 export type { ClientInfo, Publication, StreamPosition } from './protocol/types.js';
-export type { Engine, EngineHandlers, PresenceStore, ControlMessage, NodeInfo } from './engine/types.js';
+export type {
+  Engine,
+  EngineHandlers,
+  EngineStartOptions,
+  Broker,
+  HistoryStore,
+  PresenceManager,
+  PresenceStore,
+  NodeRegistry,
+  SharedLimiter,
+  RevocationStore,
+  TokenIdentity,
+  ControlMessage,
+  NodeInfo,
+} from './engine/types.js';
+export { EngineUnavailableError, type UnavailableKind } from './engine/errors.js';
 export { MemoryEngine } from './engine/memory/engine.js';
 export type * from './session/hooks.js';
 export { VERSION } from './version.js';

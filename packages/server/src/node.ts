@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
-import type { WebSocket } from 'ws';
 import { ChannelRules } from './auth/channels.js';
 import { TokenVerifier } from './auth/jwt.js';
 import { loadConfig, type Config } from './config/load.js';
 import { MemoryEngine } from './engine/memory/engine.js';
+import { DEFAULT_REVOCATION_TTL_MS } from './engine/defaults.js';
 import type { ControlMessage, Engine, NodeInfo, PublishResult, ServerSubscribeOptions } from './engine/types.js';
 import { Hub, type Subscriber } from './hub/hub.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -18,6 +18,9 @@ import { HeartbeatWheel } from './transport/heartbeat.js';
 import { NodeLimits } from './session/ratelimit.js';
 import { WebSocketEndpoint, type UpgradeRefusal } from './transport/websocket.js';
 import { writerStats } from './transport/writer.js';
+import type { ClientConnection } from './transport/connection.js';
+import { WebSocketConnection } from './transport/websocket-connection.js';
+import { jsonCodec } from './protocol/json.js';
 import { originAllowed } from './auth/origin.js';
 import { anyProxy, proxyHooks } from './auth/proxy.js';
 import { PayloadValidators } from './auth/schemas.js';
@@ -70,8 +73,6 @@ export class Switchboard {
   private readonly perIp = new Map<string, number>();
   private readonly engineSubs = new Map<string, Promise<void>>();
   private readonly pendingUnsubs = new Map<string, Promise<void>>();
-  private readonly revokedJti = new Map<string, number>();
-  private readonly revokedUsers = new Map<string, number>();
   private readonly startedAt = Date.now();
   private connectWindow = { second: 0, count: 0 };
   private started = false;
@@ -99,7 +100,7 @@ export class Switchboard {
         ? { threshold: c.websocket.compression_min_size, level: c.websocket.compression_level }
         : undefined,
       check: (req) => this.checkUpgrade(req),
-      onConnection: (ws, req) => this.accept(ws, req),
+      onConnection: (ws, req) => this.accept(new WebSocketConnection(ws, req, ipOf(req), jsonCodec, c.client.queue_max_size)),
     });
     this.ctx = {
       config: c,
@@ -116,8 +117,7 @@ export class Switchboard {
       validators: new PayloadValidators(c),
       nodeId: this.nodeId,
       version: this.version,
-      revokedBefore: (user) => this.revokedUsers.get(user) ?? 0,
-      isRevoked: (jti) => this.revokedJti.has(jti),
+      tokenRevoked: (token) => this.engine.revocations.isRevoked(token),
       addSubscriber: (sub) => this.addSubscriber(sub),
       removeSubscriber: (sub) => this.removeSubscriber(sub),
       sessionClosed: (s) => {
@@ -133,17 +133,21 @@ export class Switchboard {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    await this.engine.start({
-      onPublication: (ch, pub) => this.hub.publish(ch, pub),
-      onJoin: (ch, info) => this.hub.join(ch, info),
-      onLeave: (ch, info) => this.hub.leave(ch, info),
-      onControl: (msg) => this.applyControl(msg),
-      onResync: (channels) => this.resync(channels),
-    });
+    await this.engine.start(
+      {
+        onPublication: (ch, pub) => this.hub.publish(ch, pub),
+        onJoin: (ch, info) => this.hub.join(ch, info),
+        onLeave: (ch, info) => this.hub.leave(ch, info),
+        onControl: (msg) => this.applyControl(msg),
+        onResync: (channels) => this.resync(channels),
+      },
+      { log: this.log },
+    );
     this.heartbeats.start();
-    if (this.engine.updateNode) {
+    const registry = this.engine.nodes;
+    if (registry) {
       const announce = (): void => {
-        this.engine.updateNode!(this.nodeInfo()).catch((e: unknown) => this.log.warn({ err: String(e) }, 'node announce failed'));
+        registry.announce(this.nodeInfo()).catch((e: unknown) => this.log.warn({ err: String(e) }, 'node announce failed'));
       };
       announce();
       this.statsTimer = setInterval(announce, 3000);
@@ -196,11 +200,9 @@ export class Switchboard {
     return undefined;
   }
 
-  private accept(ws: WebSocket, req: IncomingMessage): void {
-    const ip = ipOf(req);
-    this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
-    const s = new Session(this.ctx, ws, req, ip);
-    this.sessions.add(s);
+  private accept(conn: ClientConnection): void {
+    this.perIp.set(conn.ip, (this.perIp.get(conn.ip) ?? 0) + 1);
+    this.sessions.add(new Session(this.ctx, conn));
   }
 
   private async addSubscriber(sub: Subscriber): Promise<void> {
@@ -209,7 +211,7 @@ export class Switchboard {
     let p = this.engineSubs.get(ch);
     if (first || !p) {
       const prev = this.pendingUnsubs.get(ch) ?? Promise.resolve();
-      const created: Promise<void> = prev.then(() => this.engine.subscribe(ch));
+      const created: Promise<void> = prev.then(() => this.engine.broker.subscribe(ch));
       p = created;
       this.engineSubs.set(ch, created);
       created.catch(() => {
@@ -226,7 +228,7 @@ export class Switchboard {
     this.engineSubs.delete(ch);
     const u = p
       .catch(() => undefined)
-      .then(() => (this.hub.hasSubscribers(ch) ? undefined : this.engine.unsubscribe(ch)))
+      .then(() => (this.hub.hasSubscribers(ch) ? undefined : this.engine.broker.unsubscribe(ch)))
       .catch((e: unknown) => this.log.warn({ channel: ch, err: String(e) }, 'engine unsubscribe failed'))
       .finally(() => {
         if (this.pendingUnsubs.get(ch) === u) this.pendingUnsubs.delete(ch);
@@ -246,9 +248,6 @@ export class Switchboard {
 
   private applyControl(msg: ControlMessage): void {
     if (msg.type === 'revoke') {
-      const now = Date.now();
-      if (msg.jti) this.revokedJti.set(msg.jti, now);
-      if (msg.user && msg.issuedBefore) this.revokedUsers.set(msg.user, msg.issuedBefore);
       for (const s of this.sessions) {
         const id = s.tokenIdentity();
         if (
@@ -296,7 +295,7 @@ export class Switchboard {
     this.ensureStarted();
     const ns = this.namespaceOf(channel);
     const raw = toRaw(data);
-    const res = await this.engine.publish(channel, raw, {
+    const res = await this.engine.broker.publish(channel, raw, {
       historySize: opts.skipHistory ? 0 : ns.history_size,
       historyTtlMs: opts.skipHistory ? 0 : ns.history_ttl,
       historyMetaTtlMs: ns.history_meta_ttl,
@@ -318,7 +317,7 @@ export class Switchboard {
 
   async subscribe(target: ApiTarget, channel: string, options: ServerSubscribeOptions = {}): Promise<void> {
     this.namespaceOf(channel);
-    await this.engine.publishControl({
+    await this.engine.broker.publishControl({
       type: 'subscribe',
       user: target.user,
       client: target.client,
@@ -329,11 +328,17 @@ export class Switchboard {
   }
 
   async unsubscribe(target: ApiTarget, channel: string): Promise<void> {
-    await this.engine.publishControl({ type: 'unsubscribe', user: target.user, client: target.client, session: target.session, channel });
+    await this.engine.broker.publishControl({
+      type: 'unsubscribe',
+      user: target.user,
+      client: target.client,
+      session: target.session,
+      channel,
+    });
   }
 
   async disconnect(target: ApiTarget & { whitelist?: string[] }, d: Disconnect = Disconnects.forceNoReconnect): Promise<void> {
-    await this.engine.publishControl({
+    await this.engine.broker.publishControl({
       type: 'disconnect',
       user: target.user,
       client: target.client,
@@ -345,7 +350,7 @@ export class Switchboard {
   }
 
   async refresh(target: ApiTarget, opts: { expired?: boolean; expireAt?: number; info?: unknown }): Promise<void> {
-    await this.engine.publishControl({
+    await this.engine.broker.publishControl({
       type: 'refresh',
       user: target.user,
       client: target.client,
@@ -356,9 +361,16 @@ export class Switchboard {
     });
   }
 
-  /** Revokes a token by `jti`, or all of a user's tokens issued before a time (unix seconds); live connections are closed with 3500. */
-  async revoke(opts: { jti?: string; user?: string; issuedBefore?: number }): Promise<void> {
-    await this.engine.publishControl({
+  /**
+   * Revokes a token by `jti`, or all of a user's tokens issued before a time (unix seconds), until `expireAt`
+   * (unix seconds; default a week, see DEFAULT_REVOCATION_TTL_MS); live connections are closed with 3500.
+   */
+  async revoke(opts: { jti?: string; user?: string; issuedBefore?: number; expireAt?: number }): Promise<void> {
+    const until = opts.expireAt ? opts.expireAt * 1000 : Date.now() + DEFAULT_REVOCATION_TTL_MS;
+    if (opts.jti) await this.engine.revocations.revokeToken(opts.jti, until);
+    if (opts.user && opts.issuedBefore !== undefined)
+      await this.engine.revocations.invalidateUser(opts.user, opts.issuedBefore * 1000, until);
+    await this.engine.broker.publishControl({
       type: 'revoke',
       jti: opts.jti,
       user: opts.user,
@@ -382,7 +394,7 @@ export class Switchboard {
   ): Promise<{ publications: Publication[]; position: StreamPosition }> {
     const ns = this.namespaceOf(channel);
     if (!(ns.history_size > 0 && ns.history_ttl > 0)) throw new ReplyError(Errors.notAvailable);
-    const h = await this.engine.history(channel, {
+    const h = await this.engine.history.read(channel, {
       limit: opts.limit,
       since: opts.since,
       reverse: opts.reverse,
@@ -395,12 +407,12 @@ export class Switchboard {
 
   async historyRemove(channel: string): Promise<void> {
     this.namespaceOf(channel);
-    await this.engine.removeHistory(channel);
+    await this.engine.history.remove(channel);
   }
 
   /** Channels with subscribers (all nodes when the engine can tell) and this node's subscriber counts. */
   async channels(pattern?: string): Promise<Map<string, number>> {
-    const names = this.engine.channels ? await this.engine.channels() : this.hub.channelNames();
+    const names = this.engine.nodes ? await this.engine.nodes.channels() : this.hub.channelNames();
     const re = pattern ? globToRegExp(pattern) : undefined;
     const out = new Map<string, number>();
     for (const ch of names) if (!re || re.test(ch)) out.set(ch, this.hub.numSubscribers(ch));
@@ -422,7 +434,7 @@ export class Switchboard {
 
   async info(): Promise<NodeInfo[]> {
     if (this.engine.nodes) {
-      const nodes = await this.engine.nodes();
+      const nodes = await this.engine.nodes.list();
       const self = this.nodeInfo();
       return [self, ...nodes.filter((n) => n.uid !== self.uid)];
     }

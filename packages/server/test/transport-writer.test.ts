@@ -55,7 +55,9 @@ test('a slow fan-out flush lets a new connection in before it ends, and loses no
       return write(b);
     };
     const owner: WriterOwner = { onWriterOverflow: () => overflowed.push(i) };
-    return new Writer(ws, 1 << 20, owner);
+    const w = new Writer(ws, 1 << 20);
+    w.owner = owner;
+    return w;
   });
 
   // A plain TCP server on the same loop tells when a connection made now is accepted.

@@ -2,7 +2,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { stringify } from '../protocol/json.js';
 import type { Switchboard } from '../node.js';
-import { execute, isApiMethod, type ApiReply } from './executor.js';
+import { execute, executeChecked, type ApiReply } from './executor.js';
+import { declareApiRoutes, parseBody } from './routes.js';
 
 export interface HttpApiOptions {
   /** Serve `/api` routes (false on a port meant for health and metrics only). */
@@ -40,6 +41,7 @@ function sendJson(reply: FastifyReply, status: number, body: unknown): FastifyRe
  * The HTTP server API (`POST /api/<method>`, Centrifugo v6 shapes; `POST /api`
  * with newline-delimited `{"method","params"}` commands as older cent clients
  * send), health, readiness and Prometheus metrics, as a Fastify plugin.
+ * With `swagger.enabled`, `GET /api/openapi.json` serves the API's OpenAPI document.
  */
 export function httpApiPlugin(sb: Switchboard, opts: HttpApiOptions = {}) {
   const apiCfg = sb.config.http_api;
@@ -60,6 +62,19 @@ export function httpApiPlugin(sb: Switchboard, opts: HttpApiOptions = {}) {
     }
     if (opts.api === false || apiCfg.disabled) return;
 
+    // Like Centrifugo's swagger: off by default, and without the API key (it
+    // describes the public wire shapes and holds no secret).
+    if (sb.config.swagger.enabled) {
+      app.get('/api/openapi.json', async (_req, reply) => {
+        // Loaded on first use: the generator (and @fastify/swagger) costs nothing until the document is asked for.
+        const { openApiJson } = await import('./openapi.js');
+        return reply
+          .code(200)
+          .header('content-type', 'application/json; charset=utf-8')
+          .send(await openApiJson());
+      });
+    }
+
     await app.register(async (api) => {
       // Bodies are read as text: /api carries newline-delimited commands, and
       // a body that is not JSON must get our JSON error, not Fastify's.
@@ -74,55 +89,47 @@ export function httpApiPlugin(sb: Switchboard, opts: HttpApiOptions = {}) {
         }
       });
 
-      api.post('/api/:method', async (req, reply) => {
-        const method = (req.params as { method: string }).method;
-        if (!isApiMethod(method)) {
+      declareApiRoutes(api, {
+        badBody(reply, message) {
+          sb.metrics.badInput.labels('api_bad_body').inc();
+          return sendJson(reply, 400, { error: { code: 107, message: `bad request: ${message}` } });
+        },
+
+        async unknownMethod(_req, reply) {
           sb.metrics.badInput.labels('api_unknown_method').inc();
           return sendJson(reply, 404, { error: { code: 104, message: 'method not found' } });
-        }
-        const parsed = parseBody(req.body);
-        if (!parsed.ok) {
-          sb.metrics.badInput.labels('api_bad_body').inc();
-          return sendJson(reply, 400, { error: { code: 107, message: `bad request: ${parsed.message}` } });
-        }
-        const r: ApiReply = await execute(sb, method, parsed.value ?? {});
-        // Centrifugo's BatchResponse is `{"replies": [...]}` at the top level, not inside `result`.
-        if (method === 'batch' && 'result' in r) return sendJson(reply, 200, r.result);
-        return sendJson(reply, 200, r);
-      });
+        },
 
-      api.post('/api', async (req, reply) => {
-        const text = typeof req.body === 'string' ? req.body : '';
-        const lines = text.split('\n').filter((l) => l.trim() !== '');
-        // Every line is parsed before any runs: a 400 means nothing was done.
-        const cmds: Array<{ method?: unknown; params?: unknown }> = [];
-        for (const line of lines) {
-          const parsed = parseBody(line);
-          if (!parsed.ok || !parsed.value || typeof parsed.value !== 'object' || Array.isArray(parsed.value)) {
-            sb.metrics.badInput.labels('api_bad_body').inc();
-            return sendJson(reply, 400, { error: { code: 107, message: 'bad request: each line must be {"method": ..., "params": ...}' } });
+        async command(method, req, reply) {
+          const r: ApiReply = await executeChecked(sb, method, req.body, req.validationError?.validation);
+          // Centrifugo's BatchResponse is `{"replies": [...]}` at the top level, not inside `result`.
+          if (method === 'batch' && 'result' in r) return sendJson(reply, 200, r.result);
+          return sendJson(reply, 200, r);
+        },
+
+        async pipeline(req, reply) {
+          const text = typeof req.body === 'string' ? req.body : '';
+          const lines = text.split('\n').filter((l) => l.trim() !== '');
+          // Every line is parsed before any runs: a 400 means nothing was done.
+          const cmds: Array<{ method?: unknown; params?: unknown }> = [];
+          for (const line of lines) {
+            const parsed = parseBody(line);
+            if (!parsed.ok || !parsed.value || typeof parsed.value !== 'object' || Array.isArray(parsed.value)) {
+              sb.metrics.badInput.labels('api_bad_body').inc();
+              return sendJson(reply, 400, {
+                error: { code: 107, message: 'bad request: each line must be {"method": ..., "params": ...}' },
+              });
+            }
+            cmds.push(parsed.value as { method?: unknown; params?: unknown });
           }
-          cmds.push(parsed.value as { method?: unknown; params?: unknown });
-        }
-        const out: string[] = [];
-        for (const cmd of cmds) {
-          const r = await execute(sb, typeof cmd.method === 'string' ? cmd.method : '', cmd.params ?? {});
-          out.push(stringify(r));
-        }
-        return reply.code(200).header('content-type', 'application/json; charset=utf-8').send(out.join('\n'));
+          const out: string[] = [];
+          for (const cmd of cmds) {
+            const r = await execute(sb, typeof cmd.method === 'string' ? cmd.method : '', cmd.params ?? {});
+            out.push(stringify(r));
+          }
+          return reply.code(200).header('content-type', 'application/json; charset=utf-8').send(out.join('\n'));
+        },
       });
     });
   };
-}
-
-function parseBody(body: unknown): { ok: true; value: unknown } | { ok: false; message: string } {
-  if (body === undefined || body === null || body === '') return { ok: true, value: {} };
-  if (typeof body !== 'string') return { ok: true, value: body };
-  try {
-    const v: unknown = JSON.parse(body);
-    if (v !== null && (typeof v !== 'object' || Array.isArray(v))) return { ok: false, message: 'body must be a JSON object' };
-    return { ok: true, value: v };
-  } catch (e) {
-    return { ok: false, message: `invalid JSON (${(e as Error).message})` };
-  }
 }

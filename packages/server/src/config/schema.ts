@@ -222,6 +222,8 @@ export const ConfigSchema = Obj({
   // Accepted so that Centrifugo config files start unchanged; always on here.
   prometheus: Type.Object({ enabled: Bool(true) }, { default: {} }),
   health: Type.Object({ enabled: Bool(true) }, { default: {} }),
+  /** Serve the HTTP API's OpenAPI document at GET /api/openapi.json (no API key), as Centrifugo serves its swagger. */
+  swagger: Obj({ enabled: Bool(false) }),
   /** Switchboard: node:cluster workers for `serve` (0 = one process). */
   workers: Int(0),
 });

@@ -1,3 +1,4 @@
+import type { Logger } from '../observability/logger.js';
 import type { ClientInfo, Publication, RawJSON, StreamPosition } from '../protocol/types.js';
 
 export interface PublishOptions {
@@ -48,13 +49,6 @@ export interface PresenceStats {
   readonly numUsers: number;
 }
 
-export interface PresenceStore {
-  add(channel: string, info: ClientInfo): Promise<void>;
-  remove(channel: string, clientId: string, user: string): Promise<void>;
-  get(channel: string): Promise<Map<string, ClientInfo>>;
-  stats(channel: string): Promise<PresenceStats>;
-}
-
 /** Node-to-node control messages (API actions that must reach a user's connections on any node). */
 export type ControlMessage =
   | { type: 'disconnect'; user: string; client?: string; session?: string; code: number; reason: string; whitelist?: string[] }
@@ -95,29 +89,96 @@ export interface EngineHandlers {
 }
 
 /**
- * Where data lives: broker (fan-out between nodes), history, presence and
- * the node registry. Session and hub code talk only to this interface.
+ * Fan-out between nodes: publications (with their history append, in one
+ * step), join/leave, control messages, and which channels this node wants.
  */
-export interface Engine {
-  readonly name: string;
+export interface Broker {
+  /** Starts delivering to `handlers` (the engine calls it from its own start). */
   start(handlers: EngineHandlers): Promise<void>;
   publish(channel: string, data: RawJSON, opts: PublishOptions): Promise<PublishResult>;
   publishJoin(channel: string, info: ClientInfo): Promise<void>;
   publishLeave(channel: string, info: ClientInfo): Promise<void>;
   publishControl(msg: ControlMessage): Promise<void>;
-  history(channel: string, opts: HistoryOptions): Promise<HistoryResult>;
-  removeHistory(channel: string): Promise<void>;
   /** This node wants the channel's publications. */
   subscribe(channel: string): Promise<void>;
   unsubscribe(channel: string): Promise<void>;
-  readonly presence: PresenceStore;
-  /** Channels with at least one subscriber on any node; undefined = the engine cannot tell (the node answers with its own). */
-  channels?(): Promise<string[]>;
-  /** Announce this node and list all live nodes. */
-  updateNode?(info: NodeInfo): Promise<void>;
-  nodes?(): Promise<NodeInfo[]>;
-  /** A token bucket shared by all nodes (per-user limits across the cluster); undefined = node-local limits only. */
-  takeToken?(key: string, ratePerSecond: number, burst: number): Promise<boolean>;
+}
+
+/** Channel streams: reads (including a subscriber's recovery) and removal. Appends go through the broker's publish. */
+export interface HistoryStore {
+  read(channel: string, opts: HistoryOptions): Promise<HistoryResult>;
+  /** Drops the publications; the stream position (offset, epoch) stays. */
+  remove(channel: string): Promise<void>;
+}
+
+export interface PresenceManager {
+  add(channel: string, info: ClientInfo): Promise<void>;
+  remove(channel: string, clientId: string, user: string): Promise<void>;
+  get(channel: string): Promise<Map<string, ClientInfo>>;
+  stats(channel: string): Promise<PresenceStats>;
+}
+
+/** @deprecated the old name of PresenceManager. */
+export type PresenceStore = PresenceManager;
+
+/** The cluster's nodes and channels (engines that span several nodes). */
+export interface NodeRegistry {
+  /** Announces this node (again before node_info_ttl runs out). */
+  announce(info: NodeInfo): Promise<void>;
+  /** Every live node, this one included once it announced itself. */
+  list(): Promise<NodeInfo[]>;
+  /** Channels with at least one subscriber on any node. */
+  channels(): Promise<string[]>;
+}
+
+/** A token bucket shared by all nodes (per-user limits across the cluster). */
+export interface SharedLimiter {
+  /** True when a token was taken from the bucket `key`. */
+  take(key: string, ratePerSecond: number, burst: number): Promise<boolean>;
+}
+
+/** What a revocation check looks at: the token's subject, id and issue time. */
+export interface TokenIdentity {
+  readonly user: string;
+  readonly jti?: string;
+  /** Issued at (unix ms); a token without it counts as issued before any invalidation. */
+  readonly issuedAt?: number;
+}
+
+/**
+ * Revoked tokens, shared by every node and kept until they expire (a
+ * revocation outlives the token it revokes, then it is dropped).
+ */
+export interface RevocationStore {
+  /** Revokes the token with this id until `expireAt` (unix ms). */
+  revokeToken(jti: string, expireAt: number): Promise<void>;
+  /** Invalidates the user's tokens issued before `issuedBefore` (unix ms) until `expireAt` (unix ms). */
+  invalidateUser(user: string, issuedBefore: number, expireAt: number): Promise<void>;
+  /** True when the token was revoked or its user's tokens of its age invalidated. */
+  isRevoked(token: TokenIdentity): Promise<boolean>;
+}
+
+/** What an engine is given when it starts: where to deliver, and the embedder's logger. */
+export interface EngineStartOptions {
+  readonly log?: Logger;
+}
+
+/**
+ * Where data lives, as the roles session, hub and node use. An engine is
+ * a composition of them with one lifecycle (start, health, close).
+ */
+export interface Engine {
+  readonly name: string;
+  readonly broker: Broker;
+  readonly history: HistoryStore;
+  readonly presence: PresenceManager;
+  /** Absent: the engine knows only this node (the node answers with its own info and channels). */
+  readonly nodes?: NodeRegistry;
+  /** Absent: per-user limits are node-local. */
+  readonly limiter?: SharedLimiter;
+  readonly revocations: RevocationStore;
+  /** Connects, starts delivering to `handlers`, and logs through `opts.log` from then on. */
+  start(handlers: EngineHandlers, opts?: EngineStartOptions): Promise<void>;
   /** False while the engine cannot serve (e.g. Redis down). */
   healthy(): boolean;
   close(): Promise<void>;

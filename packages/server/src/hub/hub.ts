@@ -1,26 +1,28 @@
-import { joinPush, leavePush, publicationPush } from '../protocol/json.js';
+import type { Codec } from '../protocol/codec.js';
 import type { ClientInfo, Publication } from '../protocol/types.js';
-import type { Writer } from '../transport/writer.js';
+import type { OutboundQueue } from '../transport/connection.js';
 
-// The push bytes of a publication, made once: fan-out and every recovering
-// subscriber's merge of buffered publications share them.
-const pushBytes = new WeakMap<Publication, Buffer>();
+// The push bytes of a publication, made once per encoding (indexed by the
+// codec's slot): fan-out and every recovering subscriber's merge of
+// buffered publications share them.
+const pushBytes = new WeakMap<Publication, Buffer[]>();
 
 /** The encoded publication push for a channel (each publication belongs to one channel). */
-export function publicationBytes(channel: string, pub: Publication): Buffer {
-  let b = pushBytes.get(pub);
-  if (b === undefined) {
-    b = Buffer.from(publicationPush(channel, pub));
-    pushBytes.set(pub, b);
+export function publicationBytes(codec: Codec, channel: string, pub: Publication): Buffer {
+  let cache = pushBytes.get(pub);
+  if (cache === undefined) {
+    cache = [];
+    pushBytes.set(pub, cache);
   }
-  return b;
+  return (cache[codec.slot] ??= codec.publicationPush(channel, pub));
 }
 
 /** What the hub needs of a connection. */
 export interface HubClient {
   readonly id: string;
   readonly user: string;
-  readonly writer: Writer;
+  readonly writer: OutboundQueue;
+  readonly codec: Codec;
   /** A positioned subscriber saw a gap in offsets: it must resubscribe and recover. */
   insufficientState(channel: string): void;
 }
@@ -132,38 +134,47 @@ export class Hub {
     return this.subscriptionCount;
   }
 
-  /** Fan-out: the publication is encoded once and the same bytes go to every subscriber. */
+  /**
+   * Fan-out: the publication is encoded once per encoding and the same
+   * bytes go to every subscriber of that encoding.
+   */
   publish(channel: string, pub: Publication): void {
     const set = this.channels.get(channel);
     if (!set) return;
-    const bytes = publicationBytes(channel, pub);
+    let codec: Codec | undefined;
+    let bytes: Buffer | undefined;
     let n = 0;
     for (const s of set) {
       if (s.buffer !== null) {
         s.buffer.push(pub);
-      } else if (s.deliver(pub, bytes)) {
-        n++;
+        continue;
       }
+      const c = s.client.codec;
+      if (c !== codec) {
+        codec = c;
+        bytes = publicationBytes(c, channel, pub);
+      }
+      if (s.deliver(pub, bytes!)) n++;
     }
     this.deliveries += n;
   }
 
   join(channel: string, info: ClientInfo): void {
-    this.pushToJoinLeave(channel, joinPush(channel, info));
+    this.pushToJoinLeave(channel, info, false);
   }
 
   leave(channel: string, info: ClientInfo): void {
-    this.pushToJoinLeave(channel, leavePush(channel, info));
+    this.pushToJoinLeave(channel, info, true);
   }
 
-  private pushToJoinLeave(channel: string, msg: string): void {
+  private pushToJoinLeave(channel: string, info: ClientInfo, leave: boolean): void {
     const set = this.channels.get(channel);
     if (!set) return;
-    let bytes: Buffer | undefined;
+    const bySlot: Buffer[] = [];
     for (const s of set) {
       if (!s.joinLeave || s.buffer !== null) continue;
-      bytes ??= Buffer.from(msg);
-      s.client.writer.enqueue(bytes);
+      const c = s.client.codec;
+      s.client.writer.enqueue((bySlot[c.slot] ??= leave ? c.leavePush(channel, info) : c.joinPush(channel, info)));
     }
   }
 }

@@ -72,7 +72,11 @@ export class ReplyError extends Error {
 
 /** An error raised inside the server that ends the connection with a disconnect code. */
 export class DisconnectError extends Error {
-  constructor(readonly disconnect: Disconnect) {
+  /** `kind`: what was wrong with the input, for bad-input metrics (e.g. `malformed_frame`). */
+  constructor(
+    readonly disconnect: Disconnect,
+    readonly kind?: string,
+  ) {
     super(disconnect.reason);
     this.name = 'DisconnectError';
   }

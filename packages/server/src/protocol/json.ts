@@ -1,3 +1,6 @@
+import type { Codec } from './codec.js';
+import { Disconnects, DisconnectError } from './codes.js';
+import { decodeFrame, type Command } from './commands.js';
 import type { ClientInfo, Publication, RawJSON } from './types.js';
 
 /** Marks a string that is already JSON text and is copied into the output verbatim. */
@@ -107,3 +110,28 @@ export const PING = '{}';
 export function publicationsRaw(pubs: readonly Publication[]): Raw[] {
   return pubs.map((p) => new Raw(encodePublication(p)));
 }
+
+/** The JSON encoding: newline-delimited JSON commands and replies in text frames. */
+export const jsonCodec: Codec = {
+  encoding: 'json',
+  slot: 0,
+  decode(frame: Buffer, isBinary: boolean): Command[] {
+    // JSON clients send text frames only.
+    if (isBinary) throw new DisconnectError(Disconnects.badRequest, 'binary_frame');
+    return decodeFrame(frame.toString('utf8'));
+  },
+  reply: (id, method, result) => Buffer.from(replyOk(id, method, result)),
+  error: (id, err) => Buffer.from(replyError(id, err)),
+  ping: () => PING_BYTES,
+  publicationPush: (channel, pub) => Buffer.from(publicationPush(channel, pub)),
+  joinPush: (channel, info) => Buffer.from(joinPush(channel, info)),
+  leavePush: (channel, info) => Buffer.from(leavePush(channel, info)),
+  subscribePush: (channel, result) => Buffer.from(subscribePush(channel, result)),
+  unsubscribePush: (channel, code, reason) => Buffer.from(unsubscribePush(channel, code, reason)),
+  refreshPush: (expires, ttl) => Buffer.from(refreshPush(expires, ttl)),
+  messagePush: (data) => Buffer.from(messagePush(data)),
+  data: (raw) => new Raw(raw),
+  publications: (pubs) => publicationsRaw(pubs),
+  clientInfo: (info) => new Raw(encodeClientInfo(info)),
+};
+const PING_BYTES = Buffer.from(PING);

@@ -2,7 +2,7 @@ import type { ChannelRules } from '../auth/channels.js';
 import type { PayloadValidators } from '../auth/schemas.js';
 import type { TokenVerifier } from '../auth/jwt.js';
 import type { Config } from '../config/load.js';
-import type { Engine } from '../engine/types.js';
+import type { Engine, TokenIdentity } from '../engine/types.js';
 import type { Hub, Subscriber } from '../hub/hub.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -26,9 +26,8 @@ export interface SessionContext {
   readonly validators: PayloadValidators;
   readonly nodeId: string;
   readonly version: string;
-  /** Unix ms before which tokens of this user are revoked (0 = none). */
-  revokedBefore(user: string): number;
-  isRevoked(jti: string): boolean;
+  /** True when the token was revoked (by id, or its user's tokens of its age); shared by every node. */
+  tokenRevoked(token: TokenIdentity): Promise<boolean>;
   /** Adds a subscriber to the hub; resolves once the engine delivers the channel to this node. */
   addSubscriber(sub: Subscriber): Promise<void>;
   removeSubscriber(sub: Subscriber): void;

@@ -1,4 +1,4 @@
-import type { Engine } from '../engine/types.js';
+import type { SharedLimiter } from '../engine/types.js';
 
 /**
  * A token bucket: `rate` tokens per second, holding at most `burst`.
@@ -96,12 +96,12 @@ export class NodeLimits {
    * between nodes (Redis), so a user's connections on all nodes draw from
    * one bucket; on this node alone otherwise, or while the engine fails.
    */
-  async userPublication(engine: Pick<Engine, 'takeToken'>, user: string, now = Date.now()): Promise<boolean> {
+  async userPublication(limiter: SharedLimiter | undefined, user: string, now = Date.now()): Promise<boolean> {
     const rate = this.userPublicationRate;
     if (rate <= 0) return true;
-    if (engine.takeToken) {
+    if (limiter) {
       try {
-        return await engine.takeToken('user_pub:' + user, rate, rate);
+        return await limiter.take('user_pub:' + user, rate, rate);
       } catch {
         // Engine unavailable: the local bucket still holds this node's share.
       }

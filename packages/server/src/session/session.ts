@@ -1,37 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import type { RawData, WebSocket } from 'ws';
 import { KeySourceError, TokenError } from '../auth/jwt.js';
 import type { ResolvedChannel } from '../auth/channels.js';
 import type { NamespaceConfig } from '../config/load.js';
 import { Subscriber, publicationBytes, type HubClient } from '../hub/hub.js';
+import { EngineUnavailableError } from '../engine/errors.js';
 import { Disconnects, DisconnectError, Errors, ReplyError, Unsubscribes, type Disconnect, type ProtocolError } from '../protocol/codes.js';
-import {
-  UNKNOWN,
-  decodeFrame,
-  optBool,
-  optData,
-  optInt,
-  optObject,
-  optString,
-  reqString,
-  type Command,
-  type Params,
-} from '../protocol/commands.js';
-import {
-  PING,
-  Raw,
-  encodeClientInfo,
-  publicationsRaw,
-  refreshPush,
-  replyError,
-  replyOk,
-  subscribePush,
-  unsubscribePush,
-} from '../protocol/json.js';
+import type { Codec } from '../protocol/codec.js';
+import { UNKNOWN, optBool, optData, optInt, optObject, optString, reqString, type Command, type Params } from '../protocol/commands.js';
 import type { ClientInfo, Publication, RawJSON, StreamPosition } from '../protocol/types.js';
 import type { Heartbeat } from '../transport/heartbeat.js';
-import { Writer } from '../transport/writer.js';
+import type { ClientConnection, ConnectionHandler, OutboundQueue } from '../transport/connection.js';
 import { connectClaims, subClaims } from './claims.js';
 import type { SessionContext } from './context.js';
 import type { ClientContext, Json } from './hooks.js';
@@ -71,28 +50,17 @@ interface Reply {
   readonly after?: () => void;
 }
 
-// Socket listeners shared by all sessions (found through the socket), not closures per connection.
-const SESSION = Symbol('switchboard.session');
-type SessionSocket = WebSocket & { [SESSION]: Session };
-function onWsMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
-  (this as SessionSocket)[SESSION].onFrame(data, isBinary);
-}
-function onWsClose(this: WebSocket): void {
-  (this as SessionSocket)[SESSION].onSocketClosed();
-}
-function onWsError(this: WebSocket, err: Error): void {
-  (this as SessionSocket)[SESSION].onSocketError(err);
-}
-
 /** Bound on frames waiting to be processed: a client that floods faster than we answer is cut off. */
 const MAX_PENDING_FRAMES = 256;
 
 /** One client connection: the protocol state machine from connect to close. */
-export class Session implements HubClient, Heartbeat {
+export class Session implements HubClient, Heartbeat, ConnectionHandler {
   readonly id = randomUUID();
   user = '';
   info: ClientInfo = { user: '', client: this.id };
-  readonly writer: Writer;
+  readonly writer: OutboundQueue;
+  readonly codec: Codec;
+  readonly ip: string;
   state: State = 'connecting';
   awaitingPong = false;
   hbSlot = -1;
@@ -121,25 +89,23 @@ export class Session implements HubClient, Heartbeat {
 
   constructor(
     private readonly ctx: SessionContext,
-    private readonly ws: WebSocket,
-    request: IncomingMessage,
-    readonly ip: string,
+    conn: ClientConnection,
   ) {
+    const request = conn.request;
     this.request = request;
+    this.ip = conn.ip;
+    this.codec = conn.codec;
+    this.writer = conn.writer;
     // Headers cost ~1 KB per connection: kept only when a hook may read them after connect.
     const h = ctx.hooks;
     if (h.onSubscribe || h.onPublish || h.onRpc || h.onMessage || h.onRefresh || h.onSubRefresh || h.onDisconnect)
       this.headers = request.headers;
-    this.writer = new Writer(ws, ctx.config.client.queue_max_size, this);
     const rl = ctx.config.client.rate_limit;
     if (rl.commands_per_second > 0)
       this.commandBucket = new TokenBucket(rl.commands_per_second, Math.max(rl.commands_burst, rl.commands_per_second));
     if (rl.publications_per_second > 0)
       this.publishBucket = new TokenBucket(rl.publications_per_second, Math.max(rl.publications_burst, rl.publications_per_second));
-    (ws as SessionSocket)[SESSION] = this;
-    ws.on('message', onWsMessage);
-    ws.on('close', onWsClose);
-    ws.on('error', onWsError);
+    conn.bind(this);
     const stale = ctx.config.client.stale_close_delay;
     if (stale > 0) {
       this.staleTimer = setTimeout(() => {
@@ -159,20 +125,16 @@ export class Session implements HubClient, Heartbeat {
 
   // ---- transport events ----
 
-  onFrame(data: RawData, isBinary: boolean): void {
+  onFrame(buf: Buffer, isBinary: boolean): void {
     if (this.state === 'closed') return;
     this.awaitingPong = false;
-    const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
     this.ctx.metrics.bytesIn.inc(buf.length);
-    if (isBinary) {
-      this.badInput('binary_frame', Disconnects.badRequest);
-      return;
-    }
     let commands: Command[];
     try {
-      commands = decodeFrame(buf.toString('utf8'));
+      commands = this.codec.decode(buf, isBinary);
     } catch (e) {
-      this.badInput('malformed_frame', e instanceof DisconnectError ? e.disconnect : Disconnects.badRequest);
+      if (e instanceof DisconnectError) this.badInput(e.kind ?? 'malformed_frame', e.disconnect);
+      else this.badInput('malformed_frame', Disconnects.badRequest);
       return;
     }
     if (commands.length === 0) return;
@@ -184,7 +146,7 @@ export class Session implements HubClient, Heartbeat {
     this.inbox = this.inbox ? this.inbox.then(() => this.process(commands)) : this.process(commands);
   }
 
-  onSocketError(err: Error & { code?: unknown }): void {
+  onError(err: Error & { code?: unknown }): void {
     // ws refused a frame itself (above max_message_size → 1009, invalid UTF-8 → 1007, …)
     // and closes the socket: still bad input, so count it and log it once.
     if (typeof err.code === 'string' && err.code.startsWith('WS_ERR_')) {
@@ -238,7 +200,7 @@ export class Session implements HubClient, Heartbeat {
         } else {
           this.refusedInRow = 0;
         }
-        if (id > 0) this.writer.enqueueString(replyError(id, error));
+        if (id > 0) this.writer.enqueue(this.codec.error(id, error));
         this.countErrorReply();
       }
       return; // an empty command is the client's pong
@@ -254,13 +216,13 @@ export class Session implements HubClient, Heartbeat {
       const reply = await this.dispatch(method, params);
       this.refusedInRow = 0;
       if (this.state === 'closed') return;
-      if (method !== 'send') this.writer.enqueueString(replyOk(id, method, reply.result));
+      if (method !== 'send') this.writer.enqueue(this.codec.reply(id, method, reply.result));
       reply.after?.();
     } catch (e) {
       if (e instanceof ReplyError) {
         result = String(e.error.code);
         if (e.error.code !== Errors.tooManyRequests.code) this.refusedInRow = 0;
-        if (id > 0 && this.state !== 'closed') this.writer.enqueueString(replyError(id, e.error));
+        if (id > 0 && this.state !== 'closed') this.writer.enqueue(this.codec.error(id, e.error));
         // Rate-limit refusals are governed by rate_limit.disconnect_after, not counted as protocol errors.
         if (e.error.code !== Errors.tooManyRequests.code) this.countErrorReply();
         if (method === 'connect' && !(e.error.code === 109 || e.error.temporary)) {
@@ -270,10 +232,16 @@ export class Session implements HubClient, Heartbeat {
       } else if (e instanceof DisconnectError) {
         result = String(e.disconnect.code);
         this.disconnect(e.disconnect);
+      } else if (e instanceof EngineUnavailableError) {
+        // Temporary (code 100): the client retries. Logged once per kind per interval, not per command.
+        result = '100';
+        if (this.ctx.limits.logOnce.shouldLog('engine:' + e.kind))
+          this.ctx.log.warn({ kind: e.kind, err: e.message, method }, 'engine unavailable');
+        if (id > 0 && this.state !== 'closed') this.writer.enqueue(this.codec.error(id, Errors.internal));
       } else {
         result = '100';
         this.ctx.log.error({ client: this.id, method, err: e instanceof Error ? e.message : String(e) }, 'command failed');
-        if (id > 0 && this.state !== 'closed') this.writer.enqueueString(replyError(id, Errors.internal));
+        if (id > 0 && this.state !== 'closed') this.writer.enqueue(this.codec.error(id, Errors.internal));
       }
     } finally {
       this.ctx.metrics.command(method, result);
@@ -362,7 +330,7 @@ export class Session implements HubClient, Heartbeat {
     }
     if (user === undefined && token) {
       const claims = connectClaims(await this.verify(ctx.tokens, token, 'connect'), cfg.token.clock_skew);
-      this.checkNotRevoked(claims);
+      await this.checkNotRevoked(claims);
       user = claims.user;
       connInfo = claims.info;
       channels = [...claims.channels];
@@ -443,7 +411,7 @@ export class Session implements HubClient, Heartbeat {
     const result: Record<string, unknown> = {
       client: this.id,
       version: ctx.version,
-      data: replyData !== undefined ? new Raw(replyData) : undefined,
+      data: replyData !== undefined ? this.codec.data(replyData) : undefined,
       subs: activations.length > 0 ? subsResult : undefined,
       ping: pingSeconds > 0 ? pingSeconds : undefined,
       pong: pingSeconds > 0 ? true : undefined,
@@ -457,7 +425,7 @@ export class Session implements HubClient, Heartbeat {
     const token = reqString(p, 'token');
     const claims = connectClaims(await this.verify(this.ctx.tokens, token, 'refresh'), this.ctx.config.client.token.clock_skew);
     if (claims.user !== this.user) throw new DisconnectError(Disconnects.invalidToken);
-    this.checkNotRevoked(claims);
+    await this.checkNotRevoked(claims);
     // The connection now stands on the new token: later revocations are checked against it.
     this.jti = claims.jti;
     this.iat = claims.iat;
@@ -471,9 +439,9 @@ export class Session implements HubClient, Heartbeat {
    * without `iat` cannot show it was issued after that time, so it counts as
    * older (the same rule the live check in node.ts applies).
    */
-  private checkNotRevoked(claims: { user: string; jti?: string; iat?: number }): void {
+  private async checkNotRevoked(claims: { user: string; jti?: string; iat?: number }): Promise<void> {
     const { ctx } = this;
-    if ((claims.jti && ctx.isRevoked(claims.jti)) || (claims.iat ?? 0) * 1000 < ctx.revokedBefore(claims.user)) {
+    if (await ctx.tokenRevoked({ user: claims.user, jti: claims.jti, issuedAt: (claims.iat ?? 0) * 1000 })) {
       ctx.metrics.badInput.labels('revoked_token').inc();
       throw new DisconnectError(Disconnects.invalidToken);
     }
@@ -654,7 +622,7 @@ export class Session implements HubClient, Heartbeat {
         let position: StreamPosition;
         if (req.recover && req.since && recoverable) {
           const limit = ctx.config.client.recovery_max_publication_limit;
-          const h = await ctx.engine.history(channel, {
+          const h = await ctx.engine.history.read(channel, {
             ...histOpts,
             since: req.since,
             limit: limit + 1,
@@ -666,7 +634,7 @@ export class Session implements HubClient, Heartbeat {
           if (recovered) pubs = h.publications;
           ctx.metrics.recoveries.labels(String(recovered)).inc();
         } else {
-          position = (await ctx.engine.history(channel, { ...histOpts, limit: 0 })).position;
+          position = (await ctx.engine.history.read(channel, { ...histOpts, limit: 0 })).position;
         }
         sub.offset = pubs.length > 0 ? pubs[pubs.length - 1]!.offset : position.offset;
         result.recoverable = recoverable || undefined;
@@ -676,7 +644,7 @@ export class Session implements HubClient, Heartbeat {
         if (req.recover) {
           result.was_recovering = true;
           result.recovered = recovered;
-          if (pubs.length > 0) result.publications = publicationsRaw(pubs);
+          if (pubs.length > 0) result.publications = this.codec.publications(pubs);
         }
       }
       // Unsubscribed or closed while we awaited: add nothing that nobody would remove.
@@ -688,11 +656,11 @@ export class Session implements HubClient, Heartbeat {
           throw new ReplyError(Errors.internal);
         }
       }
-      if (joinLeaveOn) await ctx.engine.publishJoin(channel, info);
+      if (joinLeaveOn) await ctx.engine.broker.publishJoin(channel, info);
     } catch (e) {
       if (this.subs.get(channel) === state) this.subs.delete(channel);
       ctx.removeSubscriber(sub);
-      if (e instanceof ReplyError || e instanceof DisconnectError) throw e;
+      if (e instanceof ReplyError || e instanceof DisconnectError || e instanceof EngineUnavailableError) throw e;
       ctx.log.error({ client: this.id, channel, err: e instanceof Error ? e.message : String(e) }, 'subscribe failed');
       throw new ReplyError(Errors.internal);
     }
@@ -703,14 +671,14 @@ export class Session implements HubClient, Heartbeat {
         result.ttl = Math.max(1, Math.floor((req.expireAt - Date.now()) / 1000));
       }
     }
-    if (req.data !== undefined) result.data = new Raw(req.data);
+    if (req.data !== undefined) result.data = this.codec.data(req.data);
     const activate = (): void => {
       const buffered = sub.buffer;
       if (buffered === null) return;
       sub.buffer = null;
       for (const pub of buffered) {
         if (pub.offset <= sub.offset) continue; // already in the recovered set or before the reported position
-        if (!sub.deliver(pub, publicationBytes(channel, pub))) break;
+        if (!sub.deliver(pub, publicationBytes(this.codec, channel, pub))) break;
       }
     };
     return { result, activate };
@@ -732,14 +700,14 @@ export class Session implements HubClient, Heartbeat {
     const { engine, log } = this.ctx;
     const fail = (err: unknown): void => log.warn({ client: this.id, channel, err: String(err) }, 'unsubscribe cleanup failed');
     if (state.presence) engine.presence.remove(channel, this.id, this.user).catch(fail);
-    if (state.joinLeave) engine.publishLeave(channel, state.info).catch(fail);
+    if (state.joinLeave) engine.broker.publishLeave(channel, state.info).catch(fail);
     return true;
   }
 
   insufficientState(channel: string): void {
     if (!this.removeSubscription(channel)) return;
     this.ctx.metrics.badInput.labels('insufficient_state').inc();
-    this.writer.enqueueString(unsubscribePush(channel, Unsubscribes.insufficientState.code, Unsubscribes.insufficientState.reason));
+    this.writer.enqueue(this.codec.unsubscribePush(channel, Unsubscribes.insufficientState.code, Unsubscribes.insufficientState.reason));
   }
 
   /** Server API: subscribe this connection and tell it with a subscribe push. */
@@ -748,14 +716,14 @@ export class Session implements HubClient, Heartbeat {
     const resolved = this.ctx.channels.resolve(channel);
     const { result, activate } = await this.subscribeChannel(channel, resolved, { ...req, serverSide: true });
     if (this.state !== 'connected') return;
-    this.writer.enqueueString(subscribePush(channel, result));
+    this.writer.enqueue(this.codec.subscribePush(channel, result));
     activate();
   }
 
   /** Server API: unsubscribe and tell the client (2000, it does not resubscribe). */
   serverUnsubscribe(channel: string): void {
     if (this.removeSubscription(channel)) {
-      this.writer.enqueueString(unsubscribePush(channel, Unsubscribes.server.code, Unsubscribes.server.reason));
+      this.writer.enqueue(this.codec.unsubscribePush(channel, Unsubscribes.server.code, Unsubscribes.server.reason));
     }
   }
 
@@ -769,7 +737,7 @@ export class Session implements HubClient, Heartbeat {
     if (expireAt !== undefined) {
       this.setExpiry(expireAt);
       const f = this.expiryFields();
-      this.writer.enqueueString(refreshPush(!!f.expires, f.ttl ?? 0));
+      this.writer.enqueue(this.codec.refreshPush(!!f.expires, f.ttl ?? 0));
     }
   }
 
@@ -780,7 +748,7 @@ export class Session implements HubClient, Heartbeat {
     const expire = (): void => {
       if (this.subs.get(channel) !== state) return;
       this.removeSubscription(channel);
-      this.writer.enqueueString(unsubscribePush(channel, Unsubscribes.expired.code, Unsubscribes.expired.reason));
+      this.writer.enqueue(this.codec.unsubscribePush(channel, Unsubscribes.expired.code, Unsubscribes.expired.reason));
     };
     state.timer = setTimeout(
       () => {
@@ -822,7 +790,8 @@ export class Session implements HubClient, Heartbeat {
     const ns = ctx.channels.resolve(channel).options;
     const now = Date.now();
     if (this.publishBucket && !this.publishBucket.take(now)) this.refuse('publications_per_second');
-    if (this.user !== '' && !(await ctx.limits.userPublication(ctx.engine, this.user, now))) this.refuse('user_publications_per_second');
+    if (this.user !== '' && !(await ctx.limits.userPublication(ctx.engine.limiter, this.user, now)))
+      this.refuse('user_publications_per_second');
     if (!ctx.limits.namespacePublication(ns, now)) this.refuse('namespace_publications_per_second');
     const subscribed = this.subs.get(channel);
     const nsAllows =
@@ -839,7 +808,7 @@ export class Session implements HubClient, Heartbeat {
     } else if (!nsAllows) {
       throw new ReplyError(Errors.permissionDenied);
     }
-    await ctx.engine.publish(channel, data, {
+    await ctx.engine.broker.publish(channel, data, {
       historySize: skipHistory ? 0 : ns.history_size,
       historyTtlMs: skipHistory ? 0 : ns.history_ttl,
       historyMetaTtlMs: ns.history_meta_ttl,
@@ -864,7 +833,7 @@ export class Session implements HubClient, Heartbeat {
     if (limit < 0 || limit > max) limit = max;
     const sinceObj = optObject(p, 'since');
     const since = sinceObj ? positionOf(sinceObj) : undefined;
-    const h = await ctx.engine.history(channel, {
+    const h = await ctx.engine.history.read(channel, {
       limit,
       since,
       reverse: optBool(p, 'reverse'),
@@ -873,7 +842,7 @@ export class Session implements HubClient, Heartbeat {
     });
     if (since && since.epoch !== h.position.epoch) throw new ReplyError(Errors.unrecoverablePosition);
     return {
-      result: { publications: publicationsRaw(h.publications), epoch: h.position.epoch, offset: h.position.offset },
+      result: { publications: this.codec.publications(h.publications), epoch: h.position.epoch, offset: h.position.offset },
     };
   }
 
@@ -882,8 +851,8 @@ export class Session implements HubClient, Heartbeat {
     const ns = this.presenceNamespace(channel);
     this.checkAccess(channel, ns.allow_presence_for_subscriber, ns.allow_presence_for_client, ns.allow_presence_for_anonymous);
     const entries = await this.ctx.engine.presence.get(channel);
-    const presence: Record<string, Raw> = {};
-    for (const [client, info] of entries) presence[client] = new Raw(encodeClientInfo(info));
+    const presence: Record<string, unknown> = {};
+    for (const [client, info] of entries) presence[client] = this.codec.clientInfo(info);
     return { result: { presence } };
   }
 
@@ -913,7 +882,7 @@ export class Session implements HubClient, Heartbeat {
     if (!hook) throw new ReplyError(Errors.notAvailable);
     this.ctx.validators.checkRpc(method, p.data);
     const data = await hook({ ...this.hookContext(), method, data: p.data as Json | undefined });
-    return { result: { data: data === undefined ? undefined : new Raw(JSON.stringify(data)) } };
+    return { result: { data: data === undefined ? undefined : this.codec.data(JSON.stringify(data)) } };
   }
 
   private async onSend(p: Params): Promise<Reply> {
@@ -934,7 +903,7 @@ export class Session implements HubClient, Heartbeat {
   // ---- heartbeats, slow consumers, close ----
 
   sendPing(): void {
-    this.writer.enqueueString(PING);
+    this.writer.enqueue(this.codec.ping());
   }
 
   onNoPong(): void {
@@ -958,11 +927,10 @@ export class Session implements HubClient, Heartbeat {
     this.cleanup();
   }
 
-  onSocketClosed(): void {
+  onClosed(): void {
     if (this.state === 'closed') return;
     this.closeCode = Disconnects.connectionClosed.code;
     this.ctx.metrics.disconnects.labels('client').inc();
-    this.writer.closed = true;
     this.cleanup();
   }
 

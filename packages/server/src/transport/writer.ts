@@ -1,4 +1,5 @@
 import type { WebSocket } from 'ws';
+import type { OutboundQueue } from './connection.js';
 
 /** Stop handing frames to the socket while it has this much unsent. */
 const HIGH_WATER = 256 * 1024;
@@ -120,7 +121,9 @@ export interface WriterOwner {
  * respecting the socket's buffered amount. When queue plus socket buffer
  * pass `maxQueue`, `onOverflow` runs (the session closes with 3008).
  */
-export class Writer {
+export class Writer implements OutboundQueue {
+  /** Told when the queue passes its limit: the connection's session, once bound. */
+  owner: WriterOwner | undefined;
   private queue: Buffer[] = [];
   private queuedBytes = 0;
   private scheduled = false;
@@ -132,7 +135,6 @@ export class Writer {
   constructor(
     private readonly ws: WebSocket,
     private readonly maxQueue: number,
-    private readonly owner: WriterOwner,
   ) {
     const internal = ws as unknown as { _socket?: RawSocket; _extensions?: Record<string, unknown> };
     if (internal._socket && (!internal._extensions || Object.keys(internal._extensions).length === 0)) this.socket = internal._socket;
@@ -147,7 +149,7 @@ export class Writer {
     this.queue.push(msg);
     this.queuedBytes += msg.length + 1;
     if (this.queuedBytes > this.maxQueue) {
-      this.owner.onWriterOverflow();
+      this.overflow();
       return;
     }
     if (!this.scheduled && !this.waitingDrain) {
@@ -167,7 +169,7 @@ export class Writer {
     const buffered = this.socket ? this.socket.writableLength : this.ws.bufferedAmount;
     if (!force && buffered > HIGH_WATER) {
       if (buffered + this.queuedBytes > this.maxQueue) {
-        this.owner.onWriterOverflow();
+        this.overflow();
         return;
       }
       this.waitDrain();
@@ -233,6 +235,13 @@ export class Writer {
         scheduleFlush(this);
       }
     });
+  }
+
+  private overflow(): void {
+    if (this.owner) return this.owner.onWriterOverflow();
+    // No session yet: nobody to tell, so close as slow (3008) ourselves.
+    this.discard();
+    this.close(3008, 'slow');
   }
 
   /** Drops everything queued (a slow consumer's backlog is not worth sending). */

@@ -91,11 +91,14 @@ export class OwnRedis {
   }
 }
 
+/** The connection-token HMAC secret of `nodeConfig` (for tests that mint tokens for in-process nodes). */
+export const SECRET = 'redis-test-secret-0123456789abcdef';
+
 /** Config of a test node: redis engine, history and recovery on, presence and join/leave on. */
 export function nodeConfig(redisUrl: string | string[], prefix: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const base: Record<string, unknown> = {
     log: { level: 'warn' },
-    client: { token: { hmac_secret_key: 'redis-test-secret-0123456789abcdef' }, ping_interval: '25s' },
+    client: { token: { hmac_secret_key: SECRET }, ping_interval: '25s' },
     http_api: { key: 'redis-test-api-key' },
     engine: {
       type: 'redis',

@@ -1,91 +1,86 @@
 import { randomBytes } from 'node:crypto';
-import type { Publication, StreamPosition } from '../../protocol/types.js';
+import type { Publication } from '../../protocol/types.js';
+import type { HistoryOptions, HistoryResult, HistoryStore } from '../types.js';
+import { DEFAULT_HISTORY_META_TTL_MS } from '../defaults.js';
+import { MemoryStream } from './stream.js';
+
+export { DEFAULT_HISTORY_META_TTL_MS as DEFAULT_META_TTL_MS } from '../defaults.js';
+
+function newEpoch(): string {
+  return randomBytes(4).toString('hex');
+}
 
 /**
- * One channel's stream in memory: a bounded ring of publications with a
- * monotonic offset and an epoch that is new each time the stream is created
- * (so a restarted node, or a stream whose meta expired, is detectable).
+ * The streams of one process. Only a publication creates a stream: a read
+ * of a channel without one answers offset 0 under the store's current
+ * epoch and keeps nothing, so clients touching arbitrary channel names
+ * cost no memory. The first publication creates the stream under that same
+ * epoch, so a position read before it stays valid. When a stream's meta
+ * expires, the store's epoch changes, so a recreated stream (offsets
+ * starting over) never matches a position of the old one.
  */
-export class MemoryStream {
-  readonly epoch = randomBytes(4).toString('hex');
-  offset = 0;
-  private buf: (Publication | undefined)[] = [];
-  private head = 0; // index of the oldest element
-  private size = 0;
-  /** When the stream's meta expires (ms since epoch); Infinity = never. */
-  metaExpiresAt = Infinity;
+export class MemoryHistory implements HistoryStore {
+  private readonly streams = new Map<string, MemoryStream>();
+  private epoch = newEpoch();
 
-  append(pub: Publication, capacity: number): void {
-    if (this.buf.length !== capacity) this.resize(capacity);
-    if (capacity === 0) return;
-    const idx = (this.head + this.size) % capacity;
-    this.buf[idx] = pub;
-    if (this.size < capacity) this.size++;
-    else this.head = (this.head + 1) % capacity;
+  constructor(private readonly defaultMetaTtlMs = DEFAULT_HISTORY_META_TTL_MS) {}
+
+  /** Streams kept in memory now. */
+  get size(): number {
+    return this.streams.size;
   }
 
-  private at(i: number): Publication {
-    return this.buf[(this.head + i) % this.buf.length]!;
+  async read(channel: string, opts: HistoryOptions): Promise<HistoryResult> {
+    const now = Date.now();
+    const stream = this.live(channel, now);
+    if (!stream) return { publications: [], position: { offset: 0, epoch: this.epoch } };
+    stream.metaExpiresAt = now + this.metaTtl(opts.historyMetaTtlMs);
+    const position = stream.position();
+    if (opts.limit === 0) return { publications: [], position };
+    if (opts.since && opts.since.epoch !== stream.epoch) return { publications: [], position };
+    const pubs = stream.query(opts.since ? opts.since.offset : 0, now, opts.historyTtlMs, opts.limit, opts.reverse);
+    return { publications: pubs, position };
   }
 
-  /**
-   * Publications with offset > after (oldest first, or newest first with
-   * `reverse`), at most `limit`, leaving out those older than ttl. Offsets
-   * in the ring are consecutive, so the start is found by arithmetic, not a
-   * scan: a recovery costs what it returns, whatever the history size.
-   */
-  query(after: number, now: number, ttlMs: number, limit?: number, reverse = false): Publication[] {
-    if (this.size === 0) return [];
-    const first = this.at(0).offset;
-    let start = Math.min(this.size, Math.max(0, after + 1 - first));
-    if (start < this.size && this.at(start).offset !== Math.max(after + 1, first)) {
-      // Not consecutive (cannot happen with one writer); stay correct anyway.
-      return this.scan(after, now, ttlMs, limit, reverse);
+  async remove(channel: string): Promise<void> {
+    this.streams.get(channel)?.clear();
+  }
+
+  /** Appends a publication (the broker's publish), creating the stream; returns its position. */
+  append(channel: string, make: (offset: number) => Publication, historySize: number, metaTtlMs: number, now: number): Publication {
+    let stream = this.live(channel, now);
+    if (!stream) this.streams.set(channel, (stream = new MemoryStream(this.epoch)));
+    stream.metaExpiresAt = now + this.metaTtl(metaTtlMs);
+    const pub = make(++stream.offset);
+    stream.append(pub, historySize);
+    return pub;
+  }
+
+  epochOf(channel: string): string {
+    return this.streams.get(channel)?.epoch ?? this.epoch;
+  }
+
+  /** Drops streams whose meta expired. */
+  sweep(now = Date.now()): void {
+    for (const [ch, s] of this.streams) if (s.metaExpiresAt <= now) this.drop(ch);
+  }
+
+  private live(channel: string, now: number): MemoryStream | undefined {
+    const s = this.streams.get(channel);
+    if (s && s.metaExpiresAt <= now) {
+      this.drop(channel);
+      return undefined;
     }
-    // Entries are in time order: the expired ones are a prefix.
-    while (ttlMs > 0 && start < this.size) {
-      const t = this.at(start).time;
-      if (t !== undefined && now - t > ttlMs) start++;
-      else break;
-    }
-    const n = this.size - start;
-    const take = limit === undefined ? n : Math.min(n, limit);
-    const out = new Array<Publication>(take);
-    for (let i = 0; i < take; i++) out[i] = reverse ? this.at(this.size - 1 - i) : this.at(start + i);
-    return out;
+    return s;
   }
 
-  private scan(after: number, now: number, ttlMs: number, limit?: number, reverse = false): Publication[] {
-    let out: Publication[] = [];
-    for (let i = 0; i < this.size; i++) {
-      const p = this.at(i);
-      if (p.offset <= after) continue;
-      if (ttlMs > 0 && p.time !== undefined && now - p.time > ttlMs) continue;
-      out.push(p);
-    }
-    if (reverse) out.reverse();
-    if (limit !== undefined && out.length > limit) out = out.slice(0, limit);
-    return out;
+  private drop(channel: string): void {
+    this.streams.delete(channel);
+    // Offsets of this channel start over: positions of the old stream must not match the new one.
+    this.epoch = newEpoch();
   }
 
-  clear(): void {
-    this.buf = [];
-    this.head = 0;
-    this.size = 0;
-  }
-
-  position(): StreamPosition {
-    return { offset: this.offset, epoch: this.epoch };
-  }
-
-  private resize(capacity: number): void {
-    const items: Publication[] = [];
-    const cap = this.buf.length;
-    for (let i = 0; i < this.size; i++) items.push(this.buf[(this.head + i) % cap]!);
-    const kept = items.slice(Math.max(0, items.length - capacity));
-    this.buf = new Array<Publication | undefined>(capacity);
-    for (let i = 0; i < kept.length; i++) this.buf[i] = kept[i];
-    this.head = 0;
-    this.size = kept.length;
+  private metaTtl(ms: number): number {
+    return ms > 0 ? ms : this.defaultMetaTtlMs;
   }
 }

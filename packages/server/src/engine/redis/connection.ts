@@ -1,6 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Config } from '../../config/load.js';
-import { HISTORY, NODES, NODE_REMOVE, PRESENCE_ADD, PRESENCE_GET, PRESENCE_REMOVE, PUBLISH, TAKE_TOKEN } from './scripts.js';
+import { HISTORY, NODES, NODE_REMOVE, PRESENCE_ADD, PRESENCE_GET, PRESENCE_REMOVE, PUBLISH, REVOKE, TAKE_TOKEN } from './scripts.js';
 
 type RedisConfig = Config['engine']['redis'];
 export type Client = Redis | Cluster;
@@ -15,6 +15,7 @@ export interface Scripted {
   sbNodes(...args: string[]): Promise<string[]>;
   sbNodeRemove(...args: string[]): Promise<number>;
   sbTakeToken(...args: string[]): Promise<number>;
+  sbRevoke(...args: string[]): Promise<number>;
 }
 
 const SCRIPTS: Array<[keyof Scripted, number, string]> = [
@@ -26,6 +27,7 @@ const SCRIPTS: Array<[keyof Scripted, number, string]> = [
   ['sbNodes', 2, NODES],
   ['sbNodeRemove', 2, NODE_REMOVE],
   ['sbTakeToken', 1, TAKE_TOKEN],
+  ['sbRevoke', 1, REVOKE],
 ];
 
 function hostPort(addr: string): { host: string; port: number } {

@@ -10,7 +10,7 @@
  * Publish: idempotency check, offset increment, epoch, history append and
  * trim, expiries and PUBLISH, atomically.
  * KEYS: stream, meta, idempotency key ("" = none)
- * ARGV: payload, history size (0 = no history), history ttl ms, meta ttl ms,
+ * ARGV: payload, history size (0 = no history), history ttl ms, meta ttl ms (> 0),
  *       pub/sub channel, epoch to use when the stream is new, idempotent ttl ms
  * Returns "offset epoch" and 1 when the idempotency key matched.
  */
@@ -29,7 +29,7 @@ if ARGV[2] ~= '0' then
     redis.call('del', KEYS[1])
   end
   offset = redis.call('hincrby', KEYS[2], 's', 1)
-  if ARGV[4] ~= '0' then redis.call('pexpire', KEYS[2], ARGV[4]) end
+  redis.call('pexpire', KEYS[2], ARGV[4])
   redis.call('xadd', KEYS[1], 'MAXLEN', ARGV[2], offset, 'd', ARGV[1])
   redis.call('pexpire', KEYS[1], ARGV[3])
 end
@@ -40,11 +40,12 @@ return {res, 0}
 `;
 
 /**
- * History: the stream position (creating the epoch, as the memory engine
- * does, so a position seen before the first publication stays valid) and
- * publications after an offset.
+ * History: the stream position (creating the epoch, so a position seen
+ * before the first publication stays valid) and publications after an
+ * offset. The meta always gets a TTL: a read of any channel name must not
+ * leave a key behind for ever.
  * KEYS: stream, meta
- * ARGV: meta ttl ms, epoch to use when the stream is new, limit (-1 = all,
+ * ARGV: meta ttl ms (> 0), epoch to use when the stream is new, limit (-1 = all,
  *       0 = position only), reverse ("1"), since offset ("" = from the start),
  *       since epoch
  * Returns {offset, epoch, entries}
@@ -56,7 +57,7 @@ if not epoch then
   redis.call('hset', KEYS[2], 'e', epoch)
   redis.call('del', KEYS[1])
 end
-if ARGV[1] ~= '0' then redis.call('pexpire', KEYS[2], ARGV[1]) end
+redis.call('pexpire', KEYS[2], ARGV[1])
 local offset = redis.call('hget', KEYS[2], 's') or '0'
 local limit = tonumber(ARGV[3])
 if limit == 0 then return {offset, epoch, {}} end
@@ -163,4 +164,20 @@ end
 redis.call('hset', KEYS[1], 't', tostring(tokens), 'ts', tostring(now))
 redis.call('pexpire', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return ok
+`;
+
+/**
+ * A revocation: keeps the larger of the stored and the given value, and the
+ * later of the two expiries.
+ * KEYS: key; ARGV: value, ttl ms
+ */
+export const REVOKE = `
+local cur = tonumber(redis.call('get', KEYS[1]) or '0') or 0
+local v = tonumber(ARGV[1])
+if cur > v then v = cur end
+local ttl = tonumber(ARGV[2])
+local left = redis.call('pttl', KEYS[1])
+if left > ttl then ttl = left end
+redis.call('set', KEYS[1], string.format('%d', v), 'PX', ttl)
+return 1
 `;

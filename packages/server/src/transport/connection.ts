@@ -1,0 +1,47 @@
+import type { IncomingMessage } from 'node:http';
+import type { Codec } from '../protocol/codec.js';
+
+/**
+ * A connection's outbound side as sessions and the hub see it: a bounded
+ * queue of encoded messages that the transport drains in its own frames.
+ */
+export interface OutboundQueue {
+  /** True once the connection is closed or closing: enqueued bytes are dropped. */
+  readonly closed: boolean;
+  /** Bytes queued and not yet handed to the transport. */
+  readonly pendingBytes: number;
+  enqueue(msg: Buffer): void;
+  /** Drops everything queued (a slow consumer's backlog is not worth sending). */
+  discard(): void;
+  /** Sends what is queued (unless discarded), then closes with the code. */
+  close(code: number, reason: string): void;
+}
+
+/** What a transport tells the session that owns the connection. */
+export interface ConnectionHandler {
+  /** One inbound frame (a WebSocket message, an emulation request body, …). */
+  onFrame(data: Buffer, isBinary: boolean): void;
+  /** The peer went away (or the transport failed); called once. */
+  onClosed(): void;
+  /** The transport refused input itself (oversize frame, invalid UTF-8, …) and will close. */
+  onError(err: Error & { code?: unknown }): void;
+  /** The outbound queue passed its limit: the session closes with 3008 (slow). */
+  onWriterOverflow(): void;
+}
+
+/**
+ * One client connection over some transport (WebSocket now; HTTP-streaming,
+ * SSE and unidirectional transports next). A session binds to it and never
+ * learns which transport or socket library is underneath.
+ */
+export interface ClientConnection {
+  /** The transport's protocol name, as Centrifugo reports it (`websocket`, `sse`, `http_stream`, …). */
+  readonly transport: string;
+  readonly codec: Codec;
+  readonly writer: OutboundQueue;
+  /** The request that opened the connection (headers, cookies, URL). */
+  readonly request: IncomingMessage;
+  readonly ip: string;
+  /** Routes inbound frames, the close and overflow to the handler from now on. */
+  bind(handler: ConnectionHandler): void;
+}
