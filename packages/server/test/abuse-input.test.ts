@@ -6,8 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { collect, connectedClient, mintToken, RawClient, waitFor } from './helpers/client.js';
-import { scope, startServer, type RunningServer } from './helpers/server.js';
+import { RawClient } from './helpers/raw.js';
+import { scope } from './helpers/scope.js';
+import { connectedClient } from './helpers/sdk.js';
+import { type RunningServer, startServer } from './helpers/server.js';
+import { mintToken } from './helpers/tokens.js';
+import { collect, waitFor } from './helpers/wait.js';
 
 const S = scope();
 after(() => S.close());
@@ -130,55 +134,83 @@ test('invalid channel names and wrong field types get 107, the connection stays'
   assert.equal(raw.closeCode, undefined);
 });
 
-test('deeply nested JSON in a frame and in an API body does not crash anything', async (t) => {
-  const depth = 30_000; // ~60 KB, under max_message_size
-  const nested = '['.repeat(depth) + ']'.repeat(depth);
-  const raw = await connectedRaw(t);
-  const subscribed = await raw.command('subscribe', { channel: 'chat:deep' });
-  assert.ok(subscribed.subscribe);
-  raw.send(`{"id":50,"publish":{"channel":"chat:deep","data":${nested}}}`);
-  const r = await raw.reply(50, 10_000);
-  // Either it is published or refused with a protocol error; the connection survives.
-  assert.ok(r.publish !== undefined || (r.error && typeof r.error.code === 'number'), JSON.stringify(r).slice(0, 200));
-  assert.ok((await raw.command('presence_stats', { channel: 'chat:deep' })).error, 'still answering');
-  assert.equal(raw.closeCode, undefined);
-
-  // Connect data nested deeply, before connect.
-  const early = await RawClient.open(t, s);
-  early.send(`{"id":1,"connect":{"token":${JSON.stringify(await mintToken(s.secret, { sub: 'deep' }))},"data":${nested}}}`);
-  const c = await early.reply(1, 10_000);
-  assert.ok(c.connect || c.error, JSON.stringify(c).slice(0, 200));
-
-  // 1M levels through the HTTP API (2 MB body, under the body limit).
+const DEPTH = 30_000; // ~60 KB, under max_message_size
+const NESTED = '['.repeat(DEPTH) + ']'.repeat(DEPTH);
+/** 1M levels through the HTTP API (2 MB body, under the body limit). */
+async function apiPublishDeep(): Promise<{ status: number; body: Record<string, any> }> {
   const big = '['.repeat(1_000_000) + ']'.repeat(1_000_000);
   const resp = await fetch(`${s.api}/publish`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-api-key': s.apiKey },
     body: `{"channel":"chat:deep","data":${big}}`,
   });
-  assert.ok([200, 400].includes(resp.status), `status ${resp.status}`);
-  const j = (await resp.json()) as Record<string, unknown>;
-  assert.ok(j.result !== undefined || j.error !== undefined);
+  return { status: resp.status, body: (await resp.json()) as Record<string, any> };
+}
+
+test('deeply nested JSON in a frame and in an API body: the connection and the process survive and keep serving', async (t) => {
+  const raw = await connectedRaw(t);
+  assert.ok((await raw.command('subscribe', { channel: 'chat:deep' })).subscribe);
+  raw.send(`{"id":50,"publish":{"channel":"chat:deep","data":${NESTED}}}`);
+  const r = await raw.reply(50, 10_000);
+  assert.ok(r.error, `a reply, and not a publication: ${JSON.stringify(r).slice(0, 200)}`);
+  // The same connection still answers and can publish normally.
+  assert.equal((await raw.command('presence_stats', { channel: 'chat:deep' })).error.code, 108, 'still answering');
+  const ok = await raw.command('publish', { channel: 'chat:deep', data: { flat: true } });
+  assert.deepEqual(ok.publish, {});
+  assert.equal(raw.closeCode, undefined);
+
+  // Connect data nested deeply: the data is only handed to hooks, so the connect succeeds.
+  const early = await RawClient.open(t, s);
+  early.send(`{"id":1,"connect":{"token":${JSON.stringify(await mintToken(s.secret, { sub: 'deep' }))},"data":${NESTED}}}`);
+  assert.equal(typeof (await early.reply(1, 10_000)).connect?.client, 'string');
+
+  const api = await apiPublishDeep();
+  assert.ok(api.body.error, `the API refused it with an error body: ${JSON.stringify(api.body)}`);
   assert.ok(s.alive());
+  assert.equal((await s.call('info')).result.nodes.length, 1, 'the API keeps answering');
 });
 
-test('a flood of commands in one frame is handled or cut off, never crashes', async (t) => {
+test(
+  'deeply nested publication data is refused as bad input (107), never answered as an internal error (100)',
+  {
+    todo: 'JSON.stringify overflows the stack on encode and the session/API answer 100 "internal server error" (temporary, so the SDK retries forever); protocol/session slice',
+  },
+  async (t) => {
+    const raw = await connectedRaw(t);
+    raw.send(`{"id":50,"publish":{"channel":"chat:deep","data":${NESTED}}}`);
+    const r = await raw.reply(50, 10_000).catch(() => undefined);
+    if (r) assert.equal(r.error?.code, 107, JSON.stringify(r).slice(0, 200));
+    else assert.equal(raw.closeCode, 3501, 'or the frame is a bad request');
+    const api = await apiPublishDeep();
+    assert.equal(api.body.error?.code, 107, JSON.stringify(api.body));
+  },
+);
+
+test('a flood of commands in one frame is cut off at max_protocol_errors (3509); the rest is never processed; others unaffected', async (t) => {
+  const bystander = await connectedRaw(t, 'bystander');
+  const before3509 = await s.metric('switchboard_disconnects_total', { code: '3509' });
   const raw = await connectedRaw(t);
   const lines: string[] = [];
   for (let i = 1; i <= 2000; i++) lines.push(JSON.stringify({ id: 100 + i, presence_stats: { channel: 'chat:flood' } }));
-  raw.send(
-    lines
-      .join('\n')
-      .slice(0, MAX - 1)
-      .replace(/\n[^\n]*$/, ''),
+  const frame = lines
+    .join('\n')
+    .slice(0, MAX - 1)
+    .replace(/\n[^\n]*$/, '');
+  const sent = frame.split('\n').length;
+  assert.ok(sent > 500, `${sent} commands in the frame`);
+  raw.send(frame);
+  // chat has no presence: each command is an error reply (108); client.max_protocol_errors (default 100) ends it.
+  assert.equal((await raw.closedWithin(5000)).code, 3509);
+  const replies = raw.messages.filter((m) => m && m.id > 100);
+  assert.equal(replies.length, 100, 'exactly max_protocol_errors replies, then nothing');
+  assert.ok(
+    replies.every((m) => m.error?.code === 108),
+    'each one a 108',
   );
-  // Many small frames, faster than answers.
-  for (let i = 0; i < 2000 && raw.ws.readyState === raw.ws.OPEN; i++)
-    raw.send(JSON.stringify({ id: 10_000 + i, presence_stats: { channel: 'chat:flood' } }));
-  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(await s.metric('switchboard_disconnects_total', { code: '3509' }), before3509 + 1);
   assert.ok(s.alive());
-  // 3013 too many requests, 3509 too many errors (each presence_stats here is a 108).
-  if (raw.closeCode !== undefined) assert.ok([3013, 3509].includes(raw.closeCode), `closed with ${raw.closeCode}`);
+  assert.ok((await bystander.command('presence_stats', { channel: 'chat:x' })).error, 'the bystander still gets answers');
+  assert.equal(bystander.closeCode, undefined);
 });
 
 test('after all of it the server serves a new client and /metrics counts the bad input', async (t) => {

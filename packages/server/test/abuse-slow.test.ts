@@ -5,8 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { collect, connectedClient, mintToken, RawClient, waitFor } from './helpers/client.js';
-import { scope, startServer, type RunningServer } from './helpers/server.js';
+import { RawClient } from './helpers/raw.js';
+import { scope } from './helpers/scope.js';
+import { connectedClient } from './helpers/sdk.js';
+import { type RunningServer, startServer } from './helpers/server.js';
+import { mintToken } from './helpers/tokens.js';
+import { collect, waitFor } from './helpers/wait.js';
 
 const S = scope();
 after(() => S.close());
@@ -44,6 +48,13 @@ test('a client that never answers pings is closed with 3012; the others stay', a
 });
 
 test('a slow consumer is closed with 3008 while a fast one on the same channel gets every publication', async (t) => {
+  // A server of its own with the default 25 s ping: on the shared one (1 s ping, 500 ms pong
+  // timeout) a consumer that never reads also never answers a ping, and on a busy machine
+  // the 3012 came before the queue filled, so the test flaked on "not dropped".
+  const s = await startServer(t, {
+    client: { queue_max_size: 65536 },
+    channel: { without_namespace: { allow_subscribe_for_client: true } },
+  });
   const ch = 'firehose';
   const fast = await connectedClient(t, s, 'fast');
   const sub = fast.newSubscription(ch);
@@ -56,8 +67,10 @@ test('a slow consumer is closed with 3008 while a fast one on the same channel g
   const slow = await RawClient.open(t, s);
   await slow.connect(await mintToken(s.secret, { sub: 'slow' }));
   assert.ok((await slow.command('subscribe', { channel: ch })).subscribe);
-  // Never read again: the kernel buffers fill, then the server's queue.
-  (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+  // Never read again: the kernel buffers fill, then the server's queue. ws.pause() (not
+  // _socket.pause(): ws resumes its socket whenever its receiver drains, which let the
+  // "slow" client read on and made this test flaky).
+  slow.ws.pause();
 
   const drops0 = await s.metric('switchboard_queue_drops_total');
   const slow0 = await s.metric('switchboard_disconnects_total', { code: '3008' });

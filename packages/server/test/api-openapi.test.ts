@@ -10,8 +10,10 @@ import { after, before, test } from 'node:test';
 import { Ajv } from 'ajv';
 import { openApiJson } from '../src/api/openapi.js';
 import { API_METHODS, ParamsSchemas } from '../src/api/schemas.js';
-import { connectedClient, waitFor } from './helpers/client.js';
-import { scope, startServer, type RunningServer } from './helpers/server.js';
+import { scope } from './helpers/scope.js';
+import { connectedClient } from './helpers/sdk.js';
+import { type RunningServer, startServer } from './helpers/server.js';
+import { waitFor } from './helpers/wait.js';
 
 const COMMITTED = new URL('../../../../docs/openapi.json', import.meta.url);
 

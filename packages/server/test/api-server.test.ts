@@ -6,8 +6,11 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { CentClient, CentException } from 'cent.js';
-import { collect, connectedClient, makeClient, mintToken, waitFor } from './helpers/client.js';
-import { scope, startServer, type RunningServer } from './helpers/server.js';
+import { scope } from './helpers/scope.js';
+import { connectedClient, makeClient } from './helpers/sdk.js';
+import { type RunningServer, startServer } from './helpers/server.js';
+import { mintToken } from './helpers/tokens.js';
+import { collect, waitFor } from './helpers/wait.js';
 
 const S = scope();
 after(() => S.close());
@@ -37,7 +40,7 @@ test('API disconnect reaches the user\u2019s connections: 3503 by default, a cus
 
   // A reconnect code: the SDK goes to connecting with it and comes back.
   const reconnecting = waitFor(other, 'connecting');
-  const back = waitFor(other, 'connected', 5000);
+  const back = waitFor(other, 'connected', { ms: 5000 });
   const r = await s.call('disconnect', { user: 'dis-2', disconnect: { code: 4000, reason: 'go away for a bit' } });
   assert.deepEqual(r, { result: {} });
   const ctx = await reconnecting;

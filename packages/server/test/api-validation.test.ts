@@ -8,8 +8,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { connectedClient, waitFor } from './helpers/client.js';
-import { scope, startServer, type RunningServer } from './helpers/server.js';
+import { scope } from './helpers/scope.js';
+import { connectedClient } from './helpers/sdk.js';
+import { type RunningServer, startServer } from './helpers/server.js';
+import { waitFor } from './helpers/wait.js';
 
 const S = scope();
 after(() => S.close());

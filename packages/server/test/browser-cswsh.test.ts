@@ -11,9 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium, type BrowserContext } from 'playwright-core';
-import { mintToken } from './helpers/client.js';
-import { tryUpgrade } from './helpers/security.js';
-import { freePort, scope, startServer, type RunningServer } from './helpers/server.js';
+import { freePort, tryUpgrade } from './helpers/net.js';
+import { scope } from './helpers/scope.js';
+import { type RunningServer, startServer } from './helpers/server.js';
+import { mintToken } from './helpers/tokens.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);

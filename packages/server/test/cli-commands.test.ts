@@ -8,8 +8,12 @@ import { dirname, join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { decodeJwt } from 'jose';
-import { collect, makeClient, mintToken, RawClient, waitFor } from './helpers/client.js';
-import { baseConfig, runCli, startServer, tempDir } from './helpers/server.js';
+import { RawClient } from './helpers/raw.js';
+import { tempDir } from './helpers/scope.js';
+import { makeClient } from './helpers/sdk.js';
+import { baseConfig, runCli, startServer } from './helpers/server.js';
+import { mintToken } from './helpers/tokens.js';
+import { collect, waitFor } from './helpers/wait.js';
 
 const PKG = JSON.parse(readFileSync(resolve(dirname(fileURLToPath(import.meta.url)), '../../package.json'), 'utf8')) as { version: string };
 
@@ -75,7 +79,8 @@ test('an unknown command or flag exits 2 with the usage on stderr', async () => 
 });
 
 test('serve without secrets generates them for the run and prints a working dev token', async (t) => {
-  const s = await startServer(t, { log: { level: 'info' } }, { raw: true });
+  // The banner is printed after the "listening" line and after /health answers: wait for it, not for health alone.
+  const s = await startServer(t, { log: { level: 'info' } }, { raw: true, output: /a connection token for user "dev" \(24h\): \S+\n/ });
   const out = s.stdout();
   assert.match(out, /generated for this run only/);
   const secret = /client\.token\.hmac_secret_key = (\S+)/.exec(out)?.[1];
@@ -108,7 +113,7 @@ test('SIGTERM drains: every client is told 3001 (reconnect) and the process exit
   }
   const raw = await RawClient.open(t, s);
   await raw.connect(await mintToken(s.secret, { sub: 'raw' }));
-  const told = clients.map((c) => waitFor(c, 'connecting', 10_000));
+  const told = clients.map((c) => waitFor(c, 'connecting', { ms: 10_000 }));
 
   s.kill('SIGTERM');
   const codes = await Promise.all(told);

@@ -7,8 +7,12 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Centrifuge } from 'centrifuge';
-import { collect, connectedClient, makeClient, mintToken, nowSec, RawClient, waitFor } from './helpers/client.js';
-import { scope, startServer, type RunningServer } from './helpers/server.js';
+import { RawClient } from './helpers/raw.js';
+import { scope } from './helpers/scope.js';
+import { connectedClient, makeClient, subscribe } from './helpers/sdk.js';
+import { type RunningServer, startServer } from './helpers/server.js';
+import { mintToken, nowSec } from './helpers/tokens.js';
+import { collect, waitFor } from './helpers/wait.js';
 
 const S = scope();
 after(() => S.close());
@@ -44,25 +48,20 @@ before(async () => {
   });
 });
 
-async function subscribe(c: Centrifuge, channel: string, opts = {}) {
-  const sub = c.newSubscription(channel, opts);
-  const ok = waitFor(sub, 'subscribed');
-  sub.subscribe();
-  await ok;
-  return sub;
-}
+/** Subscribes and resolves with the subscription once subscribed. */
+const subscribeTo = async (c: Centrifuge, channel: string, opts = {}) => (await subscribe(c, channel, opts)).sub;
 
 test('presence, presence_stats and join/leave pushes', async (t) => {
   const ch = 'room:lobby';
   const a = await connectedClient(t, s, 'ann', { info: { name: 'Ann' } });
-  const subA = await subscribe(a, ch);
+  const subA = await subscribeTo(a, ch);
   const joins = collect(subA, 'join');
   const leaves = collect(subA, 'leave');
 
   const b = await connectedClient(t, s, 'bob', { info: { name: 'Bob' } });
   const b2 = await connectedClient(t, s, 'bob');
-  const subB = await subscribe(b, ch);
-  await subscribe(b2, ch);
+  const subB = await subscribeTo(b, ch);
+  await subscribeTo(b2, ch);
   await joins.until(2);
   assert.deepEqual(joins.items.map((j) => j.info.user).sort(), ['bob', 'bob']);
   const bobJoin = joins.items.find((j) => j.info.connInfo !== undefined)!;
@@ -101,15 +100,15 @@ test('presence is refused to non-subscribers (103) and unavailable where off (10
   await raw.connect(await mintToken(s.secret, { sub: 'carl' }));
   assert.equal((await raw.command('presence', { channel: 'room:lobby' })).error.code, 103);
   assert.equal((await raw.command('presence', { channel: 'chat:x' })).error.code, 108);
-  const sub = await subscribe(c, 'chat:x');
+  const sub = await subscribeTo(c, 'chat:x');
   await assert.rejects(sub.presence(), (e: { code: number }) => e.code === 108);
 });
 
 test('client publish is allowed in one namespace and refused with 103 in another', async (t) => {
   const a = await connectedClient(t, s, 'ann', { info: { name: 'Ann' } });
   const b = await connectedClient(t, s, 'bob');
-  const subA = await subscribe(a, 'chat:general');
-  const subB = await subscribe(b, 'chat:general');
+  const subA = await subscribeTo(a, 'chat:general');
+  const subB = await subscribeTo(b, 'chat:general');
   const got = waitFor(subB, 'publication');
   await subA.publish({ text: 'hi' });
   const pub = await got;
@@ -118,7 +117,7 @@ test('client publish is allowed in one namespace and refused with 103 in another
   assert.deepEqual(pub.info.connInfo, { name: 'Ann' });
   assert.equal(pub.offset, 1);
 
-  const ro = await subscribe(a, 'readonly:feed');
+  const ro = await subscribeTo(a, 'readonly:feed');
   await assert.rejects(ro.publish({ text: 'no' }), (e: { code: number }) => e.code === 103);
   await assert.rejects(a.publish('readonly:feed', { text: 'no' }), (e: { code: number }) => e.code === 103);
   // allow_publish_for_subscriber: a non-subscriber cannot publish into chat either.

@@ -6,8 +6,13 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { CentClient, CentException } from 'cent.js';
-import { collect, connectedClient, makeClient, mintToken, RawClient, waitFor } from './helpers/client.js';
-import { baseConfig, freePort, scope, startServer, type RunningServer } from './helpers/server.js';
+import { freePort } from './helpers/net.js';
+import { RawClient } from './helpers/raw.js';
+import { scope } from './helpers/scope.js';
+import { connectedClient, makeClient, subscribe } from './helpers/sdk.js';
+import { baseConfig, type RunningServer, startServer } from './helpers/server.js';
+import { mintToken } from './helpers/tokens.js';
+import { collect, waitFor } from './helpers/wait.js';
 
 const S = scope();
 after(() => S.close());
@@ -33,16 +38,9 @@ before(async () => {
   cent = new CentClient({ url: s.api, apiKey: s.apiKey });
 });
 
-async function subscribed(c: Awaited<ReturnType<typeof connectedClient>>, channel: string, opts = {}) {
-  const sub = c.newSubscription(channel, opts);
-  const ok = waitFor(sub, 'subscribed');
-  sub.subscribe();
-  return { sub, ctx: await ok };
-}
-
 test('subscribe, then a cent.js publish reaches the subscriber', async (t) => {
   const c = await connectedClient(t, s, 'u1');
-  const { sub, ctx } = await subscribed(c, 'news');
+  const { sub, ctx } = await subscribe(c, 'news');
   assert.equal(ctx.channel, 'news');
   assert.equal(ctx.recoverable, false, 'no history in the bare namespace');
   const got = waitFor(sub, 'publication');
@@ -56,7 +54,7 @@ test('subscribe, then a cent.js publish reaches the subscriber', async (t) => {
 
 test('300 API publications arrive in order with consecutive offsets', async (t) => {
   const c = await connectedClient(t, s, 'u2');
-  const { sub, ctx } = await subscribed(c, 'feed:order');
+  const { sub, ctx } = await subscribe(c, 'feed:order');
   assert.equal(ctx.recoverable, true);
   assert.equal(ctx.positioned, true);
   const start = ctx.streamPosition!.offset;
@@ -83,7 +81,7 @@ test('300 API publications arrive in order with consecutive offsets', async (t) 
     assert.equal(p.data.n, byOffset.get(p.offset), `offset ${p.offset} carries the data published with it`);
   });
   if (raw.messages.filter((m) => m.push?.pub).length < N)
-    await waitFor(raw, 'message', 5000, () => raw.messages.filter((m) => m.push?.pub).length >= N);
+    await waitFor(raw, 'message', { filter: () => raw.messages.filter((m) => m.push?.pub).length >= N });
   const wire = raw.messages.filter((m) => m.push?.pub).map((m) => m.push.pub.offset as number);
   assert.deepEqual(
     wire,
@@ -132,7 +130,7 @@ test('history through the API (cent.js) and through the client agree', async (t)
   assert.equal((top.publications ?? []).length, 0);
 
   const c = await connectedClient(t, s, 'u3');
-  const { sub } = await subscribed(c, ch);
+  const { sub } = await subscribe(c, ch);
   const h = await sub.history({ limit: 3 });
   assert.equal(h.offset, 5);
   assert.equal(h.epoch, epoch);
@@ -189,7 +187,7 @@ test('history on a channel without history is 108 not available', async () => {
 test('after a disconnect the subscription recovers exactly the missed publications', async (t) => {
   const ch = 'feed:recover';
   const c = await connectedClient(t, s, 'u4');
-  const { sub } = await subscribed(c, ch);
+  const { sub } = await subscribe(c, ch);
   const pubs = collect(sub, 'publication');
   for (let i = 1; i <= 3; i++) await cent.publish({ channel: ch, data: { i } });
   await pubs.until(3);
@@ -261,8 +259,8 @@ test('recovery from the right epoch and an offset: exactly the publications afte
 test('a client publish where the namespace does not allow it is 103; the API publish still reaches subscribers', async (t) => {
   const a = await connectedClient(t, s, 'alice', { info: { name: 'Alice' } });
   const b = await connectedClient(t, s, 'bob');
-  const { sub: subA } = await subscribed(a, 'news');
-  const { sub: subB } = await subscribed(b, 'news');
+  const { sub: subA } = await subscribe(a, 'news');
+  const { sub: subB } = await subscribe(b, 'news');
   void subA;
   const got = waitFor(subB, 'publication');
   // Bare channels here do not allow client publish (103; client-channels covers the allowed case).
@@ -274,7 +272,7 @@ test('a client publish where the namespace does not allow it is 103; the API pub
 test('publications racing a recovery are merged without gap or duplicate', async (t) => {
   const ch = 'feed:race';
   const c = await connectedClient(t, s, 'u7');
-  const { sub } = await subscribed(c, ch);
+  const { sub } = await subscribe(c, ch);
   const pubs = collect(sub, 'publication');
   const resubscribed = collect(sub, 'subscribed');
   let n = 0;
@@ -345,7 +343,7 @@ test('a restarted memory engine has a new epoch: the SDK resubscribes with recov
   const cfg = baseConfig({ channel: { namespaces: [feed] } });
   const first = await startServer(t, cfg, { raw: true, port });
   const c = await connectedClient(t, first, 'u9', {}, { maxReconnectDelay: 200 });
-  const { sub, ctx } = await subscribed(c, 'feed:restart');
+  const { sub, ctx } = await subscribe(c, 'feed:restart');
   const epoch1 = ctx.streamPosition!.epoch;
   const pubs = collect(sub, 'publication');
   await first.call('publish', { channel: 'feed:restart', data: { i: 1 } });

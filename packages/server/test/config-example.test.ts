@@ -8,8 +8,12 @@ import assert from 'node:assert/strict';
 import { dirname, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { collect, connectedClient, makeClient, mintToken, nowSec, waitFor } from './helpers/client.js';
-import { runCli, scope, startServer, type RunningServer } from './helpers/server.js';
+import { upgradeStatus } from './helpers/net.js';
+import { scope } from './helpers/scope.js';
+import { connectedClient, makeClient } from './helpers/sdk.js';
+import { runCli, type RunningServer, startServer } from './helpers/server.js';
+import { mintToken, nowSec } from './helpers/tokens.js';
+import { collect, waitFor } from './helpers/wait.js';
 
 const EXAMPLE = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../examples/config/switchboard.example.json');
 const SECRET = 'example-test-secret-0123456789';
@@ -102,24 +106,6 @@ test('an agent room through a subscription token from getToken', async (t) => {
 });
 
 test('the origin allow-list of the example is enforced', async () => {
-  const ok = await upgradeStatus(s.port, 'http://localhost:3000');
-  const bad = await upgradeStatus(s.port, 'http://evil.example');
-  assert.equal(ok, 101);
-  assert.equal(bad, 403);
+  assert.equal(await upgradeStatus(s.ws, { Origin: 'http://localhost:3000' }), 101);
+  assert.equal(await upgradeStatus(s.ws, { Origin: 'http://evil.example' }), 403);
 });
-
-async function upgradeStatus(port: number, origin: string): Promise<number> {
-  const { WebSocket } = await import('./helpers/client.js');
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/connection/websocket`, { origin });
-    ws.on('upgrade', (res) => {
-      resolve(res.statusCode ?? 0);
-      ws.terminate();
-    });
-    ws.on('unexpected-response', (_req, res) => {
-      resolve(res.statusCode ?? 0);
-      res.resume();
-    });
-    ws.on('error', (e) => (e.message.includes('Unexpected server response') ? undefined : reject(e)));
-  });
-}

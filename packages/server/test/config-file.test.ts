@@ -7,8 +7,11 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { connectedClient, waitFor } from './helpers/client.js';
-import { freePort, runCli, startServer, tempDir } from './helpers/server.js';
+import { freePort } from './helpers/net.js';
+import { tempDir } from './helpers/scope.js';
+import { connectedClient } from './helpers/sdk.js';
+import { runCli, startServer } from './helpers/server.js';
+import { waitFor } from './helpers/wait.js';
 
 test('a Centrifugo v6 config file starts unchanged and behaves as configured', async (t) => {
   const port = await freePort();

@@ -12,7 +12,8 @@ import { EngineUnavailableError } from '../src/engine/errors.js';
 import { MemoryEngine } from '../src/engine/memory/engine.js';
 import { RedisEngine } from '../src/engine/redis/engine.js';
 import type { EngineHandlers } from '../src/engine/types.js';
-import { OwnRedis, SHARED_REDIS, redisCommand, uniquePrefix, waitUntil } from './helpers/redis.js';
+import { OwnRedis, redisCommand, SHARED_REDIS, uniquePrefix } from './helpers/redis.js';
+import { until } from './helpers/wait.js';
 
 const noop: EngineHandlers = { onPublication() {}, onJoin() {}, onLeave() {}, onControl() {} };
 const HIST = { historySize: 10, historyTtlMs: 60_000, historyMetaTtlMs: 0 };
@@ -75,12 +76,12 @@ test('redis: a presence add Redis refused is not refreshed into existence later'
   await e.start(noop);
   await e.presence.add('live', { user: 'u', client: 'ok' });
   await own.stop();
-  await waitUntil('engine to notice', 3000, async () => !e.healthy());
+  await until('engine to notice', 3000, async () => !e.healthy());
   await assert.rejects(e.presence.add('room', { user: 'u', client: 'ghost' }), EngineUnavailableError);
   assert.equal(e.presence.localCount('room'), 0, 'not kept alive by this node');
   await own.start(); // empty: only what the node refreshes comes back
-  await waitUntil('healthy again', 5000, async () => e.healthy());
-  await waitUntil('a refresh to run (it brings the live entry back)', 5000, async () => {
+  await until('healthy again', 5000, async () => e.healthy());
+  await until('a refresh to run (it brings the live entry back)', 5000, async () => {
     return (await redisCommand(own.port, 'EXISTS', `${prefix}.p.{live}`)) === ':1';
   });
   assert.equal((await e.presence.get('room')).size, 0);

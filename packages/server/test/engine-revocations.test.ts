@@ -10,8 +10,10 @@ import { loadConfig } from '../src/config/load.js';
 import { RedisEngine } from '../src/engine/redis/engine.js';
 import { createLogger } from '../src/observability/logger.js';
 import { startServer, type StandaloneServer } from '../src/server.js';
-import { RawClient, mintToken, nowSec } from './helpers/client.js';
-import { SECRET, SHARED_REDIS, nodeConfig, uniquePrefix, type TestContextLike } from './helpers/redis.js';
+import { RawClient } from './helpers/raw.js';
+import { nodeConfig, SECRET, SHARED_REDIS, uniquePrefix } from './helpers/redis.js';
+import { type TestContextLike } from './helpers/scope.js';
+import { mintToken, nowSec } from './helpers/tokens.js';
 
 async function node(t: TestContextLike, prefix: string): Promise<StandaloneServer & { ws: string }> {
   const config = loadConfig({ object: nodeConfig(SHARED_REDIS, prefix, { http_server: { port: 0, address: '127.0.0.1' } }) }).config;

@@ -11,8 +11,10 @@ import { loadConfig } from '../src/config/load.js';
 import { RedisEngine } from '../src/engine/redis/engine.js';
 import { createLogger } from '../src/observability/logger.js';
 import { startServer } from '../src/server.js';
-import { RawClient, mintToken, nowSec } from './helpers/client.js';
-import { OwnRedis, SECRET, nodeConfig, uniquePrefix, waitUntil } from './helpers/redis.js';
+import { RawClient } from './helpers/raw.js';
+import { nodeConfig, OwnRedis, SECRET, uniquePrefix } from './helpers/redis.js';
+import { mintToken, nowSec } from './helpers/tokens.js';
+import { until } from './helpers/wait.js';
 
 class Lines extends Writable {
   readonly lines: Array<Record<string, unknown>> = [];
@@ -38,7 +40,7 @@ test('Redis down: client and API commands get 100; logged once per kind, on the 
   const c = await RawClient.open(t, { ws });
   await c.connect(await mintToken(SECRET, { sub: 'ann', iat: nowSec() }));
   await own.stop();
-  await waitUntil('the engine to notice', 3000, async () => !server.switchboard.engine.healthy());
+  await until('the engine to notice', 3000, async () => !server.switchboard.engine.healthy());
 
   for (let i = 0; i < 10; i++) {
     const r = await c.command('publish', { channel: 'room', data: { i } });

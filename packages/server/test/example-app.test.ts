@@ -4,15 +4,16 @@
  * client: header auth through onConnecting, server-side rooms, typed events
  * published by the app's routes, in-process RPC.
  */
-import { spawn } from 'node:child_process';
 import { once as onceEmitter, type EventEmitter } from 'node:events';
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Centrifuge } from 'centrifuge';
 import WebSocket from 'ws';
-import { freePort } from './helpers/server.js';
+import { freePort } from './helpers/net.js';
+import { cleanEnv, launch } from './helpers/server.js';
+import { until } from './helpers/wait.js';
 
 /** centrifuge's emitter typings are not node's; the objects are EventEmitters. */
 const once = (e: unknown, ev: string): Promise<unknown[]> => onceEmitter(e as EventEmitter, ev);
@@ -28,21 +29,13 @@ function wsWithSession(session: string): typeof WebSocket {
   } as unknown as typeof WebSocket;
 }
 
-test('example app: header auth, server-side rooms, typed events, rpc', async () => {
+test('example app: header auth, server-side rooms, typed events, rpc', async (t) => {
   const port = await freePort();
-  const proc = spawn(process.execPath, [resolve(ROOT, 'examples/fastify-app/server.mjs')], {
-    env: { ...process.env, PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const app = await launch(t, [resolve(ROOT, 'examples/fastify-app/server.mjs')], {
+    env: { ...cleanEnv(), PORT: String(port) },
+    what: '"example app on" on stdout',
+    ready: async (p) => p.stdout().includes('example app on'),
   });
-  after(() => {
-    if (proc.exitCode === null) proc.kill('SIGKILL');
-  });
-  let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  while (!out.includes('example app on')) {
-    await Promise.race([once(proc.stdout!, 'data'), once(proc, 'exit').then(() => assert.fail('example exited: ' + out))]);
-  }
   const base = `http://127.0.0.1:${port}`;
   const url = `ws://127.0.0.1:${port}/connection/websocket`;
 
@@ -54,7 +47,7 @@ test('example app: header auth, server-side rooms, typed events, rpc', async () 
   assert.equal(ctx.code, 101);
 
   const alice = new Centrifuge(url, { websocket: wsWithSession('alice-session') as never });
-  after(() => alice.disconnect());
+  t.after(() => alice.disconnect());
   const received = new Map<string, unknown[]>();
   alice.on('publication', (p) => {
     if (!received.has(p.channel)) received.set(p.channel, []);
@@ -83,11 +76,13 @@ test('example app: header auth, server-side rooms, typed events, rpc', async () 
   await post('/agents/a7/status', { status: 'done', progress: 1 });
 
   const want = (ch: string, n: number) => (received.get(ch)?.length ?? 0) >= n;
-  const deadline = Date.now() + 5000;
-  // (the agent's publication comes on its subscription, not as a client-level event: poll, do not await one event)
-  while (!(want('global', 1) && want('project:p1', 1) && want('user:#alice', 1) && agentPubs.length >= 1) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  // (the agent's publication comes on its subscription, the others as client-level events: four sources, so poll)
+  await until(
+    'the four publications',
+    5000,
+    () => want('global', 1) && want('project:p1', 1) && want('user:#alice', 1) && agentPubs.length >= 1,
+    10,
+  );
   assert.deepEqual((received.get('global')![0] as { type: string; price: number }).price, 123.5);
   assert.equal((received.get('project:p1')![0] as { name: string }).name, 'Apollo');
   assert.equal(received.has('project:p2'), false);
@@ -114,7 +109,7 @@ test('example app: header auth, server-side rooms, typed events, rpc', async () 
   // Only admins may kick; bob is one, alice is not.
   await assert.rejects(alice.rpc('admin.kick', { user: 'bob' }), (e: { code: number }) => e.code === 103);
   const bob = new Centrifuge(url, { websocket: wsWithSession('bob-session') as never });
-  after(() => bob.disconnect());
+  t.after(() => bob.disconnect());
   bob.connect();
   await bob.ready(5000);
   const kicked = once(alice, 'disconnected');
@@ -122,7 +117,6 @@ test('example app: header auth, server-side rooms, typed events, rpc', async () 
   const [k] = (await kicked) as [{ code: number }];
   assert.equal(k.code, 3503);
 
-  proc.kill('SIGTERM');
-  const [code] = (await once(proc, 'exit')) as [number];
-  assert.equal(code, 0);
+  app.kill('SIGTERM');
+  assert.deepEqual(await app.exited, { code: 0, signal: null });
 });

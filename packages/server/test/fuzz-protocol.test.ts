@@ -8,8 +8,12 @@ import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import { decodeFrame, METHODS } from '../src/protocol/commands.js';
 import { DisconnectError } from '../src/protocol/codes.js';
-import { connectedClient, mintToken, RawClient, waitFor, WebSocket } from './helpers/client.js';
-import { scope, startServer, type RunningServer } from './helpers/server.js';
+import { RawClient, WebSocket } from './helpers/raw.js';
+import { scope } from './helpers/scope.js';
+import { connectedClient } from './helpers/sdk.js';
+import { type RunningServer, startServer } from './helpers/server.js';
+import { mintToken } from './helpers/tokens.js';
+import { waitFor } from './helpers/wait.js';
 
 const RUNS = 200;
 
@@ -272,13 +276,10 @@ interface RunOutcome {
 }
 
 async function fuzzOnce(preconnect: 'none' | 'token' | 'anonymous', frames: Frame[]): Promise<RunOutcome> {
-  const ws = new WebSocket(s.ws);
-  const c = new RawClient(ws);
+  const run = scope();
   try {
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('error', reject);
-    });
+    const c = await RawClient.open(run, s);
+    const ws = c.ws;
     if (preconnect === 'token') await c.connect(await mintToken(s.secret, { sub: 'fuzzer' }));
     else if (preconnect === 'anonymous') await c.connect('');
     for (const f of frames) {
@@ -290,28 +291,12 @@ async function fuzzOnce(preconnect: 'none' | 'token' | 'anonymous', frames: Fram
     }
     if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ id: SENTINEL, presence_stats: { channel: 'news' } }));
     // Either the sentinel is answered (commands are handled in order, so all before it were too) or the server closed.
-    const answered = new Promise<void>((resolve) => {
-      const on = (m: { id?: number }): void => {
-        if (m && m.id === SENTINEL) {
-          c.off('message', on);
-          resolve();
-        }
-      };
-      c.on('message', on);
-      if (c.messages.some((m) => (m as { id?: number }).id === SENTINEL)) resolve();
+    await c.reply(SENTINEL, 5000).catch(() => {
+      if (c.closeCode === undefined) throw new Error('no reply to the sentinel and no close within 5 s (a hang)');
     });
-    let timer: NodeJS.Timeout | undefined;
-    const hang = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('no reply to the sentinel and no close within 5 s (a hang)')), 5000);
-    });
-    try {
-      await Promise.race([answered, c.closed, hang]);
-    } finally {
-      clearTimeout(timer);
-    }
     return { closeCode: c.closeCode, messages: [...c.messages] };
   } finally {
-    if (ws.readyState !== WebSocket.CLOSED) ws.terminate();
+    await run.close();
   }
 }
 

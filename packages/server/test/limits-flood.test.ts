@@ -9,10 +9,14 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { Centrifuge } from 'centrifuge';
-import { connectedClient, mintToken, RawClient, waitFor, WebSocket } from './helpers/client.js';
+import { tryUpgrade, upgradeStatus } from './helpers/net.js';
+import { RawClient } from './helpers/raw.js';
 import { SHARED_REDIS, uniquePrefix } from './helpers/redis.js';
-import { eventually, rssOf, tryUpgrade } from './helpers/security.js';
-import { scope, startServer, type RunningServer, type TestContextLike } from './helpers/server.js';
+import { scope, type TestContextLike } from './helpers/scope.js';
+import { connectedClient } from './helpers/sdk.js';
+import { type RunningServer, startServer } from './helpers/server.js';
+import { mintToken } from './helpers/tokens.js';
+import { until, waitFor } from './helpers/wait.js';
 
 const S = scope();
 after(() => S.close());
@@ -57,15 +61,7 @@ test('connect storm from one IP: upgrades past the per-IP rate get HTTP 429, cou
     .filter((l) => l.includes('connect rate limit hit for address'));
   assert.equal(warnings.length, 1, 'logged once per offender per interval, not once per refusal');
   // Tokens refill: the address can connect again (there is no event for a refill, so retry).
-  await eventually(
-    async () => {
-      const o = await tryUpgrade(storm.ws);
-      if (o.ok) o.ws.terminate();
-      return o.ok;
-    },
-    5000,
-    'a new upgrade after the storm',
-  );
+  await until('a new upgrade after the storm', 5000, async () => (await upgradeStatus(storm.ws)) === 101);
 });
 
 test('concurrent connections per IP: past client.connection_limit_per_ip the upgrade gets 429 until one closes', async (t) => {
@@ -82,15 +78,7 @@ test('concurrent connections per IP: past client.connection_limit_per_ip the upg
     first.ws.close();
     await closed;
   }
-  await eventually(
-    async () => {
-      const o = await tryUpgrade(srv.ws);
-      if (o.ok) o.ws.terminate();
-      return o.ok;
-    },
-    5000,
-    'the slot freed by the close',
-  );
+  await until('the slot freed by the close', 5000, async () => (await upgradeStatus(srv.ws)) === 101);
   for (const o of held) if (o.ok) o.ws.terminate();
 });
 
@@ -171,7 +159,7 @@ test('publish flood from one user over two nodes: the per-user limit holds acros
     }),
   );
   const [a, b] = nodes as [Node, Node];
-  const rssBefore = await rssOf(a.srv.proc.pid!);
+  const rssBefore = a.srv.rss();
 
   // A subscriber on each node sees both channels.
   const watchers = await Promise.all([a, b].map((n) => n.client(t, 'watcher')));
@@ -222,7 +210,7 @@ test('publish flood from one user over two nodes: the per-user limit holds acros
   await Promise.all(flood);
   const elapsed = (Date.now() - started) / 1000;
 
-  await Promise.all(seen.map((s, i) => eventually(() => s.calm.length === CALM, 10_000, `calm publications on node ${i}`)));
+  await Promise.all(seen.map((s, i) => until(`calm publications on node ${i}`, 10_000, () => s.calm.length === CALM)));
   for (const s of seen)
     assert.deepEqual(
       s.calm,
@@ -243,14 +231,20 @@ test('publish flood from one user over two nodes: the per-user limit holds acros
     (await b.srv.metric('switchboard_limit_hits_total', { limit: 'user_publications_per_second' }));
   assert.equal(hits, refused);
   // The flood's accepted publications reached the watchers; the refused ones did not.
-  await eventually(() => seen.every((s) => s.flood === accepted), 10_000, 'flood publications delivered');
+  await until('flood publications delivered', 10_000, () => seen.every((s) => s.flood === accepted));
 
-  const rssAfter = await rssOf(a.srv.proc.pid!);
-  if (rssBefore > 0) assert.ok(rssAfter - rssBefore < 100 * 1024 * 1024, `RSS grew by ${((rssAfter - rssBefore) / 1e6).toFixed(1)} MB`);
+  const rssAfter = a.srv.rss();
+  // Measured on the dev machine (Node 20, two nodes, fresh process): RSS grew
+  // 31.0 and 31.4 MB over this 2 s flood, and 31.4 MB when the flood ran 6 s
+  // instead: the growth is warm-up (JIT, heap sizing), not per refused
+  // publication. The bound is that plus half again; it is coarse (a node
+  // refuses 1,000-3,000 publications here, so it catches leaks of roughly
+  // 10 KB or more per refusal), but it no longer waves 100 MB through.
+  const RSS_BOUND = 48 * 1024 * 1024;
+  assert.ok(rssAfter - rssBefore < RSS_BOUND, `RSS grew by ${((rssAfter - rssBefore) / 1e6).toFixed(1)} MB (bound 48 MB)`);
   assert.ok(a.srv.alive() && b.srv.alive());
   t.diagnostic(
     `accepted ${accepted}, refused ${refused} in ${elapsed.toFixed(1)}s; RSS ${(rssBefore / 1e6).toFixed(0)} → ${(rssAfter / 1e6).toFixed(0)} MB`,
   );
   for (const c of [...watchers, ...flooders, calm]) c.disconnect();
-  void WebSocket;
 });

@@ -4,9 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { makeClient, mintToken, waitFor } from './helpers/client.js';
-import { uniquePrefix, SHARED_REDIS } from './helpers/redis.js';
+import { SHARED_REDIS, uniquePrefix } from './helpers/redis.js';
+import { makeClient } from './helpers/sdk.js';
 import { startServer } from './helpers/server.js';
+import { mintToken } from './helpers/tokens.js';
+import { until, waitFor } from './helpers/wait.js';
 
 test('user_connection_limit: the third connection of a user gets 106, others are unaffected, a freed slot is reusable', async (t) => {
   const server = await startServer(t, { client: { user_connection_limit: 2 } });
@@ -24,18 +26,15 @@ test('user_connection_limit: the third connection of a user gets 106, others are
   other.connect();
   await other.ready(5000);
   a.disconnect();
-  // The slot frees when the server has seen the close; the client retries until then.
-  const d = makeClient(t, server, { token });
-  for (let i = 0; i < 50; i++) {
-    const r = await new Promise<string>((resolve) => {
-      d.once('connected', () => resolve('ok'));
-      d.once('disconnected', () => resolve('refused'));
-      d.connect();
-    });
-    if (r === 'ok') break;
-    await new Promise((res) => setTimeout(res, 50));
-  }
-  assert.equal(d.state, 'connected');
+  // The slot frees when the server has seen the close; a new client retries until then.
+  await until('the freed slot', 5000, async () => {
+    const d = makeClient(t, server, { token });
+    const outcome = Promise.race([waitFor(d, 'connected').then(() => true), waitFor(d, 'disconnected').then(() => false)]);
+    d.connect();
+    if (await outcome) return true;
+    d.disconnect();
+    return false;
+  });
   assert.ok((await server.metric('switchboard_limit_hits_total', { limit: 'user_connection_limit' })) >= 1);
 });
 

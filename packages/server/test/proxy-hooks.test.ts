@@ -8,9 +8,13 @@ import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { after, before, test } from 'node:test';
 import { Centrifuge } from 'centrifuge';
-import { BrowserLikeWebSocket, mintToken, nowSec, RawClient, waitFor, WebSocket } from './helpers/client.js';
-import { eventually, startBackend, type Backend, type RecordedRequest } from './helpers/security.js';
-import { scope, startServer, type RunningServer, type TestContextLike } from './helpers/server.js';
+import { type Backend, type RecordedRequest, startBackend } from './helpers/backend.js';
+import { RawClient } from './helpers/raw.js';
+import { scope, type TestContextLike } from './helpers/scope.js';
+import { makeClient, subscribe } from './helpers/sdk.js';
+import { type RunningServer, startServer } from './helpers/server.js';
+import { mintToken, nowSec } from './helpers/tokens.js';
+import { collect, until, waitFor } from './helpers/wait.js';
 
 const S = scope();
 after(() => S.close());
@@ -109,28 +113,15 @@ const requests = (path: string) => backend.requests.filter((r) => r.path === pat
 
 /** A centrifuge client authenticated by the connect proxy (no token), with `data` in the connect command. */
 async function proxied(t: TestContextLike, data: Record<string, unknown> = {}): Promise<Centrifuge> {
-  const c = new Centrifuge(s.ws, { websocket: BrowserLikeWebSocket, data, minReconnectDelay: 50, maxReconnectDelay: 300, timeout: 5000 });
-  t.after(() => c.disconnect());
+  const c = makeClient(t, s, { data });
   const connected = waitFor(c, 'connected');
   c.connect();
   await connected;
   return c;
 }
 
-/** A raw client with chosen upgrade headers. */
-async function rawWithHeaders(t: TestContextLike, headers: Record<string, string>): Promise<RawClient> {
-  const ws = new WebSocket(s.ws, { headers });
-  const c = new RawClient(ws);
-  t.after(() => ws.terminate());
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  return c;
-}
-
 test('connect proxy: the backend names the user; reply data and info come from it; allow-listed headers only are forwarded', async (t) => {
-  const raw = await rawWithHeaders(t, { 'X-Tenant': 'acme', Cookie: 'sid=abc', Authorization: 'Bearer do-not-forward' });
+  const raw = await RawClient.open(t, s, { headers: { 'X-Tenant': 'acme', Cookie: 'sid=abc', Authorization: 'Bearer do-not-forward' } });
   const n = requests('/connect').length;
   const r = await raw.command('connect', { data: { user: 'ann' } });
   assert.deepEqual(r.connect.data, { welcome: true });
@@ -167,16 +158,27 @@ test('a client with a token skips the connect proxy', async (t) => {
 });
 
 test('refresh proxy: a proxied connection near expiry is refreshed by the backend, not closed', async (t) => {
-  const c = await proxied(t, { user: 'short-lived', ttl: 1 });
-  await eventually(() => requests('/refresh').some((r) => r.body.user === 'short-lived'), 5000, 'refresh proxy called');
-  const req = requests('/refresh').find((r) => r.body.user === 'short-lived')!;
-  assert.equal(req.body.client, (c as unknown as { _client: string })._client ?? req.body.client);
-  // Still connected well past the original expiry + close delay, and serving.
-  const sub = c.newSubscription('local:after-refresh');
-  const ok = waitFor(sub, 'subscribed');
-  sub.subscribe();
-  await ok;
+  const c = makeClient(t, s, { data: { user: 'short-lived', ttl: 1 } });
+  const connected = waitFor<{ client: string }>(c, 'connected');
+  const t0 = Date.now();
+  c.connect();
+  const { client } = await connected;
+  const drops = collect(c, 'connecting');
+  // The backend is asked to refresh this very connection (by its client id) when its 1 s expiry comes.
+  await until('refresh proxy called for this connection', 5000, () =>
+    requests('/refresh').some((r) => r.body.user === 'short-lived' && r.body.client === client),
+  );
+  // Unrefreshed it would be closed with 3005 at expiry + expired_close_delay (1 s + 200 ms); a close that
+  // does not come can only be seen by waiting past when it would have come.
+  await new Promise((r) => setTimeout(r, Math.max(0, t0 + 1800 - Date.now())));
+  assert.deepEqual(
+    drops.items.map((d: { code: number }) => d.code),
+    [],
+    'never disconnected',
+  );
   assert.equal(c.state, 'connected');
+  const { ctx } = await subscribe(c, 'local:after-refresh');
+  assert.equal(ctx.channel, 'local:after-refresh', 'and still serving');
 });
 
 test('subscribe proxy only for namespaces that enable it; info from the backend; backend errors reach the client', async (t) => {
@@ -230,14 +232,10 @@ test('sub_refresh proxy: a short subscription is extended by the backend, or end
     await ok;
   }
   // Expired (2501) is a resubscribe code: the SDK subscribes again, through the subscribe proxy.
-  const resubscribing = await waitFor<{ code: number }>(end, 'subscribing', 8000);
+  const resubscribing = await waitFor<{ code: number }>(end, 'subscribing', { ms: 8000 });
   assert.equal(resubscribing.code, 2501, 'the backend said expired');
   assert.ok(requests('/sub_refresh').some((r) => r.body.channel === 'px:short-end'));
-  await eventually(
-    () => requests('/sub_refresh').some((r) => r.body.channel === 'px:short-keep'),
-    5000,
-    'sub_refresh for the kept channel',
-  );
+  await until('sub_refresh for the kept channel', 5000, () => requests('/sub_refresh').some((r) => r.body.channel === 'px:short-keep'));
   assert.equal(keep.state, 'subscribed');
   const got = waitFor<{ data: unknown }>(keep, 'publication');
   await s.call('publish', { channel: 'px:short-keep', data: { still: 'here' } });
@@ -278,7 +276,7 @@ test('bounded concurrency: past max_concurrency calls in flight, further calls g
     }),
   );
   const first = [clients[0]!.command('rpc', { method: 'hold' }, 8000), clients[1]!.command('rpc', { method: 'hold' }, 8000)];
-  await eventually(() => held.length === 2, 5000, 'two calls held at the backend');
+  await until('two calls held at the backend', 5000, () => held.length === 2);
   const third = await clients[2]!.command('rpc', { method: 'hold' });
   assert.equal(third.error.code, 111);
   for (const res of held.splice(0)) res.writeHead(200, { 'content-type': 'application/json' }).end('{"result":{"data":"released"}}');
@@ -312,7 +310,7 @@ test('backend down: calls fail with a temporary 100, then the circuit opens and 
   assert.match(srv.stdout(), /proxy circuit open/);
   // The backend comes back on the same port: after the cooldown a probe goes through and the circuit closes.
   const up = await startBackend(t, (req) => ({ result: { data: { up: true, method: req.body.method } } }), port);
-  await eventually(async () => !!(await raw.command('rpc', { method: 'y' })).rpc, 12_000, 'rpc through the closed circuit', 250);
+  await until('rpc through the closed circuit', 12_000, async () => !!(await raw.command('rpc', { method: 'y' })).rpc, 250);
   assert.ok(up.requests.length >= 1);
   assert.ok(srv.alive());
 });

@@ -8,9 +8,13 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { exportJWK, SignJWT, type JWK } from 'jose';
-import { collect, makeClient, mintToken, nowSec, RawClient, unsignedToken, waitFor } from './helpers/client.js';
-import { startBackend, type Backend } from './helpers/security.js';
-import { scope, startServer, type RunningServer, type TestContextLike } from './helpers/server.js';
+import { type Backend, startBackend } from './helpers/backend.js';
+import { RawClient } from './helpers/raw.js';
+import { scope, type TestContextLike } from './helpers/scope.js';
+import { makeClient } from './helpers/sdk.js';
+import { type RunningServer, startServer } from './helpers/server.js';
+import { mintToken, nowSec, unsignedToken } from './helpers/tokens.js';
+import { collect, waitFor } from './helpers/wait.js';
 
 const S = scope();
 after(() => S.close());
@@ -48,13 +52,11 @@ type Outcome =
 async function rawConnect(t: TestContextLike, server: RunningServer, token: string): Promise<Outcome & { raw: RawClient }> {
   const raw = await RawClient.open(t, server);
   raw.send(JSON.stringify({ id: 1, connect: { token } }));
-  const reply = raw.reply(1, 8000).catch(() => undefined);
-  const first = await Promise.race([reply.then((r) => ({ r })), raw.closed.then((c) => ({ c }))]);
-  if ('r' in first && first.r) {
-    if (first.r.error) return { connected: false, error: first.r.error, raw };
-    return { connected: true, result: first.r.connect, raw };
-  }
-  const c = await raw.closed;
+  // The reply, or the close when the server ends the connection instead (reply() rejects then).
+  const r = await raw.reply(1, 8000).catch(() => undefined);
+  if (r?.error) return { connected: false, error: r.error, raw };
+  if (r) return { connected: true, result: r.connect, raw };
+  const c = await raw.closedWithin(8000);
   return { connected: false, closeCode: c.code, raw };
 }
 
@@ -62,8 +64,8 @@ async function rawConnect(t: TestContextLike, server: RunningServer, token: stri
 async function sdkConnect(t: TestContextLike, server: RunningServer, token: string): Promise<number> {
   const c = makeClient(t, server, { token });
   const ended = Promise.race([
-    waitFor(c, 'connected', 8000).then(() => 0),
-    waitFor(c, 'disconnected', 8000).then((ctx: { code: number }) => ctx.code),
+    waitFor(c, 'connected', { ms: 8000 }).then(() => 0),
+    waitFor(c, 'disconnected', { ms: 8000 }).then((ctx: { code: number }) => ctx.code),
   ]);
   c.connect();
   return ended;
@@ -120,7 +122,7 @@ test('expired token: 109 to the SDK, which calls getToken and connects', async (
     },
   });
   const errors = collect(c, 'error');
-  const connected = waitFor(c, 'connected', 8000);
+  const connected = waitFor(c, 'connected', { ms: 8000 });
   c.connect();
   await connected;
   assert.equal(calls, 1);
@@ -261,4 +263,35 @@ test('JWKS endpoint down: an unknown key gets a temporary error (not a terminal 
   assert.equal(o.raw.closeCode, undefined, 'socket stays open for the retry');
   // Keys already cached still verify while the endpoint is down.
   assert.equal(await sdkConnect(t, srv, await tok(k1)), 0);
+});
+
+// ---- ECDSA and Ed25519 keys in PEM ----
+
+test('ES256 and EdDSA connection tokens verify against PEM public keys; a token signed by another key is 3500', async (t) => {
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const ed = generateKeyPairSync('ed25519');
+  const pem = (k: KeyObject): string => k.export({ type: 'spki', format: 'pem' }).toString();
+  const srv = await startServer(t, {
+    client: { token: { hmac_secret_key: '', ecdsa_public_key: pem(ec.publicKey), ed25519_public_key: pem(ed.publicKey) } },
+  });
+  const claims = { sub: 'curvy', exp: nowSec() + 600 };
+  const es = await mintToken(ec.privateKey, claims, 'ES256');
+  const eddsa = await mintToken(ed.privateKey, claims, 'EdDSA');
+  for (const token of [es, eddsa]) {
+    const o = await rawConnect(t, srv, token);
+    assert.equal(o.connected, true, JSON.stringify(o.connected ? '' : (o as { error?: unknown; closeCode?: number })));
+  }
+  assert.equal(await sdkConnect(t, srv, es), 0, 'the SDK connects with ES256');
+  assert.equal(await sdkConnect(t, srv, eddsa), 0, 'the SDK connects with EdDSA');
+  // Signed by other keys of the same kinds: refused.
+  const ec2 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const ed2 = generateKeyPairSync('ed25519');
+  assert.equal(await sdkConnect(t, srv, await mintToken(ec2.privateKey, claims, 'ES256')), 3500);
+  assert.equal(await sdkConnect(t, srv, await mintToken(ed2.privateKey, claims, 'EdDSA')), 3500);
+  // The user comes from the token's sub.
+  const raw = await RawClient.open(t, srv);
+  await raw.connect(eddsa);
+  const gone = raw.closedWithin();
+  await srv.call('disconnect', { user: 'curvy' });
+  assert.equal((await gone).code, 3503);
 });

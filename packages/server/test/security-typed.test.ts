@@ -12,9 +12,11 @@ import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { Centrifuge } from 'centrifuge';
 import { schemaToTs } from '../src/typegen.js';
-import { connectedClient, waitFor } from './helpers/client.js';
-import { startBackend, type Backend } from './helpers/security.js';
-import { runCli, scope, startServer, tempDir, type RunningServer } from './helpers/server.js';
+import { type Backend, startBackend } from './helpers/backend.js';
+import { scope, tempDir } from './helpers/scope.js';
+import { connectedClient } from './helpers/sdk.js';
+import { runCli, type RunningServer, startServer } from './helpers/server.js';
+import { waitFor } from './helpers/wait.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 const SCHEMAS = join(ROOT, 'examples/schemas');

@@ -1,53 +1,28 @@
 /**
- * Starts Switchboard the way users do: `node dist/src/cli.js serve --config
- * <file>` in a child process on a free port, waits for GET /health, and
- * kills it (by PID) when the test ends, passed or failed.
+ * The one process launcher: `switchboard serve --config <file>` as users
+ * run it, in a child process on a free loopback port; resolves once GET
+ * /health answers, and kills the process (by PID) when the test ends,
+ * passed or failed. Also runs the CLI's one-shot commands.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deepMerge } from '../../src/config/load.js';
+import { freePort } from './net.js';
+import { tempDir, type TestContextLike } from './scope.js';
+import { GiveUp, until } from './wait.js';
 
 /** dist/test/helpers → dist/src/cli.js */
 export const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../../src/cli.js');
-
-export interface TestContextLike {
-  after(fn: () => unknown): void;
-}
-
-/**
- * A cleanup scope for resources shared by the tests of one file:
- * `const S = scope(); after(() => S.close());` then `startServer(S, …)` in `before`.
- * Cleanups run in reverse order.
- */
-export function scope(): TestContextLike & { close(): Promise<void> } {
-  const fns: Array<() => unknown> = [];
-  return {
-    after(fn) {
-      fns.push(fn);
-    },
-    async close() {
-      while (fns.length > 0) {
-        try {
-          await fns.pop()!();
-        } catch {
-          /* keep cleaning */
-        }
-      }
-    },
-  };
-}
 
 export interface Exit {
   code: number | null;
   signal: NodeJS.Signals | null;
 }
 
-export interface RunningServer {
+export interface RunningServer extends Launched {
   readonly port: number;
   readonly http: string;
   readonly ws: string;
@@ -55,39 +30,16 @@ export interface RunningServer {
   readonly apiKey: string;
   readonly secret: string;
   readonly configFile: string;
-  readonly proc: ChildProcess;
-  /** Resolves when the process exits. */
-  readonly exited: Promise<Exit>;
-  stdout(): string;
-  stderr(): string;
-  /** POST /api/<method> with the key; returns the parsed JSON body. */
-  call(method: string, params?: unknown): Promise<Record<string, unknown>>;
+  /** POST /api/<method> with the key; returns the parsed JSON body (rejects after 10 s). */
+  call<T = any>(method: string, params?: unknown): Promise<T>;
   /** The Prometheus text of GET /metrics. */
   metricsText(): Promise<string>;
   /** Sum of a metric's samples whose labels include all of `labels` (0 when absent). */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
-  /** True while the process has not exited. */
-  alive(): boolean;
-  kill(signal?: NodeJS.Signals): void;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.unref();
-    s.on('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => res(port));
-    });
-  });
-}
-
-export function tempDir(t: TestContextLike): string {
-  const dir = mkdtempSync(join(tmpdir(), 'switchboard-test-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
+  /** Resolves once GET /ready answers 200 (`ready`) or 503 (`!ready`). */
+  waitReady(ready: boolean, ms?: number): Promise<void>;
+  /** Resident set size of the process in bytes, from /proc/PID/status. */
+  rss(): number;
 }
 
 /** A minimal config with a known secret and API key; `extra` is deep-merged over it. */
@@ -106,20 +58,85 @@ export function baseConfig(extra: Record<string, unknown> = {}): Record<string, 
 export interface StartOptions {
   /** Extra environment variables for the server process. */
   env?: Record<string, string>;
-  /** Extra CLI arguments after `serve --config FILE`. */
+  /** Extra CLI arguments after `serve --config FILE` (e.g. `--workers 2`). */
   args?: string[];
   /** Do not set http_server.port in the file (the caller sets it another way, e.g. env). */
   portFromEnv?: boolean;
-  /** Use this config object exactly as the file (no defaults added except the port). */
+  /** Use this config object exactly as the file (no defaults added except the port and loopback address). */
   raw?: boolean;
   /** The port the server will listen on when the caller sets it (env, flags); a free one otherwise. */
   port?: number;
+  /** `serve` with no --config at all (zero-config dev mode; pass the port in `args` and `port`). */
+  noConfig?: boolean;
   /** Start with this existing file as it is (the port then comes from SWITCHBOARD_HTTP_SERVER_PORT). */
   configFile?: string;
   /** The connection-token secret and API key when they do not come from the written config (env, a given file). */
   secret?: string;
   apiKey?: string;
+  /** Also wait until stdout matches this (e.g. a banner printed after the listening line). */
+  output?: RegExp;
   timeoutMs?: number;
+}
+
+/** A child process of the test, killed (SIGKILL, by PID) when the test ends. */
+export interface Launched {
+  readonly proc: ChildProcess;
+  /** Resolves when the process exits. */
+  readonly exited: Promise<Exit>;
+  stdout(): string;
+  stderr(): string;
+  /** True while the process has not exited. */
+  alive(): boolean;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/**
+ * Starts `node ...argv` and resolves once `ready()` holds (polled; a throw
+ * counts as not yet). Fails at once with its output if the process exits
+ * first. The process is killed when `t` ends.
+ */
+export async function launch(
+  t: TestContextLike,
+  argv: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; ready: (p: Launched) => Promise<boolean>; what: string; timeoutMs?: number },
+): Promise<Launched> {
+  const proc = spawn(process.execPath, argv, { cwd: opts.cwd, env: opts.env ?? cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  let done = false;
+  const exited = new Promise<Exit>((res) =>
+    proc.on('exit', (code, signal) => {
+      done = true;
+      res({ code, signal });
+    }),
+  );
+  const p: Launched = {
+    proc,
+    exited,
+    stdout: () => out,
+    stderr: () => err,
+    alive: () => !done,
+    kill(signal = 'SIGKILL') {
+      if (!done && proc.pid !== undefined) process.kill(proc.pid, signal);
+    },
+  };
+  t.after(async () => {
+    if (!done) {
+      p.kill('SIGKILL');
+      await exited;
+    }
+  });
+  try {
+    await until(opts.what, opts.timeoutMs ?? 15_000, async () => {
+      if (done) throw new GiveUp(`process exited before ${opts.what}`);
+      return opts.ready(p);
+    });
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\nstdout:\n${out}\nstderr:\n${err}`);
+  }
+  return p;
 }
 
 /**
@@ -133,53 +150,25 @@ export async function startServer(
 ): Promise<RunningServer> {
   const dir = tempDir(t);
   const port = opts.port ?? (await freePort());
-  const portFromEnv = opts.portFromEnv || opts.configFile !== undefined;
-  const cfg = opts.configFile ? {} : opts.raw ? structuredClone(config) : baseConfig(config);
-  if (!portFromEnv) cfg.http_server = { ...((cfg.http_server as object | undefined) ?? {}), port };
-  const configFile = opts.configFile ?? join(dir, 'switchboard.json');
-  if (!opts.configFile) writeFileSync(configFile, JSON.stringify(cfg, null, 2));
+  const portFromEnv = opts.portFromEnv || opts.configFile !== undefined || opts.noConfig;
+  const cfg = opts.configFile || opts.noConfig ? {} : opts.raw ? structuredClone(config) : baseConfig(config);
+  const configFile = opts.noConfig ? '' : (opts.configFile ?? join(dir, 'switchboard.json'));
+  if (!opts.configFile && !opts.noConfig) {
+    const hs = (cfg.http_server as Record<string, unknown> | undefined) ?? {};
+    cfg.http_server = { address: '127.0.0.1', ...hs, ...(portFromEnv ? {} : { port }) };
+    writeFileSync(configFile, JSON.stringify(cfg, null, 2));
+  }
   const env: NodeJS.ProcessEnv = { ...cleanEnv(), ...(opts.env ?? {}) };
-  if (portFromEnv && env.SWITCHBOARD_HTTP_SERVER_PORT === undefined) env.SWITCHBOARD_HTTP_SERVER_PORT = String(port);
-  const proc = spawn(process.execPath, [CLI, 'serve', '--config', configFile, ...(opts.args ?? [])], {
+  if (portFromEnv && !opts.noConfig && env.SWITCHBOARD_HTTP_SERVER_PORT === undefined) env.SWITCHBOARD_HTTP_SERVER_PORT = String(port);
+  const http = `http://127.0.0.1:${port}`;
+  const p = await launch(t, [CLI, 'serve', ...(opts.noConfig ? [] : ['--config', configFile]), ...(opts.args ?? [])], {
     cwd: dir,
     env,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    what: `GET ${http}/health` + (opts.output ? ` and ${String(opts.output)} on stdout` : ''),
+    // /health can answer before the CLI has printed what it prints after listening (the dev banner).
+    ready: async (l) => (!opts.output || opts.output.test(l.stdout())) && (await fetch(http + '/health')).status === 200,
+    timeoutMs: opts.timeoutMs,
   });
-  let out = '';
-  let err = '';
-  proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  let done = false;
-  const exited = new Promise<Exit>((res) =>
-    proc.on('exit', (code, signal) => {
-      done = true;
-      res({ code, signal });
-    }),
-  );
-  t.after(async () => {
-    if (!done && proc.pid !== undefined) {
-      try {
-        process.kill(proc.pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-      await exited;
-    }
-  });
-
-  const http = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
-  for (;;) {
-    if (done) throw new Error(`server exited before it was healthy\nstdout:\n${out}\nstderr:\n${err}`);
-    try {
-      const r = await fetch(http + '/health');
-      if (r.status === 200) break;
-    } catch {
-      /* not listening yet */
-    }
-    if (Date.now() > deadline) throw new Error(`server not healthy after ${opts.timeoutMs ?? 15_000} ms\nstdout:\n${out}\nstderr:\n${err}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 
   const client = (cfg.client ?? {}) as { token?: { hmac_secret_key?: string } };
   const apiKey = opts.apiKey ?? ((cfg.http_api ?? {}) as { key?: string }).key ?? '';
@@ -191,17 +180,15 @@ export async function startServer(
     apiKey,
     secret: opts.secret ?? client.token?.hmac_secret_key ?? '',
     configFile,
-    proc,
-    exited,
-    stdout: () => out,
-    stderr: () => err,
+    ...p,
     async call(method, params = {}) {
       const r = await fetch(`${http}/api/${method}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'x-api-key': apiKey },
         body: JSON.stringify(params),
+        signal: AbortSignal.timeout(10_000),
       });
-      return (await r.json()) as Record<string, unknown>;
+      return r.json();
     },
     async metricsText() {
       const r = await fetch(http + '/metrics');
@@ -210,9 +197,13 @@ export async function startServer(
     async metric(name, labels = {}) {
       return sumMetric(await server.metricsText(), name, labels);
     },
-    alive: () => !done,
-    kill(signal = 'SIGKILL') {
-      if (!done && proc.pid !== undefined) process.kill(proc.pid, signal);
+    async waitReady(ready, ms = 10_000) {
+      await until(`/ready = ${ready} on ${port}`, ms, async () => (await fetch(http + '/ready')).ok === ready);
+    },
+    rss() {
+      const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${p.proc.pid}/status`, 'utf8'));
+      if (!m) throw new Error(`no VmRSS in /proc/${p.proc.pid}/status`);
+      return Number(m[1]) * 1024;
     },
   };
   return server;

@@ -12,13 +12,13 @@ import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
+import { freePort } from '../test/helpers/net.js';
 
 const { values } = parseArgs({
   options: {
@@ -40,20 +40,10 @@ const DURATION = MINUTES * 60_000;
 const WARMUP = Math.min(120_000, Math.max(15_000, DURATION * 0.25));
 const SAMPLE_MS = Math.max(2000, Math.min(10_000, DURATION / 30));
 
-const CLI = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
+/** dist/scripts → dist/src/cli.js */
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli.js');
 const secret = randomBytes(16).toString('hex');
 const apiKey = randomBytes(16).toString('hex');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 interface Sample {
   t: number;
