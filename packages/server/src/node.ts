@@ -20,7 +20,7 @@ import { WebSocketEndpoint } from './transport/websocket.js';
 import { Flusher } from './transport/flusher.js';
 import type { ClientConnection } from './transport/connection.js';
 import { WebSocketConnection } from './transport/websocket-connection.js';
-import { jsonCodec } from './protocol/json.js';
+import { jsonCodec, toRawJson } from './protocol/json.js';
 import { anyProxy, proxyHooks } from './auth/proxy.js';
 import { ChannelSubscriptions } from './node/channel-subscriptions.js';
 import { ControlApplier } from './node/control.js';
@@ -402,7 +402,7 @@ export class Switchboard {
 
 function toRaw(data: unknown): RawJSON {
   if (data === undefined) throw new ReplyError(Errors.badRequest);
-  return JSON.stringify(data);
+  return toRawJson(data);
 }
 
 function globToRegExp(glob: string): RegExp {

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HeartbeatWheel, type Heartbeat } from '../src/transport/heartbeat.js';
-import { within } from './helpers/client.js';
+import { within } from './helpers/wait.js';
 
 const INTERVAL = 200; // ticks of 20 ms, 10 slots
 const PONG = 100; // 5 ticks

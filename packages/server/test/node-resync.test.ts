@@ -6,7 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { RawClient, mintToken, waitFor } from './helpers/client.js';
+import { RawClient } from './helpers/raw.js';
+import { mintToken } from './helpers/tokens.js';
+import { waitFor } from './helpers/wait.js';
 import { SECRET, embedded } from './helpers/embedded.js';
 import { MemoryEngine } from '../src/engine/memory/engine.js';
 import type { EngineHandlers } from '../src/engine/types.js';
@@ -53,7 +55,7 @@ test('a resync tells the subscribers of the named channels only, at a cost that 
   assert.ok((await c.command('subscribe', { channel: 'b' })).subscribe);
   assert.equal(node.sb.hub.numSubscriptions, MANY + 3);
 
-  const told = waitFor(c, 'message', 5000, (m: any) => m.push?.unsubscribe !== undefined);
+  const told = waitFor(c, 'message', { ms: 5000, filter: (m: any) => m.push?.unsubscribe !== undefined });
   engine.resync(['a', 'nobody']);
   const push = (await told).push;
   assert.equal(push.channel, 'a');
@@ -70,7 +72,7 @@ test('a resync tells the subscribers of the named channels only, at a cost that 
   t.diagnostic(`${ROUNDS} resyncs of unrelated channels took ${(performance.now() - started).toFixed(1)} ms beside ${MANY} subscriptions`);
   assert.equal(node.sb.hub.numSubscriptions, MANY + 2, 'a resync of unrelated channels touches no subscription');
 
-  const allTold = waitFor(other, 'message', 5000, (m: any) => m.push?.unsubscribe !== undefined);
+  const allTold = waitFor(other, 'message', { ms: 5000, filter: (m: any) => m.push?.unsubscribe !== undefined });
   engine.resync('all');
   assert.equal((await allTold).push.channel, 'b');
   assert.equal(node.sb.hub.numSubscriptions, 0, "'all' reaches every positioned subscriber");

@@ -7,9 +7,11 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { RawClient, mintToken, waitFor } from './helpers/client.js';
+import { RawClient } from './helpers/raw.js';
+import { mintToken } from './helpers/tokens.js';
+import { waitFor } from './helpers/wait.js';
 import { SECRET, embedded, type EmbeddedNode } from './helpers/embedded.js';
-import type { TestContextLike } from './helpers/server.js';
+import type { TestContextLike } from './helpers/scope.js';
 
 const CONFIG = { client: { allow_anonymous_connect_without_token: true } };
 
@@ -60,15 +62,15 @@ test('a session target subscribes and unsubscribes that connection only', async 
   const node = await embedded(t, CONFIG);
   const a1 = await open(t, node, 'alice');
   const a2 = await open(t, node, 'alice');
-  const pushed = waitFor(a1.raw, 'message', 5000, (m: any) => m.push?.subscribe !== undefined);
+  const pushed = waitFor(a1.raw, 'message', { ms: 5000, filter: (m: any) => m.push?.subscribe !== undefined });
   await node.sb.subscribe({ user: 'alice', session: a1.session }, 'news');
   assert.equal((await pushed).push.channel, 'news');
   await alive(a2);
   assert.equal(node.sb.hub.numSubscribers('news'), 1, 'only the targeted connection subscribed');
   // the other connection of the user is subscribed too now; a session unsubscribe takes only it
   await node.sb.subscribe({ user: 'alice', client: a2.client }, 'news');
-  await waitFor(a2.raw, 'message', 5000, (m: any) => m.push?.subscribe !== undefined);
-  const unsub = waitFor(a2.raw, 'message', 5000, (m: any) => m.push?.unsubscribe !== undefined);
+  await waitFor(a2.raw, 'message', { ms: 5000, filter: (m: any) => m.push?.subscribe !== undefined });
+  const unsub = waitFor(a2.raw, 'message', { ms: 5000, filter: (m: any) => m.push?.unsubscribe !== undefined });
   await node.sb.unsubscribe({ user: 'alice', session: a2.session }, 'news');
   assert.equal((await unsub).push.channel, 'news');
   await alive(a1);
@@ -80,7 +82,7 @@ test('a client-only target finds that client whoever its user is, and nobody els
   const node = await embedded(t, CONFIG);
   const bob = await open(t, node, 'bob');
   const anon = await open(t, node, undefined);
-  const pushed = waitFor(bob.raw, 'message', 5000, (m: any) => m.push?.subscribe !== undefined);
+  const pushed = waitFor(bob.raw, 'message', { ms: 5000, filter: (m: any) => m.push?.subscribe !== undefined });
   await node.sb.subscribe({ user: '', client: bob.client }, 'news');
   assert.equal((await pushed).push.channel, 'news');
   await alive(anon);

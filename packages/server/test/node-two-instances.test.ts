@@ -5,7 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { RawClient, mintToken, waitFor } from './helpers/client.js';
+import { RawClient } from './helpers/raw.js';
+import { mintToken } from './helpers/tokens.js';
+import { waitFor } from './helpers/wait.js';
 import { SECRET, embedded } from './helpers/embedded.js';
 import type { Switchboard } from '../src/node.js';
 
@@ -30,7 +32,7 @@ test('bytes and frames written by one node are not counted by another in the sam
   assert.ok(sub.subscribe, 'subscribed');
   const payload = { text: 'y'.repeat(1000) };
   for (let i = 0; i < 20; i++) {
-    const got = waitFor(c, 'message', 5000, (m: any) => m.push?.pub !== undefined);
+    const got = waitFor(c, 'message', { ms: 5000, filter: (m: any) => m.push?.pub !== undefined });
     await a.sb.publish('news', { ...payload, i });
     await got;
   }

@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { WebSocket } from 'ws';
-import { RawClient, mintToken } from './helpers/client.js';
+import { RawClient } from './helpers/raw.js';
+import { mintToken } from './helpers/tokens.js';
 import { SECRET, embedded } from './helpers/embedded.js';
 
 /** Opens a WebSocket; resolves with it when open, or with the HTTP status that refused the upgrade. */

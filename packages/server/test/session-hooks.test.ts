@@ -11,8 +11,8 @@ import { test } from 'node:test';
 import { Switchboard } from '../src/node.js';
 import { createLogger } from '../src/observability/logger.js';
 import type { Hooks } from '../src/session/hooks.js';
-import { RawClient } from './helpers/client.js';
-import type { TestContextLike } from './helpers/server.js';
+import { RawClient } from './helpers/raw.js';
+import type { TestContextLike } from './helpers/scope.js';
 
 interface InProcess {
   readonly sb: Switchboard;

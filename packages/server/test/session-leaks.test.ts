@@ -6,9 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { RawClient, WebSocket, mintToken } from './helpers/client.js';
+import { RawClient, WebSocket } from './helpers/raw.js';
+import { mintToken } from './helpers/tokens.js';
 import { OwnRedis, SHARED_REDIS, redisCommand, uniquePrefix } from './helpers/redis.js';
-import { startServer, type RunningServer, type TestContextLike } from './helpers/server.js';
+import { startServer, type RunningServer } from './helpers/server.js';
+import type { TestContextLike } from './helpers/scope.js';
 
 const LIMIT = 3;
 

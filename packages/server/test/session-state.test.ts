@@ -20,7 +20,7 @@ import type { Hooks } from '../src/session/hooks.js';
 import { Session } from '../src/session/session.js';
 import { mergeBuffered } from '../src/session/subscriptions.js';
 import type { ClientConnection, ConnectionHandler, OutboundQueue } from '../src/transport/connection.js';
-import type { TestContextLike } from './helpers/server.js';
+import type { TestContextLike } from './helpers/scope.js';
 
 /** A ClientConnection over buffers: what the session writes is kept, decoded, in `messages()`. */
 class TestConnection implements ClientConnection {

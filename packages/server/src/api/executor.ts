@@ -1,6 +1,6 @@
 import { EngineUnavailableError } from '../engine/errors.js';
 import { Errors, ReplyError, type ProtocolError } from '../protocol/codes.js';
-import { Raw, encodeClientInfo, publicationsRaw } from '../protocol/json.js';
+import { Raw, encodeClientInfo, publicationsRaw, toRawJson } from '../protocol/json.js';
 import type { StreamPosition } from '../protocol/types.js';
 import type { Switchboard } from '../node.js';
 import { API_METHODS, type ApiMethod, type ParamsOf } from './schemas.js';
@@ -120,8 +120,8 @@ const HANDLERS: Handlers = {
     const info = p.info !== undefined ? p.info : p.b64info !== undefined ? fromB64('b64info', p.b64info) : undefined;
     const data = p.data !== undefined ? p.data : p.b64data !== undefined ? fromB64('b64data', p.b64data) : undefined;
     await sb.subscribe(t, p.channel, {
-      info: info !== undefined ? JSON.stringify(info) : undefined,
-      data: data !== undefined ? JSON.stringify(data) : undefined,
+      info: info !== undefined ? toRawJson(info) : undefined,
+      data: data !== undefined ? toRawJson(data) : undefined,
       recover: since !== undefined,
       since,
     });

@@ -1,5 +1,5 @@
 import type { Codec } from './codec.js';
-import { Disconnects, DisconnectError } from './codes.js';
+import { Disconnects, DisconnectError, Errors, ReplyError } from './codes.js';
 import { decodeFrame, type Command } from './commands.js';
 import type { ClientInfo, Publication, RawJSON } from './types.js';
 
@@ -30,6 +30,20 @@ export function stringify(value: unknown): string {
     }
     default:
       return 'null';
+  }
+}
+
+/**
+ * A payload value as raw JSON text. JSON.parse accepts nesting that
+ * JSON.stringify cannot walk back (it overflows the stack): such a payload
+ * is the sender's bad input (107), not a temporary server error.
+ */
+export function toRawJson(value: unknown): RawJSON {
+  try {
+    return JSON.stringify(value);
+  } catch (e) {
+    if (e instanceof RangeError) throw new ReplyError({ code: Errors.badRequest.code, message: 'bad request: data nested too deeply' });
+    throw e;
   }
 }
 

@@ -2,6 +2,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { Errors, ReplyError } from './codes.js';
 import type { Method, Params } from './commands.js';
+import { toRawJson } from './json.js';
 import type { StreamPosition } from './types.js';
 
 /*
@@ -104,5 +105,5 @@ export function parsePosition(p: unknown): StreamPosition {
 
 /** Raw JSON text of a client's `data` value (the JSON protocol embeds it as a value). */
 export function rawData(v: unknown): string | undefined {
-  return v === undefined ? undefined : JSON.stringify(v);
+  return v === undefined ? undefined : toRawJson(v);
 }

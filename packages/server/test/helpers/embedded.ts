@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Switchboard, type SwitchboardOptions } from '../../src/node.js';
-import type { TestContextLike } from './server.js';
+import type { TestContextLike } from './scope.js';
 
 export const SECRET = 'embedded-test-secret';
 

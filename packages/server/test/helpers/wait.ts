@@ -97,3 +97,18 @@ export async function until(what: string, ms: number, cond: () => boolean | Prom
     await new Promise((r) => setTimeout(r, every));
   }
 }
+
+/** Rejects with a clear message when `p` does not settle within `ms` (for promises that are not events). */
+export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
