@@ -31,7 +31,8 @@ export interface ConnectCredentials {
 /** The connection asking, as credentials checks log and hand it to hooks. */
 export interface Applicant {
   readonly id: string;
-  readonly session: string;
+  /** The session id, made only when a hook is told it. */
+  session(): string;
   readonly ip: string;
   readonly request: IncomingMessage;
 }
@@ -44,7 +45,7 @@ export async function connectCredentials(ctx: Ctx, who: Applicant, p: ParamsOf<'
   if (ctx.hooks.onConnecting) {
     const r = await ctx.hooks.onConnecting({
       client: who.id,
-      session: who.session,
+      session: who.session(),
       request: who.request,
       token: token || undefined,
       data: p.data as Json | undefined,

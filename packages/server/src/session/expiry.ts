@@ -36,15 +36,21 @@ export class ExpiryTimer {
   }
 
   private schedule(): void {
-    this.timer = setTimeout(this.fire, Math.max(0, this.due - this.now()));
+    // One shared callback with the timer as its argument: no closure per timer (one per connection adds up).
+    this.timer = setTimeout(fireExpiry, Math.max(0, this.due - this.now()), this);
     this.timer.unref();
   }
 
-  private readonly fire = (): void => {
+  /** @internal the timer fired */
+  fired(): void {
     this.timer = undefined;
     if (this.due <= 0) return;
     if (this.now() < this.due) return this.schedule();
     this.due = 0;
     this.onDue();
-  };
+  }
+}
+
+function fireExpiry(t: ExpiryTimer): void {
+  t.fired();
 }

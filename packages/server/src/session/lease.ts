@@ -32,7 +32,8 @@ export class CredentialLease {
   private expireAt = 0;
   private jti: string | undefined;
   private iat: number | undefined;
-  private readonly timer = new ExpiryTimer(() => this.expired());
+  /** Made on the first expiring grant: most connections never expire, and each timer costs memory. */
+  private timer: ExpiryTimer | undefined;
 
   constructor(
     private readonly ctx: Pick<SessionContext, 'hooks' | 'options' | 'limits' | 'log'>,
@@ -63,11 +64,16 @@ export class CredentialLease {
   extend(expireAt: number): void {
     this.expireAt = expireAt;
     // A client gets expired_close_delay to send its refresh; the backend is asked right away.
-    this.timer.set(expireAt > 0 ? expireAt + (this.serverSide ? 0 : this.ctx.options.expired_close_delay) : 0);
+    if (expireAt <= 0) {
+      this.timer?.clear();
+      return;
+    }
+    this.timer ??= new ExpiryTimer(() => this.expired());
+    this.timer.set(expireAt + (this.serverSide ? 0 : this.ctx.options.expired_close_delay));
   }
 
   end(): void {
-    this.timer.clear();
+    this.timer?.clear();
   }
 
   /** `expires` and `ttl` of connect and refresh replies (none when the backend refreshes). */
@@ -94,7 +100,7 @@ export class CredentialLease {
         // A failing backend must not cut everyone off at once: retry shortly, and say so once per interval.
         if (ctx.limits.logOnce.shouldLog('refresh_hook'))
           ctx.log.warn({ client: holder.id, err: String(e) }, 'refresh hook failed; retrying');
-        this.timer.set(Date.now() + 1000);
+        (this.timer ??= new ExpiryTimer(() => this.expired())).set(Date.now() + 1000);
       },
     );
   }

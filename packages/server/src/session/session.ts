@@ -45,7 +45,11 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
    * centrifuge. Only emulation and unidirectional transports send it to the
    * client (in the connect reply); hooks and the backend see it always.
    */
-  readonly session = randomUUID();
+  get session(): string {
+    // made when first asked for (hooks, a target match, an emulation connect): most WebSocket connections never are
+    return (this.sessionId ??= randomUUID());
+  }
+  private sessionId: string | undefined;
   /** Whether the connect reply carries `session`. */
   private readonly reportsSession: boolean;
   user = '';
@@ -61,9 +65,8 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
   hbPongSlot = -1;
   private inbox: Promise<void> | undefined;
   private pendingFrames = 0;
-  private readonly stale = new ExpiryTimer(() => {
-    if (this.state === 'connecting') this.disconnect(Disconnects.stale);
-  });
+  /** Closes a connection that sends no connect in time; dropped once connected. */
+  private stale: ExpiryTimer | undefined;
   private readonly lease: CredentialLease;
   private closeCode = 0;
   /** The engine's entry counting this connection among its user's (client.user_connection_limit), once its add was sent. */
@@ -89,7 +92,12 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     this.subs = new SubscriptionSet(ctx, this);
     this.lease = new CredentialLease(ctx, this);
     conn.bind(this);
-    if (ctx.options.stale_close_delay > 0) this.stale.set(Date.now() + ctx.options.stale_close_delay);
+    if (ctx.options.stale_close_delay > 0) {
+      this.stale = new ExpiryTimer(() => {
+        if (this.state === 'connecting') this.disconnect(Disconnects.stale);
+      });
+      this.stale.set(Date.now() + ctx.options.stale_close_delay);
+    }
   }
 
   get live(): boolean {
@@ -244,7 +252,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
   async connect(p: ParamsOf<'connect'>): Promise<Reply> {
     const { ctx } = this;
     const opts = ctx.options;
-    const creds = await connectCredentials(ctx, { id: this.id, session: this.session, ip: this.ip, request: this.request! }, p);
+    const creds = await connectCredentials(ctx, { id: this.id, session: () => this.session, ip: this.ip, request: this.request! }, p);
     const user = creds.user;
     if (opts.connection_limit > 0 && ctx.connections.count >= opts.connection_limit) {
       ctx.metrics.limits.labels('connection_limit').inc();
@@ -273,7 +281,8 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     }
     this.state = 'connected';
     this.request = undefined;
-    this.stale.clear();
+    this.stale?.clear();
+    this.stale = undefined;
     ctx.connections.add(this);
     this.lease.begin(creds);
     const subs = await connectServerSide(this, creds, p);
@@ -389,7 +398,8 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     const { ctx } = this;
     const wasConnected = this.state === 'connected';
     this.state = 'closed';
-    this.stale.clear();
+    this.stale?.clear();
+    this.stale = undefined;
     this.lease.end();
     this.subs.removeAll();
     ctx.connections.remove(this);

@@ -39,7 +39,7 @@ export interface ClientConnection {
   readonly transport: string;
   readonly codec: Codec;
   readonly writer: OutboundQueue;
-  /** The request that opened the connection (headers, cookies, URL). */
+  /** The request that opened the connection (headers, cookies, URL); released once a handler binds. */
   readonly request: IncomingMessage;
   readonly ip: string;
   /** Routes inbound frames, the close and overflow to the handler from now on. */

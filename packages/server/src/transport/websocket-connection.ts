@@ -23,15 +23,18 @@ export class WebSocketConnection implements ClientConnection {
   readonly transport = 'websocket';
   readonly writer: Writer;
   handler: ConnectionHandler | undefined;
+  /** Released when a session binds (it keeps what it needs): a request is ~1 KB per connection. */
+  private req: IncomingMessage | undefined;
 
   constructor(
     ws: WebSocket,
-    readonly request: IncomingMessage,
+    request: IncomingMessage,
     readonly ip: string,
     readonly codec: Codec,
     maxQueue: number,
     flusher: Flusher,
   ) {
+    this.req = request;
     this.writer = new Writer(ws, maxQueue, flusher);
     (ws as ConnectionSocket)[CONNECTION] = this;
     ws.on('message', onWsMessage);
@@ -39,9 +42,15 @@ export class WebSocketConnection implements ClientConnection {
     ws.on('error', onWsError);
   }
 
+  get request(): IncomingMessage {
+    if (!this.req) throw new Error('the upgrade request is released once a session binds');
+    return this.req;
+  }
+
   bind(handler: ConnectionHandler): void {
     this.handler = handler;
     this.writer.owner = handler;
+    this.req = undefined;
   }
 
   received(data: RawData, isBinary: boolean): void {
