@@ -5,7 +5,7 @@
  * `switchboard --help`) and metric names (docs vs a real /metrics scrape).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Lexer, type Tokens } from 'marked';
@@ -13,6 +13,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { API_METHODS } from '../src/api/schemas.js';
 import { ConfigSchema } from '../src/config/schema.js';
 import { REPO, docFiles } from './helpers/docs.js';
+import { tempDir } from './helpers/scope.js';
 import { runCli, startServer } from './helpers/server.js';
 
 const read = (f: string): string => readFileSync(join(REPO, f), 'utf8');
@@ -141,4 +142,14 @@ test('metric names in the docs match a real /metrics scrape, both ways', async (
     [],
     'metrics served on /metrics but missing from the metric table of docs/API.md',
   );
+});
+
+test('CONFIGURATION.md: check-config warns about a proxy endpoint left switched off, naming the key', async (t) => {
+  assert.match(read('docs/CONFIGURATION.md'), /An `endpoint` without `enabled` is\s+never called[^.]*`check-config` warns, naming the key/);
+  const dir = tempDir(t);
+  const file = join(dir, 'proxy.json');
+  writeFileSync(file, JSON.stringify({ client: { proxy: { connect: { endpoint: 'http://127.0.0.1:3000/connect' } } } }));
+  const r = await runCli(['check-config', '--config', file]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /warning: .*client\.proxy\.connect/, r.stderr);
 });
