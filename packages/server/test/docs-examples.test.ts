@@ -9,9 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import ts from 'typescript';
 import { REPO, docBlock, shellCommands } from './helpers/docs.js';
-import { docEnv, healthy, runShell, startShell, startShellUntil } from './helpers/docs-run.js';
+import { docEnv, healthy, runShell, startShell, startShellUntil, typecheck } from './helpers/docs-run.js';
 import { freePort } from './helpers/net.js';
 import { makeClient } from './helpers/sdk.js';
 import type { TestContextLike } from './helpers/scope.js';
@@ -74,16 +73,7 @@ test('examples/schemas: `types --out` writes the file (creating its folder), and
   const usage = join(dir, 'docs-test-usage.ts');
   const check = (code: string): string[] => {
     writeFileSync(usage, code);
-    const program = ts.createProgram([usage], {
-      strict: true,
-      noEmit: true,
-      module: ts.ModuleKind.NodeNext,
-      moduleResolution: ts.ModuleResolutionKind.NodeNext,
-      target: ts.ScriptTarget.ES2022,
-      skipLibCheck: true,
-      types: [],
-    });
-    return ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+    return typecheck([usage]);
   };
   const snippet = docBlock('examples/schemas/README.md', 'example-schemas-usage').code;
   assert.deepEqual(check(snippet), []);

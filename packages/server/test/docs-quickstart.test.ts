@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { REPO, docBlock, shellCommands } from './helpers/docs.js';
-import { docEnv, healthy, runShell, snippetFile, startShell, startShellUntil } from './helpers/docs-run.js';
+import { docEnv, healthy, runShell, snippetFile, startShell, startShellUntil, typecheck } from './helpers/docs-run.js';
 import { freePort } from './helpers/net.js';
 import { makeClient, subscribe } from './helpers/sdk.js';
 import { until, waitFor } from './helpers/wait.js';
@@ -64,6 +64,7 @@ test('README embedding: the app serves WebSocket clients, hooks answer, publish 
   const code = docBlock('README.md', 'readme-embedding').code;
   assert.match(code, /listen\(3000\)/);
   const file = snippetFile(t, withPort(code.replace('listen(3000)', `listen(${port}, '127.0.0.1')`), 3000, port), 'ts');
+  assert.deepEqual(typecheck([file.replace(/\.mjs$/, '.mts')]), [], 'the snippet type-checks against the package');
   const app = await startShellUntil(t, `exec node ${file}`, async () => (await fetch(`http://127.0.0.1:${port}/`)).ok);
   assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'your app');
   const c = makeClient(t, { ws: `ws://127.0.0.1:${port}/connection/websocket` });
@@ -81,6 +82,7 @@ test('docs/EMBEDDING.md: the program runs; hooks allow, defer and refuse as docu
   const code = docBlock('docs/EMBEDDING.md', 'embedding-hooks').code;
   assert.match(code, /listen\(8000\)/);
   const file = snippetFile(t, code.replace('listen(8000)', `listen(${port}, '127.0.0.1')`), 'ts');
+  assert.deepEqual(typecheck([file.replace(/\.mjs$/, '.mts')]), [], 'the snippet type-checks against the package');
   const app = await startShellUntil(t, `exec node ${file}`, async (p) => p.stdout().length > 0);
   // In-process history returns parsed data, as the HTTP API does.
   await until('the history line', 5000, () => app.stdout().includes('\n'));

@@ -113,9 +113,30 @@ export function snippetFile(t: TestContextLike, code: string, lang: string): str
     lang === 'ts' || lang === 'typescript'
       ? ts.transpileModule(code, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText
       : code;
+  if (js !== code) writeFileSync(join(dir, 'snippet.mts'), code);
   const file = join(dir, 'snippet.mjs');
   writeFileSync(file, js);
   return file;
+}
+
+/**
+ * Type-checks TypeScript files as a user's strict NodeNext project would
+ * (imports resolve from where the files are); returns the diagnostics.
+ */
+export function typecheck(files: string[]): string[] {
+  const program = ts.createProgram(files, {
+    strict: true,
+    noEmit: true,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    target: ts.ScriptTarget.ES2022,
+    skipLibCheck: true,
+    types: ['node'],
+  });
+  return ts.getPreEmitDiagnostics(program).map((d) => {
+    const where = d.file && d.start !== undefined ? `${d.file.fileName}:${d.file.getLineAndCharacterOfPosition(d.start).line + 1}: ` : '';
+    return where + ts.flattenDiagnosticMessageText(d.messageText, '\n');
+  });
 }
 
 /** The base URL of a server whose /health answers, for readiness checks. */
