@@ -76,6 +76,23 @@ test('every config key in the schema is documented in docs/CONFIGURATION.md, and
   assert.deepEqual(undocumented, [], 'in src/config/schema.ts but not in a table of CONFIGURATION.md');
 });
 
+test('config key paths named anywhere in the docs exist in the schema', () => {
+  const leaves = [...schemaLeaves(ConfigSchema, '', new Set())];
+  const tops = new Set(leaves.map((l) => l.split('.')[0]!));
+  const bad: string[] = [];
+  // ARCHITECTURE.md names code (`engine.broker.publish`, `node.ts`), not config.
+  for (const f of docFiles().filter((x) => x !== 'docs/ARCHITECTURE.md')) {
+    for (const m of read(f).matchAll(/`([a-z_]+(?:\.(?:[a-z_]+|\*))+)/g)) {
+      const path = m[1]!;
+      if (!tops.has(path.split('.')[0]!) || /\.(m?[jt]s|json|md)$/.test(path)) continue;
+      const norm = path.replace('namespaces.', 'namespaces[].').replace(/\.\*$/, '');
+      // A leaf, or an object that has leaves (a section such as `client.proxy`).
+      if (!leaves.some((l) => l === norm || l.startsWith(norm + '.') || l.startsWith(norm + '[]'))) bad.push(`${f}: ${path}`);
+    }
+  }
+  assert.deepEqual(bad, []);
+});
+
 test('docs/API.md lists exactly the server API methods', () => {
   const documented = tableRows('docs/API.md')
     .filter((r) => r.header[0] === 'method')
