@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { ChannelRules } from './auth/channels.js';
 import { TokenVerifier } from './auth/jwt.js';
@@ -27,6 +27,8 @@ import { ControlApplier } from './node/control.js';
 import { drain } from './node/drain.js';
 import { NodeMetricsCollector } from './node/metrics-collector.js';
 import { UpgradeGate, ipOf } from './node/upgrade-gate.js';
+import { historyLimit, publicPublication, type PublicPublication } from './node/public-values.js';
+export type { PublicPublication, PublicClientInfo } from './node/public-values.js';
 import { PayloadValidators } from './auth/schemas.js';
 import { VERSION } from './version.js';
 
@@ -90,9 +92,15 @@ export class Switchboard {
   private readonly ctx: SessionContext;
 
   constructor(opts: SwitchboardOptions = {}) {
-    this.config = opts.resolvedConfig ?? loadConfig({ object: opts.config ?? {} }).config;
+    const loaded = opts.resolvedConfig ? undefined : loadConfig({ object: opts.config ?? {} });
+    this.config = opts.resolvedConfig ?? loaded!.config;
     const c = this.config;
     this.log = opts.logger ?? createLogger(c.log.level);
+    // The CLI logs its own load's warnings; an embedding app gets the same ones here.
+    for (const w of loaded?.warnings ?? []) this.log.warn(w);
+    // As `serve` does: no key and not insecure → a key for this node's lifetime (read it as `apiKey`),
+    // so an embedded httpApiPlugin answers to a key, never to nobody.
+    if (!c.http_api.key && !c.http_api.insecure) c.http_api.key = randomBytes(24).toString('base64url');
     this.name = c.node.name || `switchboard-${process.pid}`;
     this.channelRules = new ChannelRules(c.channel);
     this.hooks = anyProxy(c) ? proxyHooks(c, opts.hooks ?? {}, this.channelRules, this.log, this.metrics) : (opts.hooks ?? {});
@@ -200,6 +208,11 @@ export class Switchboard {
   /** Serves WebSocket connections on an existing HTTP server (plain http, Fastify's `server`, Express's listener). */
   attach(server: Server): void {
     this.endpoint.attach(server);
+  }
+
+  /** The HTTP server API key: `http_api.key`, or the one generated at construction ('' with `http_api.insecure`). */
+  get apiKey(): string {
+    return this.config.http_api.key;
   }
 
   get ready(): boolean {
@@ -320,14 +333,25 @@ export class Switchboard {
     return this.engine.presence.stats(channel);
   }
 
+  /** A channel's history, publication data parsed (as the HTTP API returns it). `limit`: a count, 0 = position only, -1 or none = everything kept. */
   async history(
     channel: string,
     opts: { limit?: number; since?: StreamPosition; reverse?: boolean } = {},
+  ): Promise<{ publications: PublicPublication[]; position: StreamPosition }> {
+    const h = await this.historyRaw(channel, opts);
+    return { publications: h.publications.map(publicPublication), position: h.position };
+  }
+
+  /** @internal History in the engine's form (data as JSON text), for the HTTP API's encoder. */
+  async historyRaw(
+    channel: string,
+    opts: { limit?: number; since?: StreamPosition; reverse?: boolean } = {},
   ): Promise<{ publications: Publication[]; position: StreamPosition }> {
+    const limit = historyLimit(opts.limit);
     const ns = this.namespaceOf(channel);
     if (!(ns.history_size > 0 && ns.history_ttl > 0)) throw new ReplyError(Errors.notAvailable);
     const h = await this.engine.history.read(channel, {
-      limit: opts.limit,
+      limit,
       since: opts.since,
       reverse: opts.reverse,
       historyTtlMs: ns.history_ttl,
