@@ -3,6 +3,7 @@ export {
   type SwitchboardOptions,
   type ApiPublishOptions,
   type ApiTarget,
+  type HistoryOptions,
   type PublicPublication,
   type PublicClientInfo,
 } from './node.js';

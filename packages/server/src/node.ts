@@ -49,6 +49,13 @@ export interface ApiPublishOptions {
   readonly info?: ClientInfo;
 }
 
+export interface HistoryOptions {
+  /** A count; 0 = the stream position only; -1 or none = everything kept. */
+  readonly limit?: number;
+  readonly since?: StreamPosition;
+  readonly reverse?: boolean;
+}
+
 export interface ApiTarget {
   readonly user: string;
   readonly client?: string;
@@ -333,20 +340,14 @@ export class Switchboard {
     return this.engine.presence.stats(channel);
   }
 
-  /** A channel's history, publication data parsed (as the HTTP API returns it). `limit`: a count, 0 = position only, -1 or none = everything kept. */
-  async history(
-    channel: string,
-    opts: { limit?: number; since?: StreamPosition; reverse?: boolean } = {},
-  ): Promise<{ publications: PublicPublication[]; position: StreamPosition }> {
+  /** A channel's history, publication data parsed (as the HTTP API returns it). */
+  async history(channel: string, opts: HistoryOptions = {}): Promise<{ publications: PublicPublication[]; position: StreamPosition }> {
     const h = await this.historyRaw(channel, opts);
     return { publications: h.publications.map(publicPublication), position: h.position };
   }
 
   /** @internal History in the engine's form (data as JSON text), for the HTTP API's encoder. */
-  async historyRaw(
-    channel: string,
-    opts: { limit?: number; since?: StreamPosition; reverse?: boolean } = {},
-  ): Promise<{ publications: Publication[]; position: StreamPosition }> {
+  async historyRaw(channel: string, opts: HistoryOptions = {}): Promise<{ publications: Publication[]; position: StreamPosition }> {
     const limit = historyLimit(opts.limit);
     const ns = this.namespaceOf(channel);
     if (!(ns.history_size > 0 && ns.history_ttl > 0)) throw new ReplyError(Errors.notAvailable);
