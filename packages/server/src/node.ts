@@ -10,7 +10,7 @@ import { Hub } from './hub/hub.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { Disconnects, Errors, ReplyError, type Disconnect } from './protocol/codes.js';
-import type { ClientInfo, Publication, RawJSON, StreamPosition } from './protocol/types.js';
+import type { ClientInfo, Publication, StreamPosition } from './protocol/types.js';
 import type { SessionContext } from './session/context.js';
 import type { Hooks } from './session/hooks.js';
 import { Session } from './session/session.js';
@@ -20,47 +20,20 @@ import { WebSocketEndpoint } from './transport/websocket.js';
 import { Flusher } from './transport/flusher.js';
 import type { ClientConnection } from './transport/connection.js';
 import { WebSocketConnection } from './transport/websocket-connection.js';
-import { jsonCodec, toRawJson } from './protocol/json.js';
+import { jsonCodec } from './protocol/json.js';
 import { anyProxy, proxyHooks } from './auth/proxy.js';
 import { ChannelSubscriptions } from './node/channel-subscriptions.js';
 import { ControlApplier } from './node/control.js';
 import { drain } from './node/drain.js';
 import { NodeMetricsCollector } from './node/metrics-collector.js';
 import { UpgradeGate, ipOf } from './node/upgrade-gate.js';
-import { historyLimit, publicPublication, type PublicPublication } from './node/public-values.js';
+import { historyLimit, publicClientInfo, publicPublication, type PublicClientInfo, type PublicPublication } from './node/public-values.js';
 export type { PublicPublication, PublicClientInfo } from './node/public-values.js';
+export type { SwitchboardOptions, ApiPublishOptions, HistoryOptions, ApiTarget } from './node/options.js';
+import type { SwitchboardOptions, ApiPublishOptions, HistoryOptions, ApiTarget } from './node/options.js';
+import { globToRegExp, toRaw } from './node/values.js';
 import { PayloadValidators } from './auth/schemas.js';
 import { VERSION } from './version.js';
-
-export interface SwitchboardOptions {
-  /** Config as an object (Centrifugo v6 key names), merged over defaults. Ignored when `resolvedConfig` is given. */
-  config?: Record<string, unknown>;
-  resolvedConfig?: Config;
-  hooks?: Hooks;
-  logger?: Logger;
-  /** Use this engine instead of the one the config names. */
-  engine?: Engine;
-}
-
-export interface ApiPublishOptions {
-  readonly skipHistory?: boolean;
-  readonly tags?: Readonly<Record<string, string>>;
-  readonly idempotencyKey?: string;
-  readonly info?: ClientInfo;
-}
-
-export interface HistoryOptions {
-  /** A count; 0 = the stream position only; -1 or none = everything kept. */
-  readonly limit?: number;
-  readonly since?: StreamPosition;
-  readonly reverse?: boolean;
-}
-
-export interface ApiTarget {
-  readonly user: string;
-  readonly client?: string;
-  readonly session?: string;
-}
 
 /**
  * A Switchboard node: wires config, engine, hub, sessions and transport,
@@ -330,7 +303,15 @@ export class Switchboard {
     });
   }
 
-  async presence(channel: string): Promise<Map<string, ClientInfo>> {
+  /** A channel's presence by client id, conn/chan info parsed (as the HTTP API returns it). */
+  async presence(channel: string): Promise<Map<string, PublicClientInfo>> {
+    const out = new Map<string, PublicClientInfo>();
+    for (const [id, info] of await this.presenceRaw(channel)) out.set(id, publicClientInfo(info));
+    return out;
+  }
+
+  /** @internal Presence in the engine's form (info as JSON text), for the HTTP API's encoder. */
+  async presenceRaw(channel: string): Promise<Map<string, ClientInfo>> {
     if (!this.namespaceOf(channel).presence) throw new ReplyError(Errors.notAvailable);
     return this.engine.presence.get(channel);
   }
@@ -423,17 +404,4 @@ export class Switchboard {
   collectMetrics(): void {
     this.collector.collect();
   }
-}
-
-function toRaw(data: unknown): RawJSON {
-  if (data === undefined) throw new ReplyError(Errors.badRequest);
-  return toRawJson(data);
-}
-
-function globToRegExp(glob: string): RegExp {
-  const esc = glob
-    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-    .replace(/\*/g, '.*')
-    .replace(/\?/g, '.');
-  return new RegExp('^' + esc + '$');
 }

@@ -125,3 +125,18 @@ test('embedded: a proxy endpoint left switched off is logged as a warning naming
     JSON.stringify(warned),
   );
 });
+
+test('sb.presence returns conn_info and chan_info parsed, as the HTTP API does', async (t) => {
+  const sb = await node(t, { channel: { namespaces: [{ name: 'room', presence: true }] }, log: { level: 'error' } });
+  await sb.engine.presence.add('room:a', { user: 'u1', client: 'c1', connInfo: '{"name":"Ann"}', chanInfo: '[1,2]' });
+  t.after(() => sb.engine.presence.remove('room:a', 'c1', 'u1'));
+  const p = await sb.presence('room:a');
+  assert.deepEqual(p.get('c1'), { user: 'u1', client: 'c1', connInfo: { name: 'Ann' }, chanInfo: [1, 2] });
+  const api = await executeApiCommand(sb, 'presence', { channel: 'room:a' });
+  assert.deepEqual((api as { result: { presence: Record<string, unknown> } }).result.presence.c1, {
+    user: 'u1',
+    client: 'c1',
+    conn_info: { name: 'Ann' },
+    chan_info: [1, 2],
+  });
+});

@@ -155,7 +155,7 @@ const HANDLERS: Handlers = {
   },
   async presence(sb, p) {
     const presence: Record<string, Raw> = {};
-    for (const [id, info] of await sb.presence(p.channel)) presence[id] = new Raw(encodeClientInfo(info));
+    for (const [id, info] of await sb.presenceRaw(p.channel)) presence[id] = new Raw(encodeClientInfo(info));
     return { presence };
   },
   async presence_stats(sb, p) {
