@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { randomBytes } from 'node:crypto';
 import cluster from 'node:cluster';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
@@ -269,8 +270,11 @@ async function main(): Promise<void> {
       const { config, warnings, file } = load(flags);
       for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
       const ts = generateTypes(config, file ?? 'the default configuration');
-      if (flags.out) writeFileSync(flags.out, ts);
-      else process.stdout.write(ts);
+      if (flags.out) {
+        // `--out src/generated/types.ts` in a fresh checkout: the folder is part of what was asked for.
+        mkdirSync(dirname(flags.out), { recursive: true });
+        writeFileSync(flags.out, ts);
+      } else process.stdout.write(ts);
       return;
     }
     default:

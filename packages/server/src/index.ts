@@ -1,7 +1,15 @@
-export { Switchboard, type SwitchboardOptions, type ApiPublishOptions, type ApiTarget } from './node.js';
+export {
+  Switchboard,
+  type SwitchboardOptions,
+  type ApiPublishOptions,
+  type ApiTarget,
+  type HistoryOptions,
+  type PublicPublication,
+  type PublicClientInfo,
+} from './node.js';
 export { startServer, type StandaloneServer } from './server.js';
 export { httpApiPlugin } from './api/http.js';
-export { execute as executeApiCommand } from './api/executor.js';
+export { executeApiCommand, type ApiReply } from './api/executor.js';
 export { loadConfig, parseDuration, ConfigError, type Config } from './config/load.js';
 export {
   Errors,

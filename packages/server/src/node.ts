@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { ChannelRules } from './auth/channels.js';
 import { TokenVerifier } from './auth/jwt.js';
@@ -10,7 +10,7 @@ import { Hub } from './hub/hub.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { Disconnects, Errors, ReplyError, type Disconnect } from './protocol/codes.js';
-import type { ClientInfo, Publication, RawJSON, StreamPosition } from './protocol/types.js';
+import type { ClientInfo, Publication, StreamPosition } from './protocol/types.js';
 import type { SessionContext } from './session/context.js';
 import type { Hooks } from './session/hooks.js';
 import { Session } from './session/session.js';
@@ -20,38 +20,20 @@ import { WebSocketEndpoint } from './transport/websocket.js';
 import { Flusher } from './transport/flusher.js';
 import type { ClientConnection } from './transport/connection.js';
 import { WebSocketConnection } from './transport/websocket-connection.js';
-import { jsonCodec, toRawJson } from './protocol/json.js';
+import { jsonCodec } from './protocol/json.js';
 import { anyProxy, proxyHooks } from './auth/proxy.js';
 import { ChannelSubscriptions } from './node/channel-subscriptions.js';
 import { ControlApplier } from './node/control.js';
 import { drain } from './node/drain.js';
 import { NodeMetricsCollector } from './node/metrics-collector.js';
 import { UpgradeGate, ipOf } from './node/upgrade-gate.js';
+import { historyLimit, publicClientInfo, publicPublication, type PublicClientInfo, type PublicPublication } from './node/public-values.js';
+export type { PublicPublication, PublicClientInfo } from './node/public-values.js';
+export type { SwitchboardOptions, ApiPublishOptions, HistoryOptions, ApiTarget } from './node/options.js';
+import type { SwitchboardOptions, ApiPublishOptions, HistoryOptions, ApiTarget } from './node/options.js';
+import { globToRegExp, toRaw } from './node/values.js';
 import { PayloadValidators } from './auth/schemas.js';
 import { VERSION } from './version.js';
-
-export interface SwitchboardOptions {
-  /** Config as an object (Centrifugo v6 key names), merged over defaults. Ignored when `resolvedConfig` is given. */
-  config?: Record<string, unknown>;
-  resolvedConfig?: Config;
-  hooks?: Hooks;
-  logger?: Logger;
-  /** Use this engine instead of the one the config names. */
-  engine?: Engine;
-}
-
-export interface ApiPublishOptions {
-  readonly skipHistory?: boolean;
-  readonly tags?: Readonly<Record<string, string>>;
-  readonly idempotencyKey?: string;
-  readonly info?: ClientInfo;
-}
-
-export interface ApiTarget {
-  readonly user: string;
-  readonly client?: string;
-  readonly session?: string;
-}
 
 /**
  * A Switchboard node: wires config, engine, hub, sessions and transport,
@@ -90,9 +72,15 @@ export class Switchboard {
   private readonly ctx: SessionContext;
 
   constructor(opts: SwitchboardOptions = {}) {
-    this.config = opts.resolvedConfig ?? loadConfig({ object: opts.config ?? {} }).config;
+    const loaded = opts.resolvedConfig ? undefined : loadConfig({ object: opts.config ?? {} });
+    this.config = opts.resolvedConfig ?? loaded!.config;
     const c = this.config;
     this.log = opts.logger ?? createLogger(c.log.level);
+    // The CLI logs its own load's warnings; an embedding app gets the same ones here.
+    for (const w of loaded?.warnings ?? []) this.log.warn(w);
+    // As `serve` does: no key and not insecure → a key for this node's lifetime (read it as `apiKey`),
+    // so an embedded httpApiPlugin answers to a key, never to nobody.
+    if (!c.http_api.key && !c.http_api.insecure) c.http_api.key = randomBytes(24).toString('base64url');
     this.name = c.node.name || `switchboard-${process.pid}`;
     this.channelRules = new ChannelRules(c.channel);
     this.hooks = anyProxy(c) ? proxyHooks(c, opts.hooks ?? {}, this.channelRules, this.log, this.metrics) : (opts.hooks ?? {});
@@ -200,6 +188,11 @@ export class Switchboard {
   /** Serves WebSocket connections on an existing HTTP server (plain http, Fastify's `server`, Express's listener). */
   attach(server: Server): void {
     this.endpoint.attach(server);
+  }
+
+  /** The HTTP server API key: `http_api.key`, or the one generated at construction ('' with `http_api.insecure`). */
+  get apiKey(): string {
+    return this.config.http_api.key;
   }
 
   get ready(): boolean {
@@ -310,7 +303,15 @@ export class Switchboard {
     });
   }
 
-  async presence(channel: string): Promise<Map<string, ClientInfo>> {
+  /** A channel's presence by client id, conn/chan info parsed (as the HTTP API returns it). */
+  async presence(channel: string): Promise<Map<string, PublicClientInfo>> {
+    const out = new Map<string, PublicClientInfo>();
+    for (const [id, info] of await this.presenceRaw(channel)) out.set(id, publicClientInfo(info));
+    return out;
+  }
+
+  /** @internal Presence in the engine's form (info as JSON text), for the HTTP API's encoder. */
+  async presenceRaw(channel: string): Promise<Map<string, ClientInfo>> {
     if (!this.namespaceOf(channel).presence) throw new ReplyError(Errors.notAvailable);
     return this.engine.presence.get(channel);
   }
@@ -320,14 +321,19 @@ export class Switchboard {
     return this.engine.presence.stats(channel);
   }
 
-  async history(
-    channel: string,
-    opts: { limit?: number; since?: StreamPosition; reverse?: boolean } = {},
-  ): Promise<{ publications: Publication[]; position: StreamPosition }> {
+  /** A channel's history, publication data parsed (as the HTTP API returns it). */
+  async history(channel: string, opts: HistoryOptions = {}): Promise<{ publications: PublicPublication[]; position: StreamPosition }> {
+    const h = await this.historyRaw(channel, opts);
+    return { publications: h.publications.map(publicPublication), position: h.position };
+  }
+
+  /** @internal History in the engine's form (data as JSON text), for the HTTP API's encoder. */
+  async historyRaw(channel: string, opts: HistoryOptions = {}): Promise<{ publications: Publication[]; position: StreamPosition }> {
+    const limit = historyLimit(opts.limit);
     const ns = this.namespaceOf(channel);
     if (!(ns.history_size > 0 && ns.history_ttl > 0)) throw new ReplyError(Errors.notAvailable);
     const h = await this.engine.history.read(channel, {
-      limit: opts.limit,
+      limit,
       since: opts.since,
       reverse: opts.reverse,
       historyTtlMs: ns.history_ttl,
@@ -398,17 +404,4 @@ export class Switchboard {
   collectMetrics(): void {
     this.collector.collect();
   }
-}
-
-function toRaw(data: unknown): RawJSON {
-  if (data === undefined) throw new ReplyError(Errors.badRequest);
-  return toRawJson(data);
-}
-
-function globToRegExp(glob: string): RegExp {
-  const esc = glob
-    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-    .replace(/\*/g, '.*')
-    .replace(/\?/g, '.');
-  return new RegExp('^' + esc + '$');
 }

@@ -1,6 +1,6 @@
 import { EngineUnavailableError } from '../engine/errors.js';
 import { Errors, ReplyError, type ProtocolError } from '../protocol/codes.js';
-import { Raw, encodeClientInfo, publicationsRaw, toRawJson } from '../protocol/json.js';
+import { Raw, encodeClientInfo, publicationsRaw, stringify, toRawJson } from '../protocol/json.js';
 import type { StreamPosition } from '../protocol/types.js';
 import type { Switchboard } from '../node.js';
 import { API_METHODS, type ApiMethod, type ParamsOf } from './schemas.js';
@@ -29,6 +29,16 @@ export async function execute(sb: Switchboard, method: string, params: unknown):
     if (!isApiMethod(method)) throw new ReplyError(Errors.methodNotFound);
     return HANDLERS[method](sb, checkParams(method, normalizeParams(method, params)) as never);
   });
+}
+
+/**
+ * `execute` for in-process callers (exported as `executeApiCommand`): the
+ * result as plain JSON values, as an HTTP caller would parse it. `execute`
+ * itself keeps stored JSON as `Raw` text for the HTTP encoder to splice in.
+ */
+export async function executeApiCommand(sb: Switchboard, method: string, params: unknown): Promise<ApiReply> {
+  const r = await execute(sb, method, params);
+  return 'error' in r ? r : { result: JSON.parse(stringify(r.result)) as unknown };
 }
 
 /**
@@ -145,7 +155,7 @@ const HANDLERS: Handlers = {
   },
   async presence(sb, p) {
     const presence: Record<string, Raw> = {};
-    for (const [id, info] of await sb.presence(p.channel)) presence[id] = new Raw(encodeClientInfo(info));
+    for (const [id, info] of await sb.presenceRaw(p.channel)) presence[id] = new Raw(encodeClientInfo(info));
     return { presence };
   },
   async presence_stats(sb, p) {
@@ -153,7 +163,7 @@ const HANDLERS: Handlers = {
     return { num_clients: s.numClients, num_users: s.numUsers };
   },
   async history(sb, p) {
-    const h = await sb.history(p.channel, {
+    const h = await sb.historyRaw(p.channel, {
       // Centrifugo v3+: no limit → only the stream position; -1 → everything kept.
       limit: p.limit === undefined ? 0 : p.limit < 0 ? undefined : p.limit,
       since: position(p.since),

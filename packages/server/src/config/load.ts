@@ -116,7 +116,33 @@ function validateConfig(input: Record<string, unknown>, warnings: string[]): Con
   const config = raw as unknown as Config;
   checkSemantics(config, problems);
   if (problems.length > 0) throw new ConfigError(problems);
+  warnSwitchedOffProxies(config, warnings);
   return config;
+}
+
+/**
+ * A proxy endpoint with its switch left off is valid (Centrifugo accepts it)
+ * but is never called, and the symptom (101 or 103 on the client) points
+ * nowhere near the config: name the switch.
+ */
+function warnSwitchedOffProxies(c: Config, warnings: string[]): void {
+  for (const kind of ['connect', 'refresh'] as const) {
+    const p = c.client.proxy[kind];
+    if (p.endpoint && !p.enabled)
+      warnings.push(`client.proxy.${kind}.endpoint is set but client.proxy.${kind}.enabled is false: the ${kind} proxy is never called`);
+  }
+  const namespaces = [c.channel.without_namespace, ...c.channel.namespaces];
+  for (const kind of ['subscribe', 'publish', 'sub_refresh'] as const) {
+    const flag = `${kind}_proxy_enabled` as const;
+    if (c.channel.proxy[kind].endpoint && !namespaces.some((ns) => ns[flag]))
+      warnings.push(
+        `channel.proxy.${kind}.endpoint is set but no namespace sets ${flag} (channel.without_namespace or channel.namespaces): the ${kind} proxy is never called`,
+      );
+  }
+  if (c.rpc.proxy.endpoint && !c.rpc.without_namespace.proxy_enabled && !c.rpc.namespaces.some((ns) => ns.proxy_enabled))
+    warnings.push(
+      'rpc.proxy.endpoint is set but no RPC namespace sets proxy_enabled (rpc.without_namespace or rpc.namespaces): the rpc proxy is never called',
+    );
 }
 
 function checkSemantics(c: Config, problems: string[]): void {

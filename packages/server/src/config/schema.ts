@@ -173,7 +173,7 @@ export const ConfigSchema = Obj({
     key: Str(''),
     disabled: Bool(false),
     insecure: Bool(false),
-    /** Switchboard: serve the API on its own port as well (0 = only on the main port). */
+    /** Switchboard: serve the API on this port instead of the main one (0 = on the main port), as Centrifugo's internal_port moves it. */
     port: Int(0),
     /** Switchboard: request body limit in bytes. */
     body_limit: Int(10485760),

@@ -1,0 +1,37 @@
+import type { Config } from '../config/load.js';
+import type { Engine } from '../engine/types.js';
+import type { Logger } from '../observability/logger.js';
+import type { ClientInfo, StreamPosition } from '../protocol/types.js';
+import type { Hooks } from '../session/hooks.js';
+
+// The option types of the in-process API (re-exported by node.ts).
+
+export interface SwitchboardOptions {
+  /** Config as an object (Centrifugo v6 key names), merged over defaults. Ignored when `resolvedConfig` is given. */
+  config?: Record<string, unknown>;
+  resolvedConfig?: Config;
+  hooks?: Hooks;
+  logger?: Logger;
+  /** Use this engine instead of the one the config names. */
+  engine?: Engine;
+}
+
+export interface ApiPublishOptions {
+  readonly skipHistory?: boolean;
+  readonly tags?: Readonly<Record<string, string>>;
+  readonly idempotencyKey?: string;
+  readonly info?: ClientInfo;
+}
+
+export interface HistoryOptions {
+  /** A count; 0 = the stream position only; -1 or none = everything kept. */
+  readonly limit?: number;
+  readonly since?: StreamPosition;
+  readonly reverse?: boolean;
+}
+
+export interface ApiTarget {
+  readonly user: string;
+  readonly client?: string;
+  readonly session?: string;
+}
