@@ -55,6 +55,8 @@ function cleanGenerated(t: TestContextLike): { file: string; dir: string } {
   const dir = join(REPO, 'src');
   const existed = existsSync(dir);
   const file = join(dir, 'realtime-types.ts');
+  // Never delete a file of the developer's own.
+  if (existsSync(file)) throw new Error(`${file} exists already: move it away to run this test`);
   t.after(() => {
     rmSync(file, { force: true });
     rmSync(join(dir, 'docs-test-usage.ts'), { force: true });
