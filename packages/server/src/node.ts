@@ -20,7 +20,7 @@ import { WebSocketEndpoint } from './transport/websocket.js';
 import { Flusher } from './transport/flusher.js';
 import type { ClientConnection } from './transport/connection.js';
 import { WebSocketConnection } from './transport/websocket-connection.js';
-import { jsonCodec } from './protocol/json.js';
+import { codecForRequest } from './protocol/select.js';
 import { anyProxy, proxyHooks } from './auth/proxy.js';
 import { ChannelSubscriptions } from './node/channel-subscriptions.js';
 import { ControlApplier } from './node/control.js';
@@ -112,7 +112,8 @@ export class Switchboard {
         ? { threshold: c.websocket.compression_min_size, level: c.websocket.compression_level }
         : undefined,
       check: (req) => this.gate.check(req),
-      onConnection: (ws, req) => this.accept(new WebSocketConnection(ws, req, ipOf(req), jsonCodec, c.client.queue_max_size, this.flusher)),
+      onConnection: (ws, req) =>
+        this.accept(new WebSocketConnection(ws, req, ipOf(req), codecForRequest(req), c.client.queue_max_size, this.flusher)),
     });
     const hub = this.hub;
     const heartbeats = this.heartbeats;

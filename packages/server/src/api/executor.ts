@@ -1,5 +1,6 @@
 import { EngineUnavailableError } from '../engine/errors.js';
 import { Errors, ReplyError, type ProtocolError } from '../protocol/codes.js';
+import { bytesToValue } from '../protocol/binary.js';
 import { Raw, encodeClientInfo, publicationsRaw, stringify, toRawJson } from '../protocol/json.js';
 import type { StreamPosition } from '../protocol/types.js';
 import type { Switchboard } from '../node.js';
@@ -82,12 +83,15 @@ async function measured(sb: Switchboard, method: string, run: () => Promise<unkn
 }
 
 /** Base64 of JSON → the JSON value (this server speaks the JSON protocol). */
+/**
+ * Base64 bytes → the value published: JSON text becomes its value, any other
+ * bytes travel as a binary payload (protocol/binary.ts): Protobuf clients
+ * receive the bytes, JSON clients a marked base64 string.
+ */
 function fromB64(field: string, b64: string): unknown {
-  try {
-    return JSON.parse(Buffer.from(b64, 'base64').toString('utf8'));
-  } catch {
-    return bad(`${field} must be base64 of JSON (this server speaks the JSON protocol)`);
-  }
+  const bytes = Buffer.from(b64, 'base64');
+  if (bytes.length === 0) return bad(`${field} must be non-empty base64`);
+  return bytesToValue(bytes);
 }
 
 /** `data` or `b64data` → a JSON value to publish. */

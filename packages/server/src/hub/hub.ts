@@ -7,6 +7,12 @@ import type { OutboundQueue } from '../transport/connection.js';
 // buffered publications share them.
 const pushBytes = new WeakMap<Publication, Buffer[]>();
 
+/**
+ * Publication pushes encoded since start, by codec slot (0 JSON, 1 Protobuf):
+ * tests read it to prove one encoding per publication per encoding.
+ */
+export const publicationEncodes: number[] = [0, 0];
+
 /** The encoded publication push for a channel (each publication belongs to one channel). */
 export function publicationBytes(codec: Codec, channel: string, pub: Publication): Buffer {
   let cache = pushBytes.get(pub);
@@ -14,7 +20,12 @@ export function publicationBytes(codec: Codec, channel: string, pub: Publication
     cache = [];
     pushBytes.set(pub, cache);
   }
-  return (cache[codec.slot] ??= codec.publicationPush(channel, pub));
+  let bytes = cache[codec.slot];
+  if (bytes === undefined) {
+    bytes = cache[codec.slot] = codec.publicationPush(channel, pub);
+    publicationEncodes[codec.slot]!++;
+  }
+  return bytes;
 }
 
 /** What the hub needs of a connection. */

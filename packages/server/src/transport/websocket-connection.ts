@@ -35,7 +35,7 @@ export class WebSocketConnection implements ClientConnection {
     flusher: Flusher,
   ) {
     this.req = request;
-    this.writer = new Writer(ws, maxQueue, flusher);
+    this.writer = new Writer(ws, maxQueue, flusher, codec.encoding === 'protobuf');
     (ws as ConnectionSocket)[CONNECTION] = this;
     ws.on('message', onWsMessage);
     ws.on('close', onWsClose);

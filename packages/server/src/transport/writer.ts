@@ -10,6 +10,10 @@ const FRAME_MAX = 256 * 1024;
 const NEWLINE = 0x0a;
 /** One options object for every ws.send (ws copies it; no allocation per send). */
 const TEXT = { binary: false } as const;
+const BINARY = { binary: true } as const;
+/** First header byte: FIN plus the text or binary opcode. */
+const FIN_TEXT = 0x81;
+const FIN_BINARY = 0x82;
 
 /**
  * Server-to-client WebSocket frame (FIN, text, unmasked) around a payload.
@@ -18,11 +22,11 @@ const TEXT = { binary: false } as const;
  * control frames ws writes itself, and a publication that is the only
  * message of a flush is framed once for all its subscribers.
  */
-function frameOf(payload: Buffer, extra = 0): { frame: Buffer; offset: number } {
+function frameOf(payload: Buffer, extra = 0, first = FIN_TEXT): { frame: Buffer; offset: number } {
   const len = payload.length + extra;
   const hlen = len < 126 ? 2 : len < 65536 ? 4 : 10;
   const frame = Buffer.allocUnsafe(hlen + len);
-  frame[0] = 0x81;
+  frame[0] = first;
   if (len < 126) {
     frame[1] = len;
   } else if (len < 65536) {
@@ -50,6 +54,19 @@ function sharedFrame(payload: Buffer): Buffer {
   return lastFrame!;
 }
 
+// The same one-entry cache for binary (Protobuf) frames, kept apart so the text path is untouched.
+let lastBinaryPayload: Buffer | undefined;
+let lastBinaryFrame: Buffer | undefined;
+function sharedBinaryFrame(payload: Buffer): Buffer {
+  if (payload !== lastBinaryPayload) {
+    const { frame, offset } = frameOf(payload, 0, FIN_BINARY);
+    payload.copy(frame, offset);
+    lastBinaryPayload = payload;
+    lastBinaryFrame = frame;
+  }
+  return lastBinaryFrame!;
+}
+
 /** Told when the queue passes its limit (an interface, not a closure: one less allocation per connection). */
 export interface WriterOwner {
   onWriterOverflow(): void;
@@ -57,7 +74,8 @@ export interface WriterOwner {
 
 /**
  * The one writer of a connection: a byte-bounded queue drained into
- * WebSocket text frames (several newline-joined messages per frame),
+ * WebSocket frames (JSON: text frames of newline-joined messages; Protobuf:
+ * binary frames of concatenated length-delimited messages),
  * respecting the socket's buffered amount. When queue plus socket buffer
  * pass `maxQueue`, `onOverflow` runs (the session closes with 3008).
  */
@@ -79,13 +97,21 @@ export class Writer implements OutboundQueue {
    */
   private sendsPending = 0;
   private readonly onSent: (() => void) | undefined;
+  /**
+   * Bytes between two messages of one frame: a newline for JSON (text
+   * frames), none for Protobuf (binary frames of length-delimited messages).
+   */
+  private readonly sep: number;
 
   constructor(
     private readonly ws: WebSocket,
     private readonly maxQueue: number,
     /** The node's flush pass and statistics. */
     private readonly flusher: Flusher,
+    /** Binary frames, messages concatenated (Protobuf); text frames, newline-joined, otherwise. */
+    private readonly binary = false,
   ) {
+    this.sep = binary ? 0 : 1;
     this.socket = directSocket(ws);
     // one callback per compressed connection, made once (none for the direct path)
     if (!this.socket) this.onSent = () => this.sent();
@@ -98,7 +124,7 @@ export class Writer implements OutboundQueue {
   enqueue(msg: Buffer): void {
     if (this.closed) return;
     this.queue.push(msg);
-    this.queuedBytes += msg.length + 1;
+    this.queuedBytes += msg.length + this.sep;
     if (this.queuedBytes > this.maxQueue) {
       this.overflow();
       return;
@@ -128,14 +154,15 @@ export class Writer implements OutboundQueue {
     // The queue array is reused across flushes (no garbage per connection per flush).
     const q = this.queue;
     const stats = this.flusher.stats;
+    const sep = this.sep;
     this.queuedBytes = 0;
     let i = 0;
     while (i < q.length) {
       // Gather messages until the frame would pass FRAME_MAX.
       let size = q[i]!.length;
       let j = i + 1;
-      while (j < q.length && size + 1 + q[j]!.length <= FRAME_MAX) {
-        size += 1 + q[j]!.length;
+      while (j < q.length && size + sep + q[j]!.length <= FRAME_MAX) {
+        size += sep + q[j]!.length;
         j++;
       }
       stats.bytesOut += size;
@@ -146,12 +173,12 @@ export class Writer implements OutboundQueue {
           return;
         }
         if (j === i + 1) {
-          this.socket.write(sharedFrame(q[i]!));
+          this.socket.write(this.binary ? sharedBinaryFrame(q[i]!) : sharedFrame(q[i]!));
         } else {
-          const { frame, offset } = frameOf(q[i]!, size - q[i]!.length);
+          const { frame, offset } = frameOf(q[i]!, size - q[i]!.length, this.binary ? FIN_BINARY : FIN_TEXT);
           let pos = offset;
           for (let k = i; k < j; k++) {
-            if (k > i) frame[pos++] = NEWLINE;
+            if (k > i && sep === 1) frame[pos++] = NEWLINE;
             pos += q[k]!.copy(frame, pos);
           }
           this.socket.write(frame);
@@ -164,12 +191,12 @@ export class Writer implements OutboundQueue {
           payload = Buffer.allocUnsafe(size);
           let pos = 0;
           for (let k = i; k < j; k++) {
-            if (k > i) payload[pos++] = NEWLINE;
+            if (k > i && sep === 1) payload[pos++] = NEWLINE;
             pos += q[k]!.copy(payload, pos);
           }
         }
         this.sendsPending++;
-        this.ws.send(payload, TEXT, this.onSent);
+        this.ws.send(payload, this.binary ? BINARY : TEXT, this.onSent);
       }
       i = j;
     }
