@@ -82,7 +82,6 @@ async function measured(sb: Switchboard, method: string, run: () => Promise<unkn
   }
 }
 
-/** Base64 of JSON → the JSON value (this server speaks the JSON protocol). */
 /**
  * Base64 bytes → the value published: JSON text becomes its value, any other
  * bytes travel as a binary payload (protocol/binary.ts): Protobuf clients
