@@ -82,6 +82,8 @@ test('protobuf decode: well-formed commands round-trip, concatenated in any numb
   assert.deepEqual(c!.params.data, { x: [1, 2] });
   const [d] = protobufCodec.decode(encode([{ id: 1, publish: { channel: 'a', data: Buffer.from([0xff, 0]) } }]), true);
   assert.equal(d!.params.data, '\u0000b64:' + Buffer.from([0xff, 0]).toString('base64'));
+  const [e] = protobufCodec.decode(encode([{ id: 1, publish: { channel: 'a', data: new Uint8Array(0) } }]), true);
+  assert.equal('data' in e!.params, false, 'empty bytes are no payload');
 });
 
 /** Length-delimited replies of one binary frame. */

@@ -31,7 +31,12 @@ function encodeReply(reply: Record<string, unknown>): Buffer {
 function paramsOf(method: Method, msg: protobuf.Message): Params {
   const type = CommandType.fields[method]!.resolvedType as protobuf.Type;
   const obj = type.toObject(msg, toObjectOptions);
-  if ('data' in obj) obj.data = bytesToValue(obj.data as Uint8Array);
+  if ('data' in obj) {
+    // empty bytes are no payload (as an absent field is in proto3): a publish without data is a 107
+    const value = bytesToValue(obj.data as Uint8Array);
+    if (value === undefined) delete obj.data;
+    else obj.data = value;
+  }
   return obj;
 }
 
