@@ -37,7 +37,12 @@ const Target = {
 
 const PublishCommon = {
   data: Json('Data to publish (any JSON). Either data or b64data is required.'),
-  b64data: Type.Optional(Type.String({ description: 'Base64 of the data to publish: JSON text is published as that JSON; other bytes as binary (Protobuf clients get the bytes, JSON clients the string "\\u0000b64:<base64>").' })),
+  b64data: Type.Optional(
+    Type.String({
+      description:
+        'Base64 of the data to publish: JSON text is published as that JSON; other bytes as binary (Protobuf clients get the bytes, JSON clients the string "\\u0000b64:<base64>").',
+    }),
+  ),
   skip_history: Flag('Do not save the publication to the channel history.'),
   tags: Tags,
   idempotency_key: Type.Optional(Type.String({ description: 'A repeated publish with the same key returns the first result.' })),
