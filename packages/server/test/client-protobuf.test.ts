@@ -201,3 +201,14 @@ test('embedded: RPC over Protobuf, and each publication is encoded once per enco
   assert.deepEqual(json(got[0]!.items[9].data), { i: 9 });
   assert.deepEqual(got[4]!.items[9].data, { i: 9 });
 });
+
+test('embedded: the server ping is answered by the Protobuf client, so the connection outlives several pong timeouts', async (t) => {
+  const node = await embedded(t, { client: { ping_interval: '1s', pong_timeout: '500ms' } });
+  const c = await protobufClient(t, { ws: node.ws, secret: SECRET }, 'pinged');
+  let disconnected = false;
+  c.on('disconnected', () => (disconnected = true));
+  const started = Date.now();
+  await until('three ping intervals', 10_000, () => Date.now() - started > 3500, 100);
+  assert.equal(disconnected, false, 'no 3012 no pong');
+  assert.equal(c.state, 'connected');
+});
