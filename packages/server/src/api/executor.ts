@@ -93,11 +93,16 @@ function fromB64(field: string, b64: string): unknown {
   return bytesToValue(bytes);
 }
 
+/** A payload given as a JSON value or as base64 bytes (the `b64…` field); undefined when neither. */
+function payloadOf(value: unknown, b64: string | undefined, b64Field: string): unknown {
+  if (value !== undefined) return value;
+  return b64 !== undefined ? fromB64(b64Field, b64) : undefined;
+}
+
 /** `data` or `b64data` → a JSON value to publish. */
 function dataOf(p: { data?: unknown; b64data?: string }): unknown {
-  if (p.data !== undefined) return p.data;
-  if (p.b64data !== undefined) return fromB64('b64data', p.b64data);
-  return bad('data required');
+  const data = payloadOf(p.data, p.b64data, 'b64data');
+  return data !== undefined ? data : bad('data required');
 }
 
 function position(p: { offset?: number; epoch?: string } | undefined): StreamPosition | undefined {
@@ -130,8 +135,8 @@ const HANDLERS: Handlers = {
     const t = target(p);
     if (!t.user && !t.client) bad('user or client required');
     const since = position(p.recover_since);
-    const info = p.info !== undefined ? p.info : p.b64info !== undefined ? fromB64('b64info', p.b64info) : undefined;
-    const data = p.data !== undefined ? p.data : p.b64data !== undefined ? fromB64('b64data', p.b64data) : undefined;
+    const info = payloadOf(p.info, p.b64info, 'b64info');
+    const data = payloadOf(p.data, p.b64data, 'b64data');
     await sb.subscribe(t, p.channel, {
       info: info !== undefined ? toRawJson(info) : undefined,
       data: data !== undefined ? toRawJson(data) : undefined,

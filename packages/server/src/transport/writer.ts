@@ -40,31 +40,37 @@ function frameOf(payload: Buffer, extra = 0, first = FIN_TEXT): { frame: Buffer;
   return { frame, offset: hlen };
 }
 
-// One-entry cache (a pure function of the payload, so sharing it between
-// nodes is harmless): during a fan-out flush, writer after writer sends the same payload.
-let lastPayload: Buffer | undefined;
-let lastFrame: Buffer | undefined;
-function sharedFrame(payload: Buffer): Buffer {
-  if (payload !== lastPayload) {
-    const { frame, offset } = frameOf(payload);
-    payload.copy(frame, offset);
-    lastPayload = payload;
-    lastFrame = frame;
-  }
-  return lastFrame!;
-}
+/**
+ * One-entry cache of a framed payload (a pure function of the payload, so
+ * sharing it between nodes is harmless): during a fan-out flush, writer
+ * after writer sends the same payload. One per frame kind, so the text
+ * (JSON) and binary (Protobuf) paths never evict each other.
+ */
+class SharedFrame {
+  private payload: Buffer | undefined;
+  private frame: Buffer | undefined;
+  constructor(private readonly first: number) {}
 
-// The same one-entry cache for binary (Protobuf) frames, kept apart so the text path is untouched.
-let lastBinaryPayload: Buffer | undefined;
-let lastBinaryFrame: Buffer | undefined;
-function sharedBinaryFrame(payload: Buffer): Buffer {
-  if (payload !== lastBinaryPayload) {
-    const { frame, offset } = frameOf(payload, 0, FIN_BINARY);
-    payload.copy(frame, offset);
-    lastBinaryPayload = payload;
-    lastBinaryFrame = frame;
+  of(payload: Buffer): Buffer {
+    if (payload !== this.payload) {
+      const { frame, offset } = frameOf(payload, 0, this.first);
+      payload.copy(frame, offset);
+      this.payload = payload;
+      this.frame = frame;
+    }
+    return this.frame!;
   }
-  return lastBinaryFrame!;
+}
+const textFrames = new SharedFrame(FIN_TEXT);
+const binaryFrames = new SharedFrame(FIN_BINARY);
+
+/** Copies q[i..j) into `out` from `pos`, `sep` newline bytes (0 or 1) between messages; returns the end. */
+function joinInto(out: Buffer, pos: number, q: readonly Buffer[], i: number, j: number, sep: number): number {
+  for (let k = i; k < j; k++) {
+    if (k > i && sep === 1) out[pos++] = NEWLINE;
+    pos += q[k]!.copy(out, pos);
+  }
+  return pos;
 }
 
 /** Told when the queue passes its limit (an interface, not a closure: one less allocation per connection). */
@@ -173,14 +179,10 @@ export class Writer implements OutboundQueue {
           return;
         }
         if (j === i + 1) {
-          this.socket.write(this.binary ? sharedBinaryFrame(q[i]!) : sharedFrame(q[i]!));
+          this.socket.write((this.binary ? binaryFrames : textFrames).of(q[i]!));
         } else {
           const { frame, offset } = frameOf(q[i]!, size - q[i]!.length, this.binary ? FIN_BINARY : FIN_TEXT);
-          let pos = offset;
-          for (let k = i; k < j; k++) {
-            if (k > i && sep === 1) frame[pos++] = NEWLINE;
-            pos += q[k]!.copy(frame, pos);
-          }
+          joinInto(frame, offset, q, i, j, sep);
           this.socket.write(frame);
         }
       } else {
@@ -189,11 +191,7 @@ export class Writer implements OutboundQueue {
           payload = q[i]!;
         } else {
           payload = Buffer.allocUnsafe(size);
-          let pos = 0;
-          for (let k = i; k < j; k++) {
-            if (k > i && sep === 1) payload[pos++] = NEWLINE;
-            pos += q[k]!.copy(payload, pos);
-          }
+          joinInto(payload, 0, q, i, j, sep);
         }
         this.sendsPending++;
         this.ws.send(payload, this.binary ? BINARY : TEXT, this.onSent);
