@@ -201,6 +201,13 @@ export const ConfigSchema = Obj({
       circuit_breaker_threshold: Int(5),
       /** Switchboard: how long the breaker stays open before a probe; also the longest pause between reconnect attempts. */
       circuit_breaker_cooldown: Duration('2s'),
+      /**
+       * Switchboard: replicas that must have a publication (Redis WAIT) before it is acknowledged and sent
+       * to subscribers (0 = off). With it a failover never loses a publication anybody saw or was told of.
+       */
+      replica_wait: Int(0),
+      /** Switchboard: how long a publish waits for replica_wait replicas before it fails with 100. */
+      replica_wait_timeout: Duration('1s'),
     }),
   }),
   log: Obj({

@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { ClientInfo, RawJSON } from '../../protocol/types.js';
 import type { Broker, ControlMessage, EngineHandlers, PublishOptions, PublishResult } from '../types.js';
 import type { RedisBackend } from './backend.js';
+import { EngineUnavailableError } from '../errors.js';
 import { decodeMessage, encodeInfo, encodePayload } from './codec.js';
+import { waitReplicas } from './connection.js';
 import type { Shard } from './shard.js';
 import { TAIL_MAX, TAIL_WINDOW_MS, Tail } from './tail.js';
 
@@ -21,8 +23,8 @@ export class RedisBroker implements Broker {
   private handlers: EngineHandlers | undefined;
   private readonly chanPrefix: string;
   private readonly controlChannel: string;
-  /** Last epoch seen per subscribed channel: a new epoch means the stream was lost. */
-  private readonly epochs = new Map<string, string>();
+  /** Last position seen per subscribed channel: a new epoch means the stream was lost. */
+  private readonly seen = new Map<string, { epoch: string; offset: number }>();
   /** Recovery tails of the subscribed channels (read by RedisHistory). */
   readonly tails = new Map<string, Tail>();
   private readonly tailCap: number;
@@ -57,13 +59,17 @@ export class RedisBroker implements Broker {
     const b = this.b;
     const payload = encodePayload(data, Date.now(), opts.info, opts.tags);
     const withHistory = opts.historySize > 0 && opts.historyTtlMs > 0;
-    const idemKey = opts.idempotencyKey ? `${b.key('i', channel)}.${opts.idempotencyKey}` : '';
     const idemTtl = opts.idempotentResultTtlMs || b.cfg.idempotent_result_ttl || 300_000;
-    const [res, dup] = await b.run(b.shardOf(channel), (s) =>
+    const hold = withHistory && b.cfg.replica_wait > 0;
+    const shard = b.shardOf(channel);
+    const stream = b.key('s', channel);
+    const meta = b.key('m', channel);
+    const [res, dup] = await b.run(shard, (s) =>
       s.sbPublish(
-        b.key('s', channel),
-        b.key('m', channel),
-        idemKey,
+        stream,
+        meta,
+        // Always a key of the channel's slot (never ""), so the script runs on Redis Cluster.
+        `${b.key('i', channel)}.${opts.idempotencyKey ?? ''}`,
         payload,
         withHistory ? String(opts.historySize) : '0',
         String(opts.historyTtlMs),
@@ -71,11 +77,30 @@ export class RedisBroker implements Broker {
         this.chanPrefix + channel,
         newEpoch(),
         String(idemTtl),
+        opts.idempotencyKey ? '1' : '0',
+        hold ? '1' : '0',
       ),
     );
     const sp = res.indexOf(' ');
     const result: PublishResult = { offset: Number(res.slice(0, sp)), epoch: res.slice(sp + 1) };
+    // A retried idempotent publish is confirmed again: the first attempt may have failed in WAIT.
+    if (hold) await this.release(shard, channel, stream, meta, result);
     return dup === 1 ? { ...result, duplicate: true } : result;
+  }
+
+  /**
+   * engine.redis.replica_wait: the publication is acknowledged, and sent to
+   * subscribers, only once a replica has it, so a failover cannot lose an
+   * offset anybody has seen.
+   */
+  private async release(shard: Shard, channel: string, stream: string, meta: string, r: PublishResult): Promise<void> {
+    const b = this.b;
+    const acked = await b.run(shard, () => waitReplicas(shard.cmd, stream, b.cfg.replica_wait, Math.max(1, b.cfg.replica_wait_timeout)));
+    if (acked < b.cfg.replica_wait) {
+      b.errors.warn('redis_replica_wait', { channel, acked }, 'publication not confirmed by enough replicas in time');
+      throw new EngineUnavailableError('timeout', `WAIT: ${acked} of ${b.cfg.replica_wait} replicas`);
+    }
+    await b.run(shard, (s) => s.sbPublishHeld(stream, meta, this.chanPrefix + channel, String(r.offset), r.epoch));
   }
 
   async publishJoin(channel: string, info: ClientInfo): Promise<void> {
@@ -100,7 +125,7 @@ export class RedisBroker implements Broker {
   }
 
   async unsubscribe(channel: string): Promise<void> {
-    this.epochs.delete(channel);
+    this.seen.delete(channel);
     this.tails.delete(channel);
     if (!(await this.b.shardOf(channel).unsubscribe(this.chanPrefix + channel))) {
       this.b.errors.warn('redis_unsubscribe', { channel }, 'redis unsubscribe failed (the connection was going away)');
@@ -144,7 +169,7 @@ export class RedisBroker implements Broker {
             if (ch !== undefined) channels.push(ch);
           }
           for (const ch of channels) {
-            this.epochs.delete(ch);
+            this.seen.delete(ch);
             this.tails.get(ch)?.reset('');
           }
           b.log.info({ ...where, channels: channels.length }, 'redis pub/sub restored: resubscribed, resyncing subscribers');
@@ -183,11 +208,16 @@ export class RedisBroker implements Broker {
     }
     if (m.kind === 'pub') {
       if (m.pub.offset > 0) {
-        const prev = this.epochs.get(channel);
-        if (prev !== m.epoch) {
-          this.epochs.set(channel, m.epoch);
-          // The stream was recreated (meta expired, Redis lost its data):
-          // offsets restarted, positioned subscribers must resubscribe.
+        const prev = this.seen.get(channel);
+        if (prev?.epoch === m.epoch) {
+          // Sent again: with replica_wait a publication whose PUBLISH was not
+          // replicated before a failover is sent once more by the new master.
+          if (m.pub.offset <= prev.offset) return;
+          prev.offset = m.pub.offset;
+        } else {
+          this.seen.set(channel, { epoch: m.epoch, offset: m.pub.offset });
+          // The stream was recreated (meta expired, Redis lost its data, a
+          // replica was promoted): positioned subscribers must resubscribe.
           if (prev !== undefined) h.onResync?.([channel]);
         }
         this.tails.get(channel)?.push(m.epoch, m.pub);

@@ -56,6 +56,7 @@ export class RedisHistory implements HistoryStore {
           opts.reverse ? '1' : '0',
           since,
           sinceEpoch,
+          b.cfg.replica_wait > 0 ? '1' : '0',
         ),
       );
       const position = { offset: Number(offset), epoch };

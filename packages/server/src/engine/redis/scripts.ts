@@ -7,36 +7,83 @@
  */
 
 /**
+ * The stream's epoch, made anew when the meta is gone (the stream expired or
+ * Redis lost its data) or when the master that serves it is not the one
+ * that wrote it: a replica promoted by a failover, or a restart from disk,
+ * may have lost the stream's tail, and an offset must never be handed out
+ * twice with different data. The master is told by its replication id
+ * (INFO replication), which changes on every promotion and restart. With
+ * engine.redis.replica_wait (`hold`) nothing is visible before a replica
+ * has it, so a promotion keeps the epoch.
+ * KEYS[1] stream, KEYS[2] meta; `newEpoch` is the ARGV holding the epoch to use;
+ * sets the caller's local `epoch`.
+ */
+const EPOCH = (newEpoch: string, hold: string): string => `
+local rid = string.match(redis.call('info', 'replication'), 'master_replid:(%x+)') or ''
+local meta = redis.call('hmget', KEYS[2], 'e', 'r')
+epoch = meta[1]
+if (not epoch) or (${hold} ~= '1' and meta[2] ~= rid) then
+  epoch = ${newEpoch}
+  redis.call('hset', KEYS[2], 'e', epoch, 'r', rid, 'p', redis.call('hget', KEYS[2], 's') or '0')
+  redis.call('del', KEYS[1])
+end`;
+
+/**
  * Publish: idempotency check, offset increment, epoch, history append and
- * trim, expiries and PUBLISH, atomically.
- * KEYS: stream, meta, idempotency key ("" = none)
+ * trim, expiries and PUBLISH, atomically. Every key is in the channel's
+ * hash slot, so it runs on Redis Cluster.
+ * KEYS: stream, meta, idempotency key (used only when ARGV[8] is "1")
  * ARGV: payload, history size (0 = no history), history ttl ms, meta ttl ms (> 0),
- *       pub/sub channel, epoch to use when the stream is new, idempotent ttl ms
+ *       pub/sub channel, epoch to use when the stream is new, idempotent ttl ms,
+ *       "1" = idempotent, "1" = hold: append only, PUBLISH_HELD sends it once
+ *       a replica has it (engine.redis.replica_wait)
  * Returns "offset epoch" and 1 when the idempotency key matched.
  */
 export const PUBLISH = `
-if KEYS[3] ~= '' then
+local idem = ARGV[8] == '1'
+if idem then
   local prev = redis.call('get', KEYS[3])
   if prev then return {prev, 1} end
 end
 local offset = 0
 local epoch = ''
 if ARGV[2] ~= '0' then
-  epoch = redis.call('hget', KEYS[2], 'e')
-  if not epoch then
-    epoch = ARGV[6]
-    redis.call('hset', KEYS[2], 'e', epoch)
-    redis.call('del', KEYS[1])
-  end
+  ${EPOCH('ARGV[6]', 'ARGV[9]')}
   offset = redis.call('hincrby', KEYS[2], 's', 1)
   redis.call('pexpire', KEYS[2], ARGV[4])
   redis.call('xadd', KEYS[1], 'MAXLEN', ARGV[2], offset, 'd', ARGV[1])
   redis.call('pexpire', KEYS[1], ARGV[3])
 end
-redis.call('publish', ARGV[5], offset .. ' ' .. epoch .. ' ' .. ARGV[1])
+if ARGV[9] ~= '1' or offset == 0 then
+  redis.call('publish', ARGV[5], offset .. ' ' .. epoch .. ' ' .. ARGV[1])
+  if offset > 0 then redis.call('hset', KEYS[2], 'p', offset) end
+end
 local res = offset .. ' ' .. epoch
-if KEYS[3] ~= '' then redis.call('set', KEYS[3], res, 'PX', ARGV[7]) end
+if idem then redis.call('set', KEYS[3], res, 'PX', ARGV[7]) end
 return {res, 0}
+`;
+
+/**
+ * With engine.redis.replica_wait, after WAIT said a replica has the
+ * publication: PUBLISH every held publication up to it, in offset order.
+ * Replication is ordered, so whatever was appended before it is on the
+ * replica too; whichever node gets here first sends them all, once.
+ * KEYS: stream, meta; ARGV: pub/sub channel, offset, epoch
+ * Returns the offset published up to.
+ */
+export const PUBLISH_HELD = `
+local meta = redis.call('hmget', KEYS[2], 'e', 'p')
+if meta[1] ~= ARGV[3] then return -1 end
+local done = tonumber(meta[2] or '0')
+local upto = tonumber(ARGV[2])
+if upto <= done then return done end
+local entries = redis.call('xrange', KEYS[1], tostring(done + 1), tostring(upto))
+for _, e in ipairs(entries) do
+  local off = string.match(e[1], '^(%d+)')
+  redis.call('publish', ARGV[1], off .. ' ' .. meta[1] .. ' ' .. e[2][2])
+end
+redis.call('hset', KEYS[2], 'p', upto)
+return upto
 `;
 
 /**
@@ -47,30 +94,30 @@ return {res, 0}
  * KEYS: stream, meta
  * ARGV: meta ttl ms (> 0), epoch to use when the stream is new, limit (-1 = all,
  *       0 = position only), reverse ("1"), since offset ("" = from the start),
- *       since epoch
+ *       since epoch, "1" = only what was published (engine.redis.replica_wait)
  * Returns {offset, epoch, entries}
  */
 export const HISTORY = `
-local epoch = redis.call('hget', KEYS[2], 'e')
-if not epoch then
-  epoch = ARGV[2]
-  redis.call('hset', KEYS[2], 'e', epoch)
-  redis.call('del', KEYS[1])
-end
+local epoch
+${EPOCH('ARGV[2]', 'ARGV[7]')}
 redis.call('pexpire', KEYS[2], ARGV[1])
 local offset = redis.call('hget', KEYS[2], 's') or '0'
+if ARGV[7] == '1' then offset = redis.call('hget', KEYS[2], 'p') or '0' end
 local limit = tonumber(ARGV[3])
 if limit == 0 then return {offset, epoch, {}} end
 if ARGV[5] ~= '' and ARGV[6] ~= epoch then return {offset, epoch, {}} end
 local from = '-'
 if ARGV[5] ~= '' then from = tostring(tonumber(ARGV[5]) + 1) end
+local to = '+'
+if ARGV[7] == '1' then to = offset end
+if tonumber(from) and tonumber(from) > tonumber(offset) then return {offset, epoch, {}} end
 local entries
 if ARGV[4] == '1' then
-  if limit > 0 then entries = redis.call('xrevrange', KEYS[1], '+', from, 'COUNT', limit)
-  else entries = redis.call('xrevrange', KEYS[1], '+', from) end
+  if limit > 0 then entries = redis.call('xrevrange', KEYS[1], to, from, 'COUNT', limit)
+  else entries = redis.call('xrevrange', KEYS[1], to, from) end
 else
-  if limit > 0 then entries = redis.call('xrange', KEYS[1], from, '+', 'COUNT', limit)
-  else entries = redis.call('xrange', KEYS[1], from, '+') end
+  if limit > 0 then entries = redis.call('xrange', KEYS[1], from, to, 'COUNT', limit)
+  else entries = redis.call('xrange', KEYS[1], from, to) end
 end
 return {offset, epoch, entries}
 `;
