@@ -22,8 +22,13 @@ export function uniquePrefix(name: string): string {
 
 /** One RESP round trip over a plain socket (PING, DBSIZE, …), without a client library. */
 export function redisCommand(port: number, ...args: string[]): Promise<string> {
+  return redisCommandAt('127.0.0.1', port, ...args);
+}
+
+/** `redisCommand` to a Redis on another address. */
+export function redisCommandAt(host: string, port: number, ...args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    const sock = connect(port, '127.0.0.1');
+    const sock = connect(port, host);
     let buf = '';
     const timer = setTimeout(() => {
       sock.destroy();
