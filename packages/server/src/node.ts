@@ -20,6 +20,9 @@ import { WebSocketEndpoint } from './transport/websocket.js';
 import { Flusher } from './transport/flusher.js';
 import type { ClientConnection } from './transport/connection.js';
 import { WebSocketConnection } from './transport/websocket-connection.js';
+import { HttpEndpoint } from './transport/http-endpoint.js';
+import { originAllowed } from './auth/origin.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { codecForRequest } from './protocol/select.js';
 import { anyProxy, proxyHooks } from './auth/proxy.js';
 import { ChannelSubscriptions } from './node/channel-subscriptions.js';
@@ -58,6 +61,8 @@ export class Switchboard {
   private readonly heartbeats: HeartbeatWheel;
   readonly limits: NodeLimits;
   private readonly endpoint: WebSocketEndpoint;
+  /** http_stream and sse with `/emulation` (when enabled). */
+  private readonly httpEndpoint: HttpEndpoint;
   private readonly sessions = new Set<Session>();
   /** This node's flush pass and writer statistics (not shared with other nodes in the process). */
   private readonly flusher = new Flusher();
@@ -115,6 +120,30 @@ export class Switchboard {
       onConnection: (ws, req) =>
         this.accept(new WebSocketConnection(ws, req, ipOf(req), codecForRequest(req), c.client.queue_max_size, this.flusher)),
     });
+    this.httpEndpoint = new HttpEndpoint({
+      nodeId: this.nodeId,
+      httpStream: c.http_stream,
+      sse: c.sse,
+      emulation: c.emulation,
+      maxQueue: c.client.queue_max_size,
+      flusher: this.flusher,
+      check: (req) => this.gate.check(req),
+      originAllowed: (origin, req) => originAllowed(origin, req.headers.host, c.client.allowed_origins),
+      ipOf,
+      accept: (conn) => this.accept(conn),
+      forward: this.engine.nodes
+        ? (er) =>
+            this.engine.broker.publishControl({
+              type: 'emulation',
+              node: er.node,
+              session: er.session,
+              data: er.data.toString(er.binary ? 'base64' : 'utf8'),
+              binary: er.binary || undefined,
+            })
+        : undefined,
+      bad: (reason) => this.metrics.badInput.labels(reason).inc(),
+      warn: (obj, msg) => this.log.warn(obj, msg),
+    });
     const hub = this.hub;
     const heartbeats = this.heartbeats;
     const limits = this.limits;
@@ -169,7 +198,10 @@ export class Switchboard {
         onPublication: (ch, pub) => this.hub.publish(ch, pub),
         onJoin: (ch, info) => this.hub.join(ch, info),
         onLeave: (ch, info) => this.hub.leave(ch, info),
-        onControl: (msg) => this.control.apply(msg),
+        onControl: (msg) =>
+          msg.type === 'emulation'
+            ? this.httpEndpoint.forwarded({ ...msg, data: Buffer.from(msg.data, msg.binary ? 'base64' : 'utf8'), binary: !!msg.binary })
+            : this.control.apply(msg),
         onResync: (channels) => this.hub.resync(channels),
       },
       { log: this.log },
@@ -189,6 +221,15 @@ export class Switchboard {
   /** Serves WebSocket connections on an existing HTTP server (plain http, Fastify's `server`, Express's listener). */
   attach(server: Server): void {
     this.endpoint.attach(server);
+  }
+
+  /**
+   * Serves the HTTP emulation transports (`http_stream`, `sse` and
+   * `/emulation`, when enabled) from an app's own request handler: call it
+   * first; it answers and returns true for those paths, false otherwise.
+   */
+  handleHttp(req: IncomingMessage, res: ServerResponse): boolean {
+    return this.httpEndpoint.handle(req, res);
   }
 
   /** The HTTP server API key: `http_api.key`, or the one generated at construction ('' with `http_api.insecure`). */
@@ -390,6 +431,7 @@ export class Switchboard {
     if (this.draining) return;
     this.draining = true;
     this.endpoint.stopAccepting();
+    this.httpEndpoint.stopAccepting();
     await drain([...this.sessions], this.config.shutdown);
     this.heartbeats.stop();
     if (this.statsTimer) clearInterval(this.statsTimer);
