@@ -118,30 +118,33 @@ for (const v of [
   { kind: 'http_stream', protobuf: true },
   { kind: 'sse', protobuf: false },
 ] as const) {
-  test(`Chromium on another origin: ${v.kind}${v.protobuf ? ' (Protobuf bundle)' : ''} connects and receives an API publication`, { skip }, async () => {
-    const page = await openPage(pageOrigin, v.protobuf);
-    try {
-      const token = await mintToken(s.secret, { sub: `browser-${v.kind}` });
-      const channel = `browser-${v.kind}-${v.protobuf}`;
-      const opened = (await page.evaluate(
-        ([base, kind, tok, ch]) =>
-          (window as unknown as { open_(...a: string[]): Promise<unknown> }).open_(base!, kind!, tok!, ch!),
-        [s.http, v.kind, token, channel],
-      )) as { transport: string };
-      assert.equal(opened.transport, v.kind);
-      await s.call('publish', { channel, data: { hello: 'browser' } });
-      let pubs: unknown[] = [];
-      await until('the publication in the page', 15_000, async () => {
-        pubs = (await page.evaluate(() => (window as unknown as { pubs: unknown[] }).pubs)) as unknown[];
-        return pubs.length > 0;
-      });
-      // the Protobuf bundle gets the payload as bytes, so this also shows which encoding carried it
-      assert.deepEqual(pubs, [{ binary: v.protobuf, data: { hello: 'browser' } }]);
-    } finally {
-      await page.evaluate(() => (window as unknown as { client?: { disconnect(): void } }).client?.disconnect()).catch(() => {});
-      await page.close();
-    }
-  });
+  test(
+    `Chromium on another origin: ${v.kind}${v.protobuf ? ' (Protobuf bundle)' : ''} connects and receives an API publication`,
+    { skip },
+    async () => {
+      const page = await openPage(pageOrigin, v.protobuf);
+      try {
+        const token = await mintToken(s.secret, { sub: `browser-${v.kind}` });
+        const channel = `browser-${v.kind}-${v.protobuf}`;
+        const opened = (await page.evaluate(
+          ([base, kind, tok, ch]) => (window as unknown as { open_(...a: string[]): Promise<unknown> }).open_(base!, kind!, tok!, ch!),
+          [s.http, v.kind, token, channel],
+        )) as { transport: string };
+        assert.equal(opened.transport, v.kind);
+        await s.call('publish', { channel, data: { hello: 'browser' } });
+        let pubs: unknown[] = [];
+        await until('the publication in the page', 15_000, async () => {
+          pubs = (await page.evaluate(() => (window as unknown as { pubs: unknown[] }).pubs)) as unknown[];
+          return pubs.length > 0;
+        });
+        // the Protobuf bundle gets the payload as bytes, so this also shows which encoding carried it
+        assert.deepEqual(pubs, [{ binary: v.protobuf, data: { hello: 'browser' } }]);
+      } finally {
+        await page.evaluate(() => (window as unknown as { client?: { disconnect(): void } }).client?.disconnect()).catch(() => {});
+        await page.close();
+      }
+    },
+  );
 }
 
 test('Chromium on a disallowed origin: the stream is refused (403) and counted; the page never connects', { skip }, async () => {

@@ -75,11 +75,20 @@ test('bad emulation and stream requests get JSON errors, are counted, and a conn
     await fetch(`${n.base}/emulation`, { method: 'POST', body: chunked, duplex: 'half' } as RequestInit & { duplex: string }),
     413,
   );
-  assert.match(await jsonError(await post('/emulation', JSON.stringify({ session: 'nope', node: n.sb.nodeId, data: '{}' })), 404), /session/);
-  assert.match(await jsonError(await post('/emulation', JSON.stringify({ session: 'nope', node: 'no-such-node', data: '{}' })), 404), /session/);
+  assert.match(
+    await jsonError(await post('/emulation', JSON.stringify({ session: 'nope', node: n.sb.nodeId, data: '{}' })), 404),
+    /session/,
+  );
+  assert.match(
+    await jsonError(await post('/emulation', JSON.stringify({ session: 'nope', node: 'no-such-node', data: '{}' })), 404),
+    /session/,
+  );
   await jsonError(await post('/emulation', '{"session":'), 400);
   await jsonError(await post('/emulation', JSON.stringify({ session, node: n.sb.nodeId, data: { not: 'a string' } })), 400);
-  await jsonError(await post('/emulation', new Blob([new Uint8Array([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f])]), 'application/octet-stream'), 400);
+  await jsonError(
+    await post('/emulation', new Blob([new Uint8Array([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f])]), 'application/octet-stream'),
+    400,
+  );
   await jsonError(await fetch(`${n.base}/emulation`), 405);
   await jsonError(await fetch(`${n.base}/connection/sse`), 400);
   await jsonError(await post('/connection/http_stream', 'z'.repeat(4096)), 413);
@@ -137,15 +146,24 @@ test('CORS: allowed origins get their origin back and preflights answered; other
   const before = await badInput(n.sb, 'origin');
   const token = await mintToken(n.secret, { sub: 'evil' });
   const cmd = JSON.stringify({ id: 1, connect: { token } });
-  const evilStream = await fetch(`${n.base}/connection/http_stream`, { method: 'POST', headers: { origin: 'http://evil.localhost' }, body: cmd });
+  const evilStream = await fetch(`${n.base}/connection/http_stream`, {
+    method: 'POST',
+    headers: { origin: 'http://evil.localhost' },
+    body: cmd,
+  });
   await jsonError(evilStream, 403);
-  const evilSse = await fetch(`${n.base}/connection/sse?cf_connect=${encodeURIComponent(cmd)}`, { headers: { origin: 'http://evil.localhost' } });
+  const evilSse = await fetch(`${n.base}/connection/sse?cf_connect=${encodeURIComponent(cmd)}`, {
+    headers: { origin: 'http://evil.localhost' },
+  });
   await jsonError(evilSse, 403);
   assert.equal(await badInput(n.sb, 'origin'), before + 2);
 
   // an allowed origin's stream carries the CORS headers
   const ac = new AbortController();
-  const ok = await fetch(`${n.base}/connection/sse?cf_connect=${encodeURIComponent(cmd)}`, { headers: { origin: ORIGIN }, signal: ac.signal });
+  const ok = await fetch(`${n.base}/connection/sse?cf_connect=${encodeURIComponent(cmd)}`, {
+    headers: { origin: ORIGIN },
+    signal: ac.signal,
+  });
   assert.equal(ok.status, 200);
   assert.equal(ok.headers.get('access-control-allow-origin'), ORIGIN);
   assert.match(ok.headers.get('content-type') ?? '', /text\/event-stream/);
@@ -177,7 +195,10 @@ test('shutdown drains emulation clients with 3001 and refuses new streams (503)'
   assert.deepEqual(await codes, [3001, 3001]);
   await down;
   const token = await mintToken(n.secret, { sub: 'late' });
-  await jsonError(await fetch(`${n.base}/connection/http_stream`, { method: 'POST', body: JSON.stringify({ id: 1, connect: { token } }) }), 503);
+  await jsonError(
+    await fetch(`${n.base}/connection/http_stream`, { method: 'POST', body: JSON.stringify({ id: 1, connect: { token } }) }),
+    503,
+  );
 });
 
 test('a stream reader that stops reading is closed as slow (3008); a fast one on the channel gets every publication', async (t) => {

@@ -51,10 +51,7 @@ test('two nodes on Redis: the stream on A, every emulation request posted to B a
     await sub.publish(v.protobuf ? enc({ via: 'client' }) : { via: 'client' });
     await got.until(2, 10_000);
     const datas = got.items.map((p) => (v.protobuf ? dec(p.data) : p.data));
-    assert.deepEqual(
-      datas.map((d) => d.via).sort(),
-      ['api on B', 'client'],
-    );
+    assert.deepEqual(datas.map((d) => d.via).sort(), ['api on B', 'client']);
     const presence = await sub.presence();
     assert.deepEqual(
       Object.values(presence.clients).map((c) => c.user),

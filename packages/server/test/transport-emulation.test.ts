@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import type { Centrifuge, Subscription } from 'centrifuge';
 import { publicationEncodes } from '../src/hub/hub.js';
-import { connectedEmuClient, emuClient, emulationOptions, httpNode, type EmulationKind, type HttpNode } from './helpers/emulation.js';
+import { connectedEmuClient, emulationOptions, httpNode, type EmulationKind, type HttpNode } from './helpers/emulation.js';
 import { scope } from './helpers/scope.js';
 import { BrowserLikeWebSocket, connectedClient, subscribe } from './helpers/sdk.js';
 import { mintToken, nowSec } from './helpers/tokens.js';
@@ -127,10 +127,7 @@ for (const v of VARIANTS) {
     assert.equal(rctx.recovered, true);
     await got.until(4);
     // (order across stream lines is the SDK's to keep; see the wire-order test)
-    assert.deepEqual(
-      got.items.map((p) => dataOf(v.protobuf, p.data).i).sort(),
-      [1, 2, 3, 4],
-    );
+    assert.deepEqual(got.items.map((p) => dataOf(v.protobuf, p.data).i).sort(), [1, 2, 3, 4]);
 
     // a server-side subscription made through the API, and its publications
     const srv = `feed:srv-${v.kind}-${v.protobuf}`;
@@ -265,3 +262,26 @@ function lineReader(body: ReadableStream<Uint8Array>): { next(): Promise<string>
     },
   };
 }
+
+test('server pings are answered over /emulation: http_stream (JSON, Protobuf) and sse outlive several pong timeouts', async (t) => {
+  const n = await httpNode(t, { client: { ping_interval: '1s', pong_timeout: '500ms' } });
+  const clients = [
+    (await connectedEmuClient(t, n, 'http_stream', 'p1')).client,
+    (await connectedEmuClient(t, n, 'http_stream', 'p2', { protobuf: true })).client,
+    (await connectedEmuClient(t, n, 'sse', 'p3')).client,
+  ];
+  const drops = clients.map((c) => collect(c, 'connecting'));
+  const pongs = n.sb.metrics.disconnects;
+  const started = Date.now();
+  await until('three ping intervals', 10_000, () => Date.now() - started > 3500, 100);
+  assert.deepEqual(
+    drops.map((d) => d.items.length),
+    [0, 0, 0],
+    'no 3012 no pong',
+  );
+  assert.equal((await pongs.get()).values.filter((v) => v.labels.code === '3012').length, 0);
+  assert.deepEqual(
+    clients.map((c) => c.state),
+    ['connected', 'connected', 'connected'],
+  );
+});

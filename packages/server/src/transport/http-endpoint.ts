@@ -99,28 +99,46 @@ export class HttpEndpoint {
     const path = pathOf(req);
     if (!this.cors(req, res)) return true;
     if (req.method === 'OPTIONS') {
-      res.writeHead(204, { 'access-control-allow-methods': path === SSE_PATH ? 'GET, POST, OPTIONS' : 'POST, OPTIONS', 'access-control-max-age': '600' });
+      res.writeHead(204, {
+        'access-control-allow-methods': path === SSE_PATH ? 'GET, POST, OPTIONS' : 'POST, OPTIONS',
+        'access-control-max-age': '600',
+      });
       res.end();
       return true;
     }
+    let work: Promise<void> | undefined;
     if (path === EMULATION_PATH) {
-      if (req.method !== 'POST') return this.refuse(req, res, 405, 'method not allowed', 'emulation_method'), true;
-      void this.emulate(req, res);
+      if (req.method === 'POST') work = this.emulate(req, res);
+      else this.refuse(req, res, 405, 'method not allowed', 'emulation_method');
     } else if (path === HTTP_STREAM_PATH) {
-      if (req.method !== 'POST') return this.refuse(req, res, 405, 'method not allowed', 'stream_method'), true;
-      const binary = httpStreamIsProtobuf(req.headers['content-type']);
-      void this.open(req, res, 'http_stream', binary ? protobufCodec : jsonCodec, binary ? httpStreamProtobuf : httpStreamJson, undefined);
-    } else {
-      if (req.method === 'GET') {
-        const data = sseConnectData(req);
-        if (!data) return this.refuse(req, res, 400, 'cf_connect parameter required', 'stream_no_connect'), true;
-        void this.open(req, res, 'sse', jsonCodec, sseFraming, data);
-      } else if (req.method === 'POST') {
-        void this.open(req, res, 'sse', jsonCodec, sseFraming, undefined);
+      if (req.method === 'POST') {
+        const binary = httpStreamIsProtobuf(req.headers['content-type']);
+        work = this.open(
+          req,
+          res,
+          'http_stream',
+          binary ? protobufCodec : jsonCodec,
+          binary ? httpStreamProtobuf : httpStreamJson,
+          undefined,
+        );
       } else {
         this.refuse(req, res, 405, 'method not allowed', 'stream_method');
       }
+    } else if (req.method === 'GET') {
+      const data = sseConnectData(req);
+      if (data) work = this.open(req, res, 'sse', jsonCodec, sseFraming, data);
+      else this.refuse(req, res, 400, 'cf_connect parameter required', 'stream_no_connect');
+    } else if (req.method === 'POST') {
+      work = this.open(req, res, 'sse', jsonCodec, sseFraming, undefined);
+    } else {
+      this.refuse(req, res, 405, 'method not allowed', 'stream_method');
     }
+    // an unexpected failure answers 500 (or ends the stream) and is logged; never an unhandled rejection
+    work?.catch((e: unknown) => {
+      this.opts.warn({ err: String(e), path }, 'emulation transport request failed');
+      if (!res.headersSent) this.refuse(req, res, 500, 'internal server error', undefined);
+      else res.destroy();
+    });
     return true;
   }
 
