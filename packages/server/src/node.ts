@@ -28,6 +28,7 @@ import { anyProxy, proxyHooks } from './auth/proxy.js';
 import { ChannelSubscriptions } from './node/channel-subscriptions.js';
 import { ControlApplier } from './node/control.js';
 import { drain } from './node/drain.js';
+import { EmulationRelay } from './node/emulation-relay.js';
 import { NodeMetricsCollector } from './node/metrics-collector.js';
 import { UpgradeGate, ipOf } from './node/upgrade-gate.js';
 import { historyLimit, publicClientInfo, publicPublication, type PublicClientInfo, type PublicPublication } from './node/public-values.js';
@@ -63,6 +64,8 @@ export class Switchboard {
   private readonly endpoint: WebSocketEndpoint;
   /** http_stream and sse with `/emulation` (when enabled). */
   private readonly httpEndpoint: HttpEndpoint;
+  /** `/emulation` requests to and from the other nodes. */
+  private readonly relay: EmulationRelay;
   private readonly sessions = new Set<Session>();
   /** This node's flush pass and writer statistics (not shared with other nodes in the process). */
   private readonly flusher = new Flusher();
@@ -131,19 +134,11 @@ export class Switchboard {
       originAllowed: (origin, req) => originAllowed(origin, req.headers.host, c.client.allowed_origins),
       ipOf,
       accept: (conn) => this.accept(conn),
-      forward: this.engine.nodes
-        ? (er) =>
-            this.engine.broker.publishControl({
-              type: 'emulation',
-              node: er.node,
-              session: er.session,
-              data: er.data.toString(er.binary ? 'base64' : 'utf8'),
-              binary: er.binary || undefined,
-            })
-        : undefined,
+      forward: this.engine.nodes ? (er) => this.relay.forward(er) : undefined,
       bad: (reason) => this.metrics.badInput.labels(reason).inc(),
       warn: (obj, msg) => this.log.warn(obj, msg),
     });
+    this.relay = new EmulationRelay(this.nodeId, this.engine.broker, (er) => this.httpEndpoint.deliver(er));
     const hub = this.hub;
     const heartbeats = this.heartbeats;
     const limits = this.limits;
@@ -198,10 +193,9 @@ export class Switchboard {
         onPublication: (ch, pub) => this.hub.publish(ch, pub),
         onJoin: (ch, info) => this.hub.join(ch, info),
         onLeave: (ch, info) => this.hub.leave(ch, info),
-        onControl: (msg) =>
-          msg.type === 'emulation'
-            ? this.httpEndpoint.forwarded({ ...msg, data: Buffer.from(msg.data, msg.binary ? 'base64' : 'utf8'), binary: !!msg.binary })
-            : this.control.apply(msg),
+        onControl: (msg) => {
+          if (!this.relay.onControl(msg)) this.control.apply(msg);
+        },
         onResync: (channels) => this.hub.resync(channels),
       },
       { log: this.log },

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { connectedEmuClient, type EmulationKind } from './helpers/emulation.js';
 import { nodeConfig, SHARED_REDIS, uniquePrefix } from './helpers/redis.js';
 import { startServer, type RunningServer } from './helpers/server.js';
-import { collect, until, waitFor } from './helpers/wait.js';
+import { collect, waitFor } from './helpers/wait.js';
 
 const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
 const dec = (u8: Uint8Array) => JSON.parse(Buffer.from(u8).toString('utf8'));
@@ -64,16 +64,21 @@ test('two nodes on Redis: the stream on A, every emulation request posted to B a
     assert.equal((await gone).code, 3503);
   }
 
-  // nothing was handled on B: its forwards are A's sessions, and an unknown session forwarded to A is counted there
-  const before = await a.metric('switchboard_bad_input_total', { kind: 'emulation_unknown_session' });
-  const res = await fetch(`${b.http}/emulation`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ session: 'no-such-session', node: idA, data: '{}' }),
-  });
-  assert.equal(res.status, 204, 'B cannot know A’s sessions: it forwards');
-  await until('A counts the unknown session', 10_000, async () => {
-    return (await a.metric('switchboard_bad_input_total', { kind: 'emulation_unknown_session' })) === before + 1;
-  });
-  assert.equal(await b.metric('switchboard_connections'), 0);
+  // B forwards what it does not hold and answers with what A found: an unknown session is a 404 from B,
+  // a node nobody answers for a 504; both counted on B
+  const post = (node: string) =>
+    fetch(`${b.http}/emulation`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ session: 'no-such-session', node, data: '{}' }),
+    });
+  const unknown = await b.metric('switchboard_bad_input_total', { kind: 'emulation_unknown_session' });
+  const res = await post(idA);
+  assert.equal(res.status, 404);
+  assert.match(((await res.json()) as { error: { message: string } }).error.message, /session not found/);
+  assert.equal(await b.metric('switchboard_bad_input_total', { kind: 'emulation_unknown_session' }), unknown + 1);
+  const lost = await post('no-such-node');
+  assert.equal(lost.status, 504);
+  assert.equal(await b.metric('switchboard_bad_input_total', { kind: 'emulation_unknown_node' }), 1);
+  assert.equal(await b.metric('switchboard_connections'), 0, 'B never held a connection');
 });

@@ -31,10 +31,12 @@ export interface HttpEndpointOptions {
   /** Starts a session on an accepted connection. */
   readonly accept: (conn: ClientConnection) => void;
   /**
-   * Sends an emulation request to the node named in it, through the
-   * engine's control channel; undefined when there are no other nodes.
+   * Sends an emulation request to the node named in it (through the
+   * engine's control channel) and resolves whether that node held the
+   * session, or undefined when it did not answer; undefined when there are
+   * no other nodes.
    */
-  readonly forward: ((req: EmulationRequest) => Promise<void>) | undefined;
+  readonly forward: ((req: EmulationRequest) => Promise<boolean | undefined>) | undefined;
   /** Counts refused input (metrics label). */
   readonly bad: (reason: string) => void;
   readonly warn: (obj: Record<string, unknown>, msg: string) => void;
@@ -207,12 +209,15 @@ export class HttpEndpoint {
     if (er.node === '' || er.node === this.opts.nodeId || !forward) {
       return this.refuse(req, res, 404, 'session not found', 'emulation_unknown_session');
     }
+    let found: boolean | undefined;
     try {
-      await forward(er);
+      found = await forward(er);
     } catch (e) {
       this.opts.warn({ err: String(e) }, 'emulation request not forwarded');
       return this.refuse(req, res, 503, 'could not reach the node holding the session', undefined);
     }
+    if (found === undefined) return this.refuse(req, res, 504, 'no answer from the node named in the request', 'emulation_unknown_node');
+    if (!found) return this.refuse(req, res, 404, 'session not found', 'emulation_unknown_session');
     done(res);
   }
 
@@ -222,12 +227,6 @@ export class HttpEndpoint {
     if (!conn) return false;
     conn.received(er.data);
     return true;
-  }
-
-  /** An emulation request forwarded from another node (for this node or not). */
-  forwarded(er: EmulationRequest): void {
-    if (er.node !== this.opts.nodeId) return;
-    if (!this.deliver(er)) this.opts.bad('emulation_unknown_session');
   }
 
   private refuse(req: IncomingMessage, res: ServerResponse, status: number, message: string, reason: string | undefined): void {
