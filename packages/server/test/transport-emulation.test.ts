@@ -285,3 +285,31 @@ test('server pings are answered over /emulation: http_stream (JSON, Protobuf) an
     ['connected', 'connected', 'connected'],
   );
 });
+
+test('sse also opens with a POST body (clients without EventSource), and its events are single data: lines', async (t) => {
+  const n = await node();
+  const token = await mintToken(n.secret, { sub: 'sse-post' });
+  const ac = new AbortController();
+  t.after(() => ac.abort());
+  const res = await fetch(`${n.base}/connection/sse`, {
+    method: 'POST',
+    body: JSON.stringify({ id: 1, connect: { token } }) + '\n' + JSON.stringify({ id: 2, subscribe: { channel: 'feed:ssepost' } }),
+    signal: ac.signal,
+  });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
+  const lines = lineReader(res.body!);
+  const events: unknown[] = [];
+  while (events.length < 3) {
+    const line = await lines.next();
+    if (line === '') continue; // the blank line that ends each event
+    assert.match(line, /^data: /);
+    events.push(JSON.parse(line.slice('data: '.length)));
+    if (events.length === 2) await n.sb.publish('feed:ssepost', { multi: 'line\nvalue' });
+  }
+  const [connect, subscribed, pub] = events as Array<Record<string, any>>;
+  assert.equal(connect!.id, 1);
+  assert.equal(subscribed!.id, 2);
+  // a newline in the data is escaped in the JSON, so the event stays one data: line
+  assert.deepEqual(pub!.push.pub.data, { multi: 'line\nvalue' });
+});
