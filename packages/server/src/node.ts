@@ -20,11 +20,15 @@ import { WebSocketEndpoint } from './transport/websocket.js';
 import { Flusher } from './transport/flusher.js';
 import type { ClientConnection } from './transport/connection.js';
 import { WebSocketConnection } from './transport/websocket-connection.js';
+import { HttpEndpoint } from './transport/http-endpoint.js';
+import { originAllowed } from './auth/origin.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { codecForRequest } from './protocol/select.js';
 import { anyProxy, proxyHooks } from './auth/proxy.js';
 import { ChannelSubscriptions } from './node/channel-subscriptions.js';
 import { ControlApplier } from './node/control.js';
 import { drain } from './node/drain.js';
+import { EmulationRelay } from './node/emulation-relay.js';
 import { NodeMetricsCollector } from './node/metrics-collector.js';
 import { UpgradeGate, ipOf } from './node/upgrade-gate.js';
 import { historyLimit, publicClientInfo, publicPublication, type PublicClientInfo, type PublicPublication } from './node/public-values.js';
@@ -58,6 +62,10 @@ export class Switchboard {
   private readonly heartbeats: HeartbeatWheel;
   readonly limits: NodeLimits;
   private readonly endpoint: WebSocketEndpoint;
+  /** http_stream and sse with `/emulation` (when enabled). */
+  private readonly httpEndpoint: HttpEndpoint;
+  /** `/emulation` requests to and from the other nodes. */
+  private readonly relay: EmulationRelay;
   private readonly sessions = new Set<Session>();
   /** This node's flush pass and writer statistics (not shared with other nodes in the process). */
   private readonly flusher = new Flusher();
@@ -115,6 +123,22 @@ export class Switchboard {
       onConnection: (ws, req) =>
         this.accept(new WebSocketConnection(ws, req, ipOf(req), codecForRequest(req), c.client.queue_max_size, this.flusher)),
     });
+    this.httpEndpoint = new HttpEndpoint({
+      nodeId: this.nodeId,
+      httpStream: c.http_stream,
+      sse: c.sse,
+      emulation: c.emulation,
+      maxQueue: c.client.queue_max_size,
+      flusher: this.flusher,
+      check: (req) => this.gate.check(req),
+      originAllowed: (origin, req) => originAllowed(origin, req.headers.host, c.client.allowed_origins),
+      ipOf,
+      accept: (conn) => this.accept(conn),
+      forward: this.engine.nodes ? (er) => this.relay.forward(er) : undefined,
+      bad: (reason) => this.metrics.badInput.labels(reason).inc(),
+      warn: (obj, msg) => this.log.warn(obj, msg),
+    });
+    this.relay = new EmulationRelay(this.nodeId, this.engine.broker, (er) => this.httpEndpoint.deliver(er));
     const hub = this.hub;
     const heartbeats = this.heartbeats;
     const limits = this.limits;
@@ -169,7 +193,9 @@ export class Switchboard {
         onPublication: (ch, pub) => this.hub.publish(ch, pub),
         onJoin: (ch, info) => this.hub.join(ch, info),
         onLeave: (ch, info) => this.hub.leave(ch, info),
-        onControl: (msg) => this.control.apply(msg),
+        onControl: (msg) => {
+          if (!this.relay.onControl(msg)) this.control.apply(msg);
+        },
         onResync: (channels) => this.hub.resync(channels),
       },
       { log: this.log },
@@ -189,6 +215,15 @@ export class Switchboard {
   /** Serves WebSocket connections on an existing HTTP server (plain http, Fastify's `server`, Express's listener). */
   attach(server: Server): void {
     this.endpoint.attach(server);
+  }
+
+  /**
+   * Serves the HTTP emulation transports (`http_stream`, `sse` and
+   * `/emulation`, when enabled) from an app's own request handler: call it
+   * first; it answers and returns true for those paths, false otherwise.
+   */
+  handleHttp(req: IncomingMessage, res: ServerResponse): boolean {
+    return this.httpEndpoint.handle(req, res);
   }
 
   /** The HTTP server API key: `http_api.key`, or the one generated at construction ('' with `http_api.insecure`). */
@@ -390,6 +425,7 @@ export class Switchboard {
     if (this.draining) return;
     this.draining = true;
     this.endpoint.stopAccepting();
+    this.httpEndpoint.stopAccepting();
     await drain([...this.sessions], this.config.shutdown);
     this.heartbeats.stop();
     if (this.statsTimer) clearInterval(this.statsTimer);

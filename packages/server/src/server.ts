@@ -48,6 +48,14 @@ export async function startServer(opts: SwitchboardOptions & { switchboard?: Swi
     apiApp = buildApp(sb, c.http_api.body_limit);
     await apiApp.register(httpApiPlugin(sb, { health: true }));
   }
+  // The emulation transports read their own bodies and hold their responses open: hijacked before any parsing.
+  app.addHook('onRequest', (req, reply, done) => {
+    if (sb.handleHttp(req.raw, reply.raw)) {
+      reply.hijack();
+      return;
+    }
+    done();
+  });
   await sb.start();
   sb.attach(app.server);
   await app.listen({ port: c.http_server.port, host: c.http_server.address });

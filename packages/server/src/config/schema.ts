@@ -159,6 +159,23 @@ export const ConfigSchema = Obj({
     compression_min_size: Int(256),
     compression_level: Type.Integer({ default: 1, minimum: 0, maximum: 9 }),
   }),
+  /** HTTP-streaming with bidirectional emulation (`/connection/http_stream`, commands POSTed to `/emulation`). */
+  http_stream: Obj({
+    enabled: Bool(false),
+    /** Bytes of the initial POST (the connect command). */
+    max_request_body_size: Int(65536),
+  }),
+  /** Server-Sent Events with bidirectional emulation (`/connection/sse`, JSON only). */
+  sse: Obj({
+    enabled: Bool(false),
+    /** Bytes of the initial POST (browsers connect with GET and `cf_connect`, where this does not apply). */
+    max_request_body_size: Int(65536),
+  }),
+  /** The `/emulation` endpoint, on when http_stream or sse is. */
+  emulation: Obj({
+    /** Bytes of one emulation request (a batch of client commands). */
+    max_request_body_size: Int(65536),
+  }),
   rpc: Obj({
     proxy: ProxyEndpoint,
     namespace_boundary: Str(':'),

@@ -55,7 +55,14 @@ export type ControlMessage =
   | { type: 'unsubscribe'; user: string; channel: string; client?: string; session?: string }
   | { type: 'subscribe'; user: string; channel: string; client?: string; session?: string; options?: ServerSubscribeOptions }
   | { type: 'refresh'; user: string; client?: string; session?: string; expired?: boolean; expireAt?: number; info?: RawJSON }
-  | { type: 'revoke'; user?: string; jti?: string; issuedBefore?: number };
+  | { type: 'revoke'; user?: string; jti?: string; issuedBefore?: number }
+  /**
+   * An emulation request (client commands) for a session on node `node`, forwarded by node `from`
+   * (which waits for the ack numbered `id`); data is base64 when binary (Protobuf).
+   */
+  | { type: 'emulation'; node: string; session: string; data: string; binary?: boolean; from: string; id: number }
+  /** Node `node`'s forwarded emulation request `id` reached its session (found) or not. */
+  | { type: 'emulation_ack'; node: string; id: number; found: boolean };
 
 export interface ServerSubscribeOptions {
   readonly info?: RawJSON;

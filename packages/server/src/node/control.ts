@@ -52,6 +52,8 @@ export class ControlApplier {
       }
       return;
     }
+    // emulation requests are the HTTP endpoint's (node.ts routes them there)
+    if (msg.type === 'emulation' || msg.type === 'emulation_ack') return;
     for (const c of this.deps.find(msg)) {
       switch (msg.type) {
         case 'disconnect':

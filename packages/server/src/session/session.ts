@@ -84,6 +84,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     this.codec = conn.codec;
     this.writer = conn.writer;
     this.reportsSession = !BIDIRECTIONAL.has(conn.transport);
+    this.sessionId = conn.sessionId;
     // Headers cost ~1 KB per connection: kept only when a hook may read them after connect.
     const h = ctx.hooks;
     if (h.onSubscribe || h.onPublish || h.onRpc || h.onMessage || h.onRefresh || h.onSubRefresh || h.onDisconnect)

@@ -42,6 +42,12 @@ export interface ClientConnection {
   /** The request that opened the connection (headers, cookies, URL); released once a handler binds. */
   readonly request: IncomingMessage;
   readonly ip: string;
+  /**
+   * The session id, when the transport mints it: emulation transports route
+   * later requests (`/emulation`) to the connection by this id. Otherwise the
+   * session makes one when first asked.
+   */
+  readonly sessionId?: string;
   /** Routes inbound frames, the close and overflow to the handler from now on. */
   bind(handler: ConnectionHandler): void;
 }
