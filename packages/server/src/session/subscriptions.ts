@@ -215,12 +215,14 @@ export class SubscriptionSet {
       });
       position = h.position;
       recovered = isRecovered(req.since, h.publications, h.position, limit);
-      if (recovered) pubs = sub.filter ? h.publications.filter((p) => matchTags(sub.filter!.filter, p.tags)) : h.publications;
+      if (recovered) pubs = h.publications;
       ctx.metrics.recoveries.labels(String(recovered)).inc();
     } else {
       position = (await ctx.engine.history.read(channel, { ...histOpts, limit: 0 })).position;
     }
     sub.offset = pubs.length > 0 ? pubs[pubs.length - 1]!.offset : position.offset;
+    // the position covers what the tags filter left out; the client gets only what matches
+    if (sub.filter !== null) pubs = pubs.filter((p) => matchTags(sub.filter!.filter, p.tags));
     result.recoverable = recoverable || undefined;
     result.positioned = true;
     result.epoch = position.epoch;
