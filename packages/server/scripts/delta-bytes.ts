@@ -55,7 +55,10 @@ let wake: (() => void) | null = null;
 function received(probes: readonly Probe[], n: number): Promise<void> {
   if (probes.every((p) => p.got.length >= n)) return Promise.resolve();
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`update ${n} did not reach everyone: ` + probes.map((p) => `${p.name}=${p.got.length}`).join(' '))), 30_000);
+    const timer = setTimeout(
+      () => reject(new Error(`update ${n} did not reach everyone: ` + probes.map((p) => `${p.name}=${p.got.length}`).join(' '))),
+      30_000,
+    );
     wake = () => {
       if (!probes.every((p) => p.got.length >= n)) return;
       clearTimeout(timer);
@@ -81,7 +84,15 @@ async function main(): Promise<void> {
       client: { token: { hmac_secret_key: SECRET } },
       channel: {
         namespaces: [
-          { name: 'doc', allow_subscribe_for_client: true, allowed_delta_types: ['fossil'], delta_publish: true, history_size: 10, history_ttl: '60s', force_recovery: true },
+          {
+            name: 'doc',
+            allow_subscribe_for_client: true,
+            allowed_delta_types: ['fossil'],
+            delta_publish: true,
+            history_size: 10,
+            history_ttl: '60s',
+            force_recovery: true,
+          },
         ],
       },
     },

@@ -27,7 +27,13 @@ async function node(t: TestContextLike): Promise<EmbeddedNode> {
   return embedded(t, {
     channel: {
       namespaces: [
-        { name: 'compact', allow_subscribe_for_client: true, allow_channel_compaction: true, join_leave: true, force_push_join_leave: true },
+        {
+          name: 'compact',
+          allow_subscribe_for_client: true,
+          allow_channel_compaction: true,
+          join_leave: true,
+          force_push_join_leave: true,
+        },
         { name: 'named', allow_subscribe_for_client: true },
       ],
     },
@@ -48,7 +54,13 @@ async function recordingClient(t: TestContextLike, n: EmbeddedNode, user: string
   const connected = waitFor(c, 'connected');
   c.connect();
   await connected;
-  const messages = () => frames.flatMap((f) => f.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l)));
+  const messages = () =>
+    frames.flatMap((f) =>
+      f
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => JSON.parse(l)),
+    );
   return { c, frames, messages };
 }
 
@@ -93,12 +105,12 @@ test('JSON: pushes are routed by the channel id from the subscribe reply; the SD
   const compact = pushes.find((x) => x.push.id === id);
   assert.ok(compact, 'a push routed by id');
   assert.equal(compact.push.channel, undefined, 'without the channel name');
-  assert.ok(pushes.some((x) => x.push.channel === 'named:x'), 'other channels keep their name');
-  const joinPushes = b.messages().filter((x) => x.push?.join);
   assert.ok(
-    joinPushes.length === 0 || joinPushes.every((x) => x.push.id === id),
-    'join pushes are routed by id as well',
+    pushes.some((x) => x.push.channel === 'named:x'),
+    'other channels keep their name',
   );
+  const joinPushes = b.messages().filter((x) => x.push?.join);
+  assert.ok(joinPushes.length === 0 || joinPushes.every((x) => x.push.id === id), 'join pushes are routed by id as well');
   const frameOf = (m: unknown) => JSON.stringify(m).length;
   assert.ok(frameOf(compact) + LONG.length - 4 <= frameOf({ push: { channel: LONG, pub: compact.push.pub } }));
 });

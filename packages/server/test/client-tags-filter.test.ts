@@ -108,7 +108,8 @@ test('a filter is evaluated once per publication for all subscribers that share 
     { cmp: 'in', key: 'ticker', vals: ['BTC', 'ETH'] },
   ];
   const subs = [];
-  for (const [i, f] of filters.entries()) subs.push(await subscribed(await client(t, n, i % 2 ? 'protobuf' : 'json', `u${i}`), 'ticks:x', { tagsFilter: f }));
+  for (const [i, f] of filters.entries())
+    subs.push(await subscribed(await client(t, n, i % 2 ? 'protobuf' : 'json', `u${i}`), 'ticks:x', { tagsFilter: f }));
   const before = filterEvaluations.count;
   for (const [i, [ticker, price]] of trades.entries()) await n.sb.publish('ticks:x', { i }, { tags: { ticker, price } });
   for (const s of subs) await s.pubs.until(4);
@@ -171,7 +172,13 @@ test('bad filters are a 107 that says why, refused filters a 103; counted; the c
     { key: 'price', cmp: 'gt', val: 'lots' },
     { op: 'xor', nodes: [{ key: 'a', cmp: 'ex' }] },
     { op: 'and', nodes: [] },
-    { op: 'not', nodes: [{ key: 'a', cmp: 'ex' }, { key: 'b', cmp: 'ex' }] },
+    {
+      op: 'not',
+      nodes: [
+        { key: 'a', cmp: 'ex' },
+        { key: 'b', cmp: 'ex' },
+      ],
+    },
     { op: 'and', nodes: 'x' },
     { key: 'a', cmp: 'eq', val: 'x', nodes: [{ key: 'b', cmp: 'ex' }] },
     { key: 'a', cmp: 'in', vals: Array.from({ length: 300 }, (_, i) => String(i)) },

@@ -87,7 +87,9 @@ function variant(codec: Codec, channel: string, id: number, pub: Publication, ki
  */
 export function recoveredForms(codec: Codec, pubs: readonly Publication[]): PayloadForm[] {
   return pubs.map((p, i) =>
-    i === 0 ? 'full' : (fossilDelta(payloadBytes(codec, pubs[i - 1]!.data), payloadBytes(codec, p.data), codec.encoding === 'json') ?? 'full'),
+    i === 0
+      ? 'full'
+      : (fossilDelta(payloadBytes(codec, pubs[i - 1]!.data), payloadBytes(codec, p.data), codec.encoding === 'json') ?? 'full'),
   );
 }
 
