@@ -13,7 +13,9 @@ import { Centrifuge, type Subscription } from 'centrifuge';
 import { Centrifuge as ProtobufCentrifuge } from 'centrifuge/build/protobuf';
 import { deltaComputations } from '../src/hub/hub.js';
 import { embedded, SECRET, type EmbeddedNode } from './helpers/embedded.js';
-import type { TestContextLike } from './helpers/scope.js';
+import { nodeConfig, SHARED_REDIS, uniquePrefix } from './helpers/redis.js';
+import { scope, type TestContextLike } from './helpers/scope.js';
+import { startServer } from './helpers/server.js';
 import { BrowserLikeWebSocket } from './helpers/sdk.js';
 import { mintToken } from './helpers/tokens.js';
 import { collect, waitFor } from './helpers/wait.js';
@@ -36,8 +38,8 @@ async function node(t: TestContextLike): Promise<EmbeddedNode> {
 
 type Encoding = 'json' | 'protobuf';
 
-async function client(t: TestContextLike, n: EmbeddedNode, enc: Encoding, user = 'u'): Promise<Centrifuge> {
-  const token = await mintToken(SECRET, { sub: user });
+async function client(t: TestContextLike, n: { ws: string; secret?: string }, enc: Encoding, user = 'u'): Promise<Centrifuge> {
+  const token = await mintToken(n.secret ?? SECRET, { sub: user });
   const Ctor = enc === 'json' ? Centrifuge : (ProtobufCentrifuge as unknown as typeof Centrifuge);
   const c = new Ctor(n.ws, { websocket: BrowserLikeWebSocket, token, minReconnectDelay: 50, maxReconnectDelay: 300, timeout: 5000 });
   t.after(() => c.disconnect());
@@ -191,4 +193,34 @@ test('an unknown delta type is a 107 and leaves the connection working', async (
   const ok = await subscribed(c, 'doc:good', { delta: 'fossil' });
   await n.sb.publish('doc:good', document(1));
   assert.deepEqual((await ok.pubs.until(1))[0]!.data, document(1));
+});
+
+test('Redis engine, HTTP API: the publish delta flag travels through Redis; recovery from Redis history continues with deltas', async (t) => {
+  const S = scope();
+  t.after(() => S.close());
+  const ns = { ...doc, delta_publish: false };
+  const s = await startServer(S, nodeConfig(SHARED_REDIS, uniquePrefix('delta'), { channel: { namespaces: [ns] } }), { raw: true });
+  const c = await client(t, s, 'json');
+  const r = await subscribed(c, 'doc:redis', { delta: 'fossil', recoverable: true });
+  await s.call('publish', { channel: 'doc:redis', data: document(1), delta: true });
+  await s.call('publish', { channel: 'doc:redis', data: document(2), delta: true });
+  await s.call('publish', { channel: 'doc:redis', data: document(3) }); // no flag: whole
+  await r.pubs.until(3);
+  const gone = waitFor(c, 'disconnected');
+  c.disconnect();
+  await gone;
+  for (let v = 4; v <= 6; v++) await s.call('publish', { channel: 'doc:redis', data: document(v), delta: true });
+  const again = waitFor<{ recovered: boolean }>(r.sub, 'subscribed');
+  c.connect();
+  assert.equal((await again).recovered, true);
+  await r.pubs.until(6);
+  await s.call('publish', { channel: 'doc:redis', data: document(7), delta: true });
+  const got = await r.pubs.until(7);
+  assert.deepEqual(
+    got.map((p) => p.data),
+    [1, 2, 3, 4, 5, 6, 7].map(document),
+  );
+  const st = stats(r.sub);
+  // whole: 1 (first), 3 (no flag), 4 (first recovered); deltas: 2, 5, 6 (recovered), 7 (live after recovery)
+  assert.deepEqual([st.numFullPayloads, st.numDeltaPayloads], [3, 4], JSON.stringify(st));
 });
