@@ -13,6 +13,7 @@ import { Centrifuge, type Subscription } from 'centrifuge';
 import { Centrifuge as ProtobufCentrifuge } from 'centrifuge/build/protobuf';
 import { deltaComputations } from '../src/hub/hub.js';
 import { embedded, SECRET, type EmbeddedNode } from './helpers/embedded.js';
+import { RawClient } from './helpers/raw.js';
 import { nodeConfig, SHARED_REDIS, uniquePrefix } from './helpers/redis.js';
 import { scope, type TestContextLike } from './helpers/scope.js';
 import { startServer } from './helpers/server.js';
@@ -223,4 +224,27 @@ test('Redis engine, HTTP API: the publish delta flag travels through Redis; reco
   const st = stats(r.sub);
   // whole: 1 (first), 3 (no flag), 4 (first recovered); deltas: 2, 5, 6 (recovered), 7 (live after recovery)
   assert.deepEqual([st.numFullPayloads, st.numDeltaPayloads], [3, 4], JSON.stringify(st));
+});
+
+test('bad delta fields from a raw client are a 107 each, counted; the connection stays', async (t) => {
+  const n = await node(t);
+  const c = await RawClient.open(t, n);
+  await c.connect(await mintToken(SECRET, { sub: 'raw' }));
+  const count = async () => (await n.sb.metrics.badInput.get()).values.find((v) => v.labels.kind === 'delta')?.value ?? 0;
+  const before = await count();
+  const bad: unknown[] = ['zstd', 'FOSSIL', 'fossil ', 'x'.repeat(10_000)];
+  for (const [i, delta] of bad.entries()) {
+    const r = await c.command('subscribe', { channel: `doc:b${i}`, delta });
+    assert.equal(r.error?.code, 107, JSON.stringify(r));
+  }
+  for (const [i, delta] of [5, true, {}, ['fossil']].entries()) {
+    const r = await c.command('subscribe', { channel: `doc:t${i}`, delta });
+    assert.equal(r.error?.code, 107, 'a delta that is no string fails the params schema');
+  }
+  assert.equal(await count(), before + bad.length);
+  const ok = await c.command('subscribe', { channel: 'doc:fine', delta: 'fossil' });
+  assert.equal(ok.subscribe?.delta, true);
+  const empty = await c.command('subscribe', { channel: 'doc:none', delta: '' });
+  assert.equal(empty.subscribe?.delta, undefined, 'an empty delta asks for nothing');
+  assert.equal(c.closeCode, undefined);
 });
