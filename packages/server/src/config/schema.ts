@@ -41,7 +41,7 @@ export const NamespaceOptionsProps = {
   publish_proxy_enabled: Bool(false),
   sub_refresh_proxy_enabled: Bool(false),
   /** Delta compression types subscribers may ask for (only 'fossil' exists). */
-  allowed_delta_types: Type.Array(Type.Literal('fossil'), { default: [] }),
+  allowed_delta_types: Type.Optional(Type.Array(Type.Literal('fossil'))),
   /** Publications into this namespace may go out as deltas by default (API publish `delta` asks per publication). */
   delta_publish: Bool(false),
   /** Subscribers may filter publications by tags (the SDK's `tagsFilter`). */

@@ -118,7 +118,7 @@ export class SubscriptionSet {
         refuse('tags_filter', 'bad request: tags filter: ' + e.message);
       }
     }
-    const delta = wantsDelta && (ns.allowed_delta_types as readonly string[]).includes(FOSSIL);
+    const delta = wantsDelta && (ns.allowed_delta_types ?? []).includes(FOSSIL);
     const compact = !!req.compaction && ns.allow_channel_compaction && COMPACTION_ENCODINGS.has(owner.codec.encoding);
     return { delta, filter, compact };
   }
