@@ -263,6 +263,7 @@ export class Switchboard {
       tags: opts.tags,
       idempotencyKey: opts.idempotencyKey,
       info: opts.info,
+      delta: (opts.delta ?? ns.delta_publish) || undefined,
     });
     if (!res.duplicate) this.metrics.publications.labels('api').inc();
     return res;

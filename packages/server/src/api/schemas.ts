@@ -46,7 +46,9 @@ const PublishCommon = {
   skip_history: Flag('Do not save the publication to the channel history.'),
   tags: Tags,
   idempotency_key: Type.Optional(Type.String({ description: 'A repeated publish with the same key returns the first result.' })),
-  delta: Flag('Accepted for compatibility; publications are sent whole.'),
+  delta: Flag(
+    "Allow sending this publication as a fossil delta to subscribers that asked for delta compression (default: the namespace's delta_publish).",
+  ),
 };
 
 export const ParamsSchemas = {

@@ -40,6 +40,14 @@ export const NamespaceOptionsProps = {
   subscribe_proxy_enabled: Bool(false),
   publish_proxy_enabled: Bool(false),
   sub_refresh_proxy_enabled: Bool(false),
+  /** Delta compression types subscribers may ask for (only 'fossil' exists). */
+  allowed_delta_types: Type.Optional(Type.Array(Type.Literal('fossil'))),
+  /** Publications into this namespace may go out as deltas by default (API publish `delta` asks per publication). */
+  delta_publish: Bool(false),
+  /** Subscribers may filter publications by tags (the SDK's `tagsFilter`). */
+  allow_tags_filter: Bool(false),
+  /** Subscribers that ask for it get a numeric channel id and pushes routed by it (smaller pushes). */
+  allow_channel_compaction: Bool(false),
   /** Switchboard: publications per second accepted into this namespace on this node (0 = unlimited). */
   publications_per_second: Int(0),
   /** Switchboard: JSON Schema that client publications into this namespace must match (error 107 with the failing path). */

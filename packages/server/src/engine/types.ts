@@ -9,6 +9,8 @@ export interface PublishOptions {
   readonly historyMetaTtlMs: number;
   readonly info?: ClientInfo;
   readonly tags?: Readonly<Record<string, string>>;
+  /** The publication may be sent as a fossil delta to delta subscriptions. */
+  readonly delta?: boolean;
   /** A repeated publish with the same key inside the window returns the first result and publishes nothing. */
   readonly idempotencyKey?: string;
   readonly idempotentResultTtlMs?: number;

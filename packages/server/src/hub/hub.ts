@@ -1,4 +1,7 @@
-import type { Codec } from '../protocol/codec.js';
+import type { Codec, PayloadForm } from '../protocol/codec.js';
+import { rawToBytes } from '../protocol/binary.js';
+import { fossilDelta } from '../protocol/delta.js';
+import { matchTags, type CompiledFilter, type TagsFilter } from '../protocol/tags-filter.js';
 import type { ClientInfo, Publication } from '../protocol/types.js';
 import type { OutboundQueue } from '../transport/connection.js';
 
@@ -12,6 +15,11 @@ const pushBytes = new WeakMap<Publication, Buffer[]>();
  * tests read it to prove one encoding per publication per encoding.
  */
 export const publicationEncodes: number[] = [0, 0];
+/** Fossil deltas computed since start, by codec slot: one per publication per encoding, shared by all delta subscribers. */
+export const deltaComputations: number[] = [0, 0];
+
+/** Tags filter evaluations in fan-out since start: one per distinct filter per publication (tests read it). */
+export const filterEvaluations = { count: 0 };
 
 /** The encoded publication push for a channel (each publication belongs to one channel). */
 export function publicationBytes(codec: Codec, channel: string, pub: Publication): Buffer {
@@ -26,6 +34,63 @@ export function publicationBytes(codec: Codec, channel: string, pub: Publication
     publicationEncodes[codec.slot]!++;
   }
   return bytes;
+}
+
+/*
+ * Delta compression and channel compaction, prepared once per publication:
+ * the hub remembers the previous publication of each channel it fanned out
+ * (`deltaBase`) and the fossil delta from it is computed once per encoding
+ * and shared by every delta subscriber whose last payload was that base.
+ * A channel's compaction id is one per channel per node, so pushes routed
+ * by id are shared bytes as well. Variants per codec slot:
+ * [compact 0/1] x [plain, full (delta subscription), delta].
+ */
+const VARIANTS = 6;
+const KIND: Record<'plain' | 'full' | 'delta', number> = { plain: 0, full: 1, delta: 2 };
+const variantBytes = new WeakMap<Publication, Buffer[]>();
+/** The payload of the publication before it (not the publication: that would chain every publication to its predecessor). */
+const deltaBase = new WeakMap<Publication, string>();
+/** Per codec slot: the delta (Buffer), or null when a delta does not pay. */
+const deltas = new WeakMap<Publication, (Buffer | null)[]>();
+
+function payloadBytes(codec: Codec, raw: string): Uint8Array {
+  return codec.encoding === 'json' ? Buffer.from(raw, 'utf8') : rawToBytes(raw);
+}
+
+function deltaOf(codec: Codec, base: string, pub: Publication): Buffer | null {
+  let cache = deltas.get(pub);
+  if (cache === undefined) deltas.set(pub, (cache = []));
+  let d = cache[codec.slot];
+  if (d === undefined) {
+    d = cache[codec.slot] = fossilDelta(payloadBytes(codec, base), payloadBytes(codec, pub.data), codec.encoding === 'json') ?? null;
+    deltaComputations[codec.slot]!++;
+  }
+  return d;
+}
+
+function variant(codec: Codec, channel: string, id: number, pub: Publication, kind: 'plain' | 'full' | 'delta', form: PayloadForm): Buffer {
+  if (id === 0 && kind === 'plain') return publicationBytes(codec, channel, pub);
+  let cache = variantBytes.get(pub);
+  if (cache === undefined) variantBytes.set(pub, (cache = []));
+  const i = codec.slot * VARIANTS + (id > 0 ? 3 : 0) + KIND[kind];
+  let bytes = cache[i];
+  if (bytes === undefined) {
+    bytes = cache[i] = codec.publicationPushAs(channel, id, pub, form);
+    publicationEncodes[codec.slot]!++;
+  }
+  return bytes;
+}
+
+/**
+ * Fossil deltas for a subscriber's recovered publications: the first one
+ * whole, each next one a delta against the one before it when that pays.
+ */
+export function recoveredForms(codec: Codec, pubs: readonly Publication[]): PayloadForm[] {
+  return pubs.map((p, i) =>
+    i === 0
+      ? 'full'
+      : (fossilDelta(payloadBytes(codec, pubs[i - 1]!.data), payloadBytes(codec, p.data), codec.encoding === 'json') ?? 'full'),
+  );
 }
 
 /** What the hub needs of a connection. */
@@ -56,13 +121,25 @@ export class Subscriber {
   offset = 0;
   positioned = false;
   joinLeave = false;
+  /** Negotiated fossil delta compression. */
+  delta = false;
+  /** With `delta`: the publication whose payload the client holds as its delta base (null: the next one goes whole). */
+  base: Publication | null = null;
+  /** Tags filter (null = every publication). */
+  filter: CompiledFilter | null = null;
+  /** Asked for channel compaction: pushes are routed by `id`. */
+  compact = false;
+  /** The channel's compaction id on this node (set by the hub when `compact`), sent in the subscribe reply. */
+  id = 0;
+  /** The hub's entry of the channel while subscribed. */
+  entry: { prev: Publication | null } | null = null;
   constructor(
     readonly client: HubClient,
     readonly channel: string,
   ) {}
 
-  /** Writes one publication already encoded for the channel, keeping offsets strict. */
-  deliver(pub: Publication, bytes: Buffer): boolean {
+  /** Offset bookkeeping: false when the publication is a duplicate or (positioned) after a gap. */
+  private advance(pub: Publication): boolean {
     const off = pub.offset;
     if (off > 0 && this.offset > 0) {
       if (off <= this.offset) return false; // already delivered (recovery overlap)
@@ -72,8 +149,69 @@ export class Subscriber {
       }
     }
     if (off > 0) this.offset = off;
-    this.client.writer.enqueue(bytes);
     return true;
+  }
+
+  /**
+   * A recovery read the stream up to `top` and nothing newer has reached the
+   * hub since this subscriber was added: `top` is the channel's previous
+   * publication, so the next one can go out as a delta against it.
+   */
+  seedChannelBase(top: Publication): void {
+    if (this.entry !== null && this.entry.prev === null) this.entry.prev = top;
+  }
+
+  /** A publication the tags filter keeps from this subscriber: only the position moves. */
+  skip(pub: Publication): void {
+    this.advance(pub);
+  }
+
+  /** Writes one publication (in the bytes given, or those this subscription needs), keeping offsets strict. */
+  deliver(pub: Publication, bytes?: Buffer): boolean {
+    if (!this.advance(pub)) return false;
+    this.client.writer.enqueue(bytes ?? this.bytesFor(pub));
+    return true;
+  }
+
+  private bytesFor(pub: Publication): Buffer {
+    const codec = this.client.codec;
+    const id = this.compact ? this.id : 0;
+    if (!this.delta) return variant(codec, this.channel, id, pub, 'plain', 'plain');
+    const mine = this.base;
+    this.base = pub;
+    const base = deltaBase.get(pub);
+    // The client applies the delta to the payload it holds: the same text is the same bytes.
+    if (base !== undefined && mine !== null && mine.data === base) {
+      const d = deltaOf(codec, base, pub);
+      if (d !== null) return variant(codec, this.channel, id, pub, 'delta', d);
+    }
+    return variant(codec, this.channel, id, pub, 'full', 'full');
+  }
+}
+
+function groupMatches(f: TagsFilter, pub: Publication): boolean {
+  filterEvaluations.count++;
+  return matchTags(f, pub.tags);
+}
+
+/** Subscribers of one channel that share a tags filter (or have none). */
+interface FilterGroup {
+  readonly filter: TagsFilter | null;
+  readonly subs: Set<Subscriber>;
+  /** Positioned members: a filtered-out publication still moves their position. */
+  positioned: number;
+}
+
+/** A channel's subscribers on this node, grouped by tags filter ('' = none). */
+class ChannelEntry {
+  readonly groups = new Map<string, FilterGroup>();
+  size = 0;
+  /** The last publication fanned out: the base of the next one's delta. */
+  prev: Publication | null = null;
+  constructor(readonly id: number) {}
+
+  *subscribers(): IterableIterator<Subscriber> {
+    for (const g of this.groups.values()) yield* g.subs;
   }
 }
 
@@ -89,8 +227,10 @@ export interface ClientTarget {
 export class Hub {
   readonly clients = new Map<string, HubClient>();
   readonly users = new Map<string, Set<HubClient>>();
-  private readonly channels = new Map<string, Set<Subscriber>>();
+  private readonly channels = new Map<string, ChannelEntry>();
   private subscriptionCount = 0;
+  /** Compaction ids are never reused on a node, so a stale id can never name another channel. */
+  private nextChannelId = 0;
   /** Deliveries queued to writers since start (read by metrics). */
   deliveries = 0;
 
@@ -146,22 +286,36 @@ export class Hub {
 
   /** Returns true when this is the node's first subscriber of the channel. */
   addSubscriber(s: Subscriber): boolean {
-    let set = this.channels.get(s.channel);
-    const first = !set;
-    if (!set) this.channels.set(s.channel, (set = new Set()));
-    if (!set.has(s)) {
-      set.add(s);
+    let e = this.channels.get(s.channel);
+    const first = !e;
+    if (!e) this.channels.set(s.channel, (e = new ChannelEntry(++this.nextChannelId)));
+    const key = s.filter?.key ?? '';
+    let g = e.groups.get(key);
+    if (!g) e.groups.set(key, (g = { filter: s.filter?.filter ?? null, subs: new Set(), positioned: 0 }));
+    if (!g.subs.has(s)) {
+      g.subs.add(s);
+      if (s.positioned) g.positioned++;
+      e.size++;
       this.subscriptionCount++;
     }
+    s.id = s.compact ? e.id : 0;
+    s.entry = e;
     return first;
   }
 
   /** Returns true when the channel has no subscribers on this node any more. */
   removeSubscriber(s: Subscriber): boolean {
-    const set = this.channels.get(s.channel);
-    if (!set || !set.delete(s)) return false;
+    const e = this.channels.get(s.channel);
+    if (!e) return false;
+    const key = s.filter?.key ?? '';
+    const g = e.groups.get(key);
+    if (!g || !g.subs.delete(s)) return false;
+    s.entry = null;
+    if (s.positioned) g.positioned--;
+    if (g.subs.size === 0) e.groups.delete(key);
+    e.size--;
     this.subscriptionCount--;
-    if (set.size === 0) {
+    if (e.size === 0) {
       this.channels.delete(s.channel);
       return true;
     }
@@ -176,10 +330,10 @@ export class Hub {
   resync(channels: readonly string[] | 'all'): void {
     const names = channels === 'all' ? [...this.channels.keys()] : channels;
     for (const ch of names) {
-      const set = this.channels.get(ch);
-      if (!set) continue;
-      // insufficientState removes the subscriber from this set: walk a copy
-      for (const s of [...set]) s.client.insufficientState(ch);
+      const e = this.channels.get(ch);
+      if (!e) continue;
+      // insufficientState removes the subscriber from this entry: walk a copy
+      for (const s of [...e.subscribers()]) s.client.insufficientState(ch);
     }
   }
 
@@ -204,26 +358,43 @@ export class Hub {
   }
 
   /**
-   * Fan-out: the publication is encoded once per encoding and the same
-   * bytes go to every subscriber of that encoding.
+   * Fan-out: the publication is encoded once per encoding (and form: plain,
+   * delta, compacted) and the same bytes go to every subscriber that needs
+   * that form. A tags filter is evaluated once per group of subscribers
+   * that share it, not once per subscriber.
    */
   publish(channel: string, pub: Publication): void {
-    const set = this.channels.get(channel);
-    if (!set) return;
-    let codec: Codec | undefined;
-    let bytes: Buffer | undefined;
+    const e = this.channels.get(channel);
+    if (!e) return;
+    const prev = e.prev;
+    e.prev = pub;
+    if (prev !== null && pub.delta === true) deltaBase.set(pub, prev.data);
     let n = 0;
-    for (const s of set) {
-      if (s.buffer !== null) {
-        s.buffer.push(pub);
+    // plain pushes by codec slot: the common case costs no lookup per subscriber
+    let plain0: Buffer | undefined;
+    let plain1: Buffer | undefined;
+    for (const g of e.groups.values()) {
+      if (g.filter !== null && !groupMatches(g.filter, pub)) {
+        if (g.positioned === 0) continue;
+        for (const s of g.subs) {
+          if (s.buffer !== null) s.buffer.push(pub);
+          else s.skip(pub);
+        }
         continue;
       }
-      const c = s.client.codec;
-      if (c !== codec) {
-        codec = c;
-        bytes = publicationBytes(c, channel, pub);
+      for (const s of g.subs) {
+        if (s.buffer !== null) {
+          s.buffer.push(pub);
+          continue;
+        }
+        let bytes: Buffer | undefined;
+        if (!s.delta && !s.compact) {
+          const c = s.client.codec;
+          if (c.slot === 0) bytes = plain0 ??= publicationBytes(c, channel, pub);
+          else if (c.slot === 1) bytes = plain1 ??= publicationBytes(c, channel, pub);
+        }
+        if (s.deliver(pub, bytes)) n++;
       }
-      if (s.deliver(pub, bytes!)) n++;
     }
     this.deliveries += n;
   }
@@ -237,13 +408,16 @@ export class Hub {
   }
 
   private pushToJoinLeave(channel: string, info: ClientInfo, leave: boolean): void {
-    const set = this.channels.get(channel);
-    if (!set) return;
+    const e = this.channels.get(channel);
+    if (!e) return;
     const bySlot: Buffer[] = [];
-    for (const s of set) {
+    for (const s of e.subscribers()) {
       if (!s.joinLeave || s.buffer !== null) continue;
       const c = s.client.codec;
-      s.client.writer.enqueue((bySlot[c.slot] ??= leave ? c.leavePush(channel, info) : c.joinPush(channel, info)));
+      const id = s.compact ? e.id : 0;
+      s.client.writer.enqueue(
+        (bySlot[c.slot * 2 + (id > 0 ? 1 : 0)] ??= leave ? c.leavePush(channel, info, id) : c.joinPush(channel, info, id)),
+      );
     }
   }
 }

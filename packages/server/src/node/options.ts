@@ -21,6 +21,8 @@ export interface ApiPublishOptions {
   readonly tags?: Readonly<Record<string, string>>;
   readonly idempotencyKey?: string;
   readonly info?: ClientInfo;
+  /** Allow sending this publication as a fossil delta (default: the namespace's `delta_publish`). */
+  readonly delta?: boolean;
 }
 
 export interface HistoryOptions {

@@ -1,4 +1,4 @@
-import type { Codec } from './codec.js';
+import type { Codec, PayloadForm } from './codec.js';
 import { Disconnects, DisconnectError, Errors, ReplyError } from './codes.js';
 import { decodeFrame, type Command } from './commands.js';
 import type { ClientInfo, Publication, RawJSON } from './types.js';
@@ -69,7 +69,23 @@ export function encodePublication(pub: Publication): string {
 }
 
 function encodePublicationNow(pub: Publication): string {
-  let out = '{"data":' + pub.data;
+  return encodePublicationData(pub, pub.data);
+}
+
+/**
+ * A publication whose payload goes to a delta subscription: the SDK reads
+ * `data` as a JSON string there (the whole JSON text, or the fossil delta's
+ * bytes as UTF-8) and `delta: true` marks a delta.
+ */
+export function encodePublicationAs(pub: Publication, form: PayloadForm): string {
+  if (form === 'plain') return encodePublication(pub);
+  if (form === 'full') return encodePublicationData(pub, JSON.stringify(pub.data));
+  return encodePublicationData(pub, JSON.stringify(form.toString('utf8')), true);
+}
+
+function encodePublicationData(pub: Publication, data: string, delta = false): string {
+  let out = '{"data":' + data;
+  if (delta) out += ',"delta":true';
   if (pub.info !== undefined) out += ',"info":' + encodeClientInfo(pub.info);
   if (pub.offset > 0) out += ',"offset":' + pub.offset;
   if (pub.tags !== undefined) out += ',"tags":' + JSON.stringify(pub.tags);
@@ -81,12 +97,21 @@ export function publicationPush(channel: string, pub: Publication): string {
   return '{"push":{"channel":' + JSON.stringify(channel) + ',"pub":' + encodePublication(pub) + '}}';
 }
 
-export function joinPush(channel: string, info: ClientInfo): string {
-  return '{"push":{"channel":' + JSON.stringify(channel) + ',"join":{"info":' + encodeClientInfo(info) + '}}}';
+/** The start of a push routed by channel name, or by subscription id with channel compaction. */
+function pushHead(channel: string, id: number): string {
+  return id > 0 ? '{"push":{"id":' + id : '{"push":{"channel":' + JSON.stringify(channel);
 }
 
-export function leavePush(channel: string, info: ClientInfo): string {
-  return '{"push":{"channel":' + JSON.stringify(channel) + ',"leave":{"info":' + encodeClientInfo(info) + '}}}';
+export function publicationPushAs(channel: string, id: number, pub: Publication, form: PayloadForm): string {
+  return pushHead(channel, id) + ',"pub":' + encodePublicationAs(pub, form) + '}}';
+}
+
+export function joinPush(channel: string, info: ClientInfo, id = 0): string {
+  return pushHead(channel, id) + ',"join":{"info":' + encodeClientInfo(info) + '}}}';
+}
+
+export function leavePush(channel: string, info: ClientInfo, id = 0): string {
+  return pushHead(channel, id) + ',"leave":{"info":' + encodeClientInfo(info) + '}}}';
 }
 
 export function unsubscribePush(channel: string, code: number, reason: string): string {
@@ -138,14 +163,16 @@ export const jsonCodec: Codec = {
   error: (id, err) => Buffer.from(replyError(id, err)),
   ping: () => PING_BYTES,
   publicationPush: (channel, pub) => Buffer.from(publicationPush(channel, pub)),
-  joinPush: (channel, info) => Buffer.from(joinPush(channel, info)),
-  leavePush: (channel, info) => Buffer.from(leavePush(channel, info)),
+  publicationPushAs: (channel, id, pub, form) => Buffer.from(publicationPushAs(channel, id, pub, form)),
+  joinPush: (channel, info, id) => Buffer.from(joinPush(channel, info, id)),
+  leavePush: (channel, info, id) => Buffer.from(leavePush(channel, info, id)),
   subscribePush: (channel, result) => Buffer.from(subscribePush(channel, result)),
   unsubscribePush: (channel, code, reason) => Buffer.from(unsubscribePush(channel, code, reason)),
   refreshPush: (expires, ttl) => Buffer.from(refreshPush(expires, ttl)),
   messagePush: (data) => Buffer.from(messagePush(data)),
   data: (raw) => new Raw(raw),
   publications: (pubs) => publicationsRaw(pubs),
+  publicationAs: (pub, form) => new Raw(encodePublicationAs(pub, form)),
   clientInfo: (info) => new Raw(encodeClientInfo(info)),
 };
 const PING_BYTES = Buffer.from(PING);

@@ -47,6 +47,12 @@ const Subscribe = Type.Object({
   recoverable: optBool,
   positioned: optBool,
   join_leave: optBool,
+  /** Delta compression the client asks for ('fossil'). */
+  delta: optString,
+  /** Tags filter tree: checked by compileTagsFilter (a clear 107 when bad). */
+  tf: anyValue,
+  /** Subscription flags bitmask (1 = channel compaction). */
+  flag: nullable(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
 });
 
 const Channel = Type.Object({ channel: name });

@@ -1,6 +1,6 @@
 import protobuf from 'protobufjs/light.js';
 import { bytesToValue, rawToBytes } from './binary.js';
-import type { Codec } from './codec.js';
+import type { Codec, PayloadForm } from './codec.js';
 import { Disconnects, DisconnectError } from './codes.js';
 import { METHODS, UNKNOWN, type Command, type Method, type Params } from './commands.js';
 import { CommandType, ReplyType } from './protobuf-schema.js';
@@ -84,6 +84,21 @@ function publication(pub: Publication): Record<string, unknown> {
   };
 }
 
+/** Protobuf payloads are bytes either way: a delta subscription's full payload is the plain one. */
+function publicationAs(pub: Publication, form: PayloadForm): Record<string, unknown> {
+  const p = publication(pub);
+  if (typeof form !== 'string') {
+    p.data = form;
+    p.delta = true;
+  }
+  return p;
+}
+
+/** A push routed by channel name, or by subscription id (channel compaction). */
+function push(channel: string, id: number, body: Record<string, unknown>): Buffer {
+  return encodeReply({ push: id > 0 ? { id, ...body } : { channel, ...body } });
+}
+
 const PING = encodeReply({});
 
 /** The Protobuf encoding: length-delimited Command/Reply messages in binary frames. */
@@ -104,13 +119,15 @@ export const protobufCodec: Codec = {
   error: (id, err) => encodeReply({ id, error: { code: err.code, message: err.message, temporary: err.temporary || undefined } }),
   ping: () => PING,
   publicationPush: (channel, pub) => encodeReply({ push: { channel, pub: publication(pub) } }),
-  joinPush: (channel, info) => encodeReply({ push: { channel, join: { info: clientInfo(info) } } }),
-  leavePush: (channel, info) => encodeReply({ push: { channel, leave: { info: clientInfo(info) } } }),
+  publicationPushAs: (channel, id, pub, form) => push(channel, id, { pub: publicationAs(pub, form) }),
+  joinPush: (channel, info, id = 0) => push(channel, id, { join: { info: clientInfo(info) } }),
+  leavePush: (channel, info, id = 0) => push(channel, id, { leave: { info: clientInfo(info) } }),
   subscribePush: (channel, result) => encodeReply({ push: { channel, subscribe: result } }),
   unsubscribePush: (channel, code, reason) => encodeReply({ push: { channel, unsubscribe: { code, reason } } }),
   refreshPush: (expires, ttl) => encodeReply({ push: { refresh: { expires, ttl } } }),
   messagePush: (data: RawJSON) => encodeReply({ push: { message: { data: rawToBytes(data) } } }),
   data: (raw) => rawToBytes(raw),
   publications: (pubs) => pubs.map(publication),
+  publicationAs,
   clientInfo,
 };

@@ -19,6 +19,8 @@ export interface Publication {
   readonly data: RawJSON;
   readonly info?: ClientInfo;
   readonly tags?: Readonly<Record<string, string>>;
+  /** The publisher allows sending it as a fossil delta to delta subscriptions (API `delta`, namespace `delta_publish`). */
+  readonly delta?: boolean;
   /** Milliseconds since epoch when the publication was accepted. */
   readonly time?: number;
 }

@@ -8,7 +8,7 @@ import type { SessionContext } from './context.js';
 import { refreshCredentials, verifyToken, type ConnectCredentials } from './credentials.js';
 import type { CommandGuard } from './guard.js';
 import type { Json } from './hooks.js';
-import type { SubscriptionOwner, SubscriptionSet } from './subscriptions.js';
+import { FLAG_CHANNEL_COMPACTION, type SubscriptionOwner, type SubscriptionSet } from './subscriptions.js';
 
 export interface Reply {
   readonly result: unknown;
@@ -135,6 +135,9 @@ async function subscribe(s: CommandSession, p: ParamsOf<'subscribe'>): Promise<R
     expireAt,
     override,
     serverSideRefresh,
+    delta: p.delta ?? undefined,
+    tagsFilter: p.tf,
+    compaction: ((p.flag ?? 0) & FLAG_CHANNEL_COMPACTION) !== 0,
   });
   return { result, after: activate };
 }
@@ -166,6 +169,7 @@ async function publish(s: CommandSession, p: ParamsOf<'publish'>): Promise<Reply
     historyTtlMs: skipHistory ? 0 : ns.history_ttl,
     historyMetaTtlMs: ns.history_meta_ttl,
     info: s.subs.infoIn(channel) ?? s.info,
+    delta: ns.delta_publish || undefined,
   });
   ctx.metrics.publications.labels('client').inc();
   return { result: {} };

@@ -1,8 +1,10 @@
 import type { ResolvedChannel } from '../auth/channels.js';
 import type { NamespaceConfig } from '../config/load.js';
 import { EngineUnavailableError } from '../engine/errors.js';
-import { Subscriber, publicationBytes, type HubClient } from '../hub/hub.js';
+import { Subscriber, recoveredForms, type HubClient } from '../hub/hub.js';
 import { DisconnectError, Errors, ReplyError, Unsubscribes } from '../protocol/codes.js';
+import { FOSSIL } from '../protocol/delta.js';
+import { compileTagsFilter, matchTags, TagsFilterError, type CompiledFilter } from '../protocol/tags-filter.js';
 import type { ClientInfo, Publication, RawJSON, StreamPosition } from '../protocol/types.js';
 import type { SessionContext } from './context.js';
 import { ExpiryTimer } from './expiry.js';
@@ -23,7 +25,24 @@ export interface SubscribeRequest {
   readonly override?: Readonly<Record<string, boolean>>;
   /** The backend refreshes the subscription (`onSubRefresh`), not the client. */
   readonly serverSideRefresh?: boolean;
+  /** Delta compression the client asks for ('fossil'). */
+  readonly delta?: string;
+  /** The client's tags filter tree, unchecked. */
+  readonly tagsFilter?: unknown;
+  /** The client asks for channel compaction (subscription flag 1). */
+  readonly compaction?: boolean;
 }
+
+/** Subscription flag bit of channel compaction (the SDK sets it on every subscribe). */
+export const FLAG_CHANNEL_COMPACTION = 1;
+
+/**
+ * The Protobuf build of the SDK (5.7.4) compares a push's int64 `id` with
+ * the subscribe reply's by identity (two Long objects, never equal), so a
+ * Protobuf subscription would drop every push routed by id: compaction is
+ * offered to JSON connections only.
+ */
+const COMPACTION_ENCODINGS = new Set(['json']);
 
 /** The connection that owns the subscriptions. */
 export interface SubscriptionOwner extends HubClient {
@@ -79,9 +98,35 @@ export class SubscriptionSet {
     return this.subs.get(channel)?.info;
   }
 
+  /** Checks what the client asked of delta, tags filter and compaction; the bad request is counted and refused. */
+  private features(ns: NamespaceConfig, req: SubscribeRequest): { delta: boolean; filter: CompiledFilter | null; compact: boolean } {
+    const { ctx, owner } = this;
+    const refuse = (label: string, message: string, code: number = Errors.badRequest.code): never => {
+      ctx.metrics.badInput.labels(label).inc();
+      throw new ReplyError({ code, message });
+    };
+    const wantsDelta = req.delta !== undefined && req.delta !== '';
+    if (wantsDelta && req.delta !== FOSSIL) refuse('delta', 'bad request: unknown delta type');
+    let filter: CompiledFilter | null = null;
+    if (req.tagsFilter !== undefined && req.tagsFilter !== null) {
+      if (!ns.allow_tags_filter) refuse('tags_filter', Errors.permissionDenied.message, Errors.permissionDenied.code);
+      if (wantsDelta) refuse('tags_filter', 'bad request: tags filter and delta cannot be used together');
+      try {
+        filter = compileTagsFilter(req.tagsFilter);
+      } catch (e) {
+        if (!(e instanceof TagsFilterError)) throw e;
+        refuse('tags_filter', 'bad request: tags filter: ' + e.message);
+      }
+    }
+    const delta = wantsDelta && (ns.allowed_delta_types ?? []).includes(FOSSIL);
+    const compact = !!req.compaction && ns.allow_channel_compaction && COMPACTION_ENCODINGS.has(owner.codec.encoding);
+    return { delta, filter, compact };
+  }
+
   async subscribe(channel: string, resolved: ResolvedChannel, req: SubscribeRequest): Promise<Subscribed> {
     const { ctx, owner } = this;
     const ns = resolved.options;
+    const features = this.features(ns, req);
     const ov = req.override ?? {};
     const historyOn = ns.history_size > 0 && ns.history_ttl > 0;
     const recoverable = (historyOn && (ov.force_recovery ?? ns.force_recovery)) || (historyOn && ns.allow_recovery && !!req.recoverable);
@@ -94,7 +139,11 @@ export class SubscriptionSet {
     const sub = new Subscriber(owner, channel);
     sub.positioned = positioned;
     sub.joinLeave = pushJoinLeave;
-    if (positioned) sub.buffer = [];
+    sub.delta = features.delta;
+    sub.filter = features.filter;
+    sub.compact = features.compact;
+    // a delta subscription must see its reply before any publication: the SDK learns there that deltas follow
+    if (positioned || sub.delta) sub.buffer = [];
     const info: ClientInfo = { ...owner.info, chanInfo: req.chanInfo };
     const serverSide = !!req.serverSideRefresh;
     const state: Subscription = {
@@ -136,7 +185,9 @@ export class SubscriptionSet {
       }
     }
     if (req.data !== undefined) result.data = owner.codec.data(req.data);
-    return { result, activate: () => mergeBuffered(sub, owner.codec) };
+    if (sub.delta) result.delta = true;
+    if (sub.id > 0) result.id = sub.id;
+    return { result, activate: () => mergeBuffered(sub) };
   }
 
   /** Reads the stream position (and the missed publications when recovering) into the result. */
@@ -170,6 +221,8 @@ export class SubscriptionSet {
       position = (await ctx.engine.history.read(channel, { ...histOpts, limit: 0 })).position;
     }
     sub.offset = pubs.length > 0 ? pubs[pubs.length - 1]!.offset : position.offset;
+    // the position covers what the tags filter left out; the client gets only what matches
+    if (sub.filter !== null) pubs = pubs.filter((p) => matchTags(sub.filter!.filter, p.tags));
     result.recoverable = recoverable || undefined;
     result.positioned = true;
     result.epoch = position.epoch;
@@ -177,7 +230,15 @@ export class SubscriptionSet {
     if (req.recover) {
       result.was_recovering = true;
       result.recovered = recovered;
-      if (pubs.length > 0) result.publications = this.owner.codec.publications(pubs);
+      if (pubs.length > 0 && sub.delta) {
+        // first whole, then each a delta against the one before; live ones continue from the last
+        const codec = this.owner.codec;
+        const forms = recoveredForms(codec, pubs);
+        result.publications = pubs.map((p, i) => codec.publicationAs(p, forms[i]!));
+        const last = pubs[pubs.length - 1]!;
+        sub.base = last;
+        if (last.offset === position.offset) sub.seedChannelBase(last);
+      } else if (pubs.length > 0) result.publications = this.owner.codec.publications(pubs);
     }
   }
 
@@ -250,13 +311,17 @@ export class SubscriptionSet {
  * was read go out after it, skipping what the recovered set (or the reported
  * position) already covers; a gap is the subscriber's insufficient state.
  */
-export function mergeBuffered(sub: Subscriber, codec: SubscriptionOwner['codec']): void {
+export function mergeBuffered(sub: Subscriber, _codec?: SubscriptionOwner['codec']): void {
   const buffered = sub.buffer;
   if (buffered === null) return;
   sub.buffer = null;
   for (const pub of buffered) {
-    if (pub.offset <= sub.offset) continue;
-    if (!sub.deliver(pub, publicationBytes(codec, sub.channel, pub))) break;
+    if (pub.offset > 0 && pub.offset <= sub.offset) continue;
+    if (sub.filter !== null && !matchTags(sub.filter.filter, pub.tags)) {
+      sub.skip(pub);
+      continue;
+    }
+    if (!sub.deliver(pub)) break;
   }
 }
 

@@ -27,7 +27,10 @@ export class MemoryBroker implements Broker {
   }
 
   private publishNow(channel: string, data: RawJSON, opts: PublishOptions, now: number): PublishResult {
-    const make = (offset: number) => ({ offset, data, info: opts.info, tags: opts.tags, time: now });
+    const make = (offset: number) =>
+      opts.delta
+        ? { offset, data, info: opts.info, tags: opts.tags, time: now, delta: true }
+        : { offset, data, info: opts.info, tags: opts.tags, time: now };
     const withHistory = opts.historySize > 0 && opts.historyTtlMs > 0;
     const pub = withHistory ? this.history.append(channel, make, opts.historySize, opts.historyMetaTtlMs, now) : make(0);
     this.handlers?.onPublication(channel, pub);
