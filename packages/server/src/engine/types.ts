@@ -55,7 +55,29 @@ export type ControlMessage =
   | { type: 'unsubscribe'; user: string; channel: string; client?: string; session?: string }
   | { type: 'subscribe'; user: string; channel: string; client?: string; session?: string; options?: ServerSubscribeOptions }
   | { type: 'refresh'; user: string; client?: string; session?: string; expired?: boolean; expireAt?: number; info?: RawJSON }
-  | { type: 'revoke'; user?: string; jti?: string; issuedBefore?: number };
+  | { type: 'revoke'; user?: string; jti?: string; issuedBefore?: number }
+  // The connections API asks every node and each answers the asking node (`from` → `to`).
+  | { type: 'connections_request'; id: string; from: string; user?: string; channel?: string; limit: number }
+  | { type: 'connections_reply'; id: string; from: string; to: string; connections: ConnectionDescription[] };
+
+/** One connection as the connections API describes it (Centrifugo PRO's ConnectionInfo, plus where it is). */
+export interface ConnectionDescription {
+  readonly client: string;
+  readonly user: string;
+  readonly session: string;
+  /** The node the connection is on. */
+  readonly node: string;
+  readonly transport: string;
+  readonly protocol: 'json' | 'protobuf';
+  readonly app_name?: string;
+  readonly app_version?: string;
+  /** Unix ms. */
+  readonly connected_at: number;
+  readonly ip: string;
+  /** Connection info (JSON text as the connection holds it). */
+  readonly conn_info?: RawJSON;
+  readonly channels: readonly string[];
+}
 
 export interface ServerSubscribeOptions {
   readonly info?: RawJSON;

@@ -191,6 +191,12 @@ export class Hub {
     return [...this.channels.keys()];
   }
 
+  /** This node's connections subscribed to the channel (an API walk, not fan-out). */
+  channelClients(channel: string): HubClient[] {
+    const set = this.channels.get(channel);
+    return set ? [...set].map((s) => s.client) : [];
+  }
+
   numSubscribers(channel: string): number {
     return this.channels.get(channel)?.size ?? 0;
   }
