@@ -99,7 +99,10 @@ function showDashboard(): void {
       return;
     }
     call<{ offset?: number; epoch?: string }>('publish', { channel: publishChannel.value.trim(), data })
-      .then((r) => fill(publishResult, `published ${json(r)}`))
+      .then((r) => {
+        fill(publishResult, `published ${json(r)}`);
+        if (inspectChannel.value.trim() === publishChannel.value.trim()) void inspect();
+      })
       .catch((err: unknown) => fill(publishResult, `error ${(err as Error).message}`));
   };
 
