@@ -12,7 +12,13 @@ let timer: number | undefined;
 function showLogin(message = ''): void {
   if (timer !== undefined) clearTimeout(timer);
   timer = undefined;
-  const password = h('input', { type: 'password', name: 'password', placeholder: 'admin password', autocomplete: 'current-password', 'data-testid': 'password' });
+  const password = h('input', {
+    type: 'password',
+    name: 'password',
+    placeholder: 'admin password',
+    autocomplete: 'current-password',
+    'data-testid': 'password',
+  });
   const error = h('p', { class: 'error', 'data-testid': 'login-error', role: 'alert' }, message);
   const form = h(
     'form',
@@ -131,20 +137,52 @@ function showDashboard(): void {
         'Log out',
       ),
     ),
-    h('main', {}, h('section', { class: 'charts' }, ...plots.map((c) => c.el)),
+    h(
+      'main',
+      {},
+      h('section', { class: 'charts' }, ...plots.map((c) => c.el)),
       h('section', {}, h('h2', {}, 'Nodes'), nodes),
       h('section', {}, h('h2', {}, 'Connections'), connections),
-      h('section', { class: 'split' },
+      h(
+        'section',
+        { class: 'split' },
         h('div', {}, h('h2', {}, 'Channels'), channels),
-        h('div', {},
+        h(
+          'div',
+          {},
           h('h2', {}, 'Publish'),
-          h('form', { class: 'publish', onsubmit: publish }, publishChannel, publishData, h('button', { type: 'submit', 'data-testid': 'publish' }, 'Publish'), publishResult),
+          h(
+            'form',
+            { class: 'publish', onsubmit: publish },
+            publishChannel,
+            publishData,
+            h('button', { type: 'submit', 'data-testid': 'publish' }, 'Publish'),
+            publishResult,
+          ),
         ),
       ),
-      h('section', {},
+      h(
+        'section',
+        {},
         h('h2', {}, 'Channel'),
-        h('form', { class: 'inline', onsubmit: (e: Event) => { e.preventDefault(); void inspect(); } }, inspectChannel, h('button', { type: 'submit', 'data-testid': 'inspect' }, 'Show presence and history')),
-        h('div', { class: 'split' }, h('div', {}, h('h3', {}, 'Presence'), presence), h('div', {}, h('h3', {}, 'History (newest first)'), history)),
+        h(
+          'form',
+          {
+            class: 'inline',
+            onsubmit: (e: Event) => {
+              e.preventDefault();
+              void inspect();
+            },
+          },
+          inspectChannel,
+          h('button', { type: 'submit', 'data-testid': 'inspect' }, 'Show presence and history'),
+        ),
+        h(
+          'div',
+          { class: 'split' },
+          h('div', {}, h('h3', {}, 'Presence'), presence),
+          h('div', {}, h('h3', {}, 'History (newest first)'), history),
+        ),
       ),
     ),
   );
@@ -181,7 +219,13 @@ function showDashboard(): void {
           Object.keys(c.state.channels).join(', '),
           json(c.conn_info),
           new Date(c.connected_at_ms).toLocaleTimeString(),
-          c.user ? h('button', { class: 'danger', 'data-testid': `disconnect-${c.user}`, onclick: () => disconnectUser(c.user) }, 'Disconnect user') : '',
+          c.user
+            ? h(
+                'button',
+                { class: 'danger', 'data-testid': `disconnect-${c.user}`, onclick: () => disconnectUser(c.user) },
+                'Disconnect user',
+              )
+            : '',
         ]),
         'no connections',
       ),

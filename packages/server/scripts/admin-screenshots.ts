@@ -42,7 +42,10 @@ async function main(): Promise<void> {
   ];
   try {
     for (const [user, channels, info] of people) {
-      const token = await new SignJWT({ info }).setProtectedHeader({ alg: 'HS256' }).setSubject(user).sign(new TextEncoder().encode(SECRET));
+      const token = await new SignJWT({ info })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject(user)
+        .sign(new TextEncoder().encode(SECRET));
       const c = new Centrifuge(`ws://127.0.0.1:${server.port}/connection/websocket`, {
         websocket: WebSocket,
         token,
@@ -72,7 +75,16 @@ async function main(): Promise<void> {
     const browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -83,9 +95,13 @@ async function main(): Promise<void> {
       await page.getByTestId('login').click();
       await page.getByTestId('connections-table').getByText('agent-ada').first().waitFor({ timeout: 20_000 });
       // a few samples for the charts
-      await page.waitForFunction(() => Number(document.querySelector<HTMLElement>('[data-testid="chart-connections"]')?.dataset.points) >= 3, null, {
-        timeout: 30_000,
-      });
+      await page.waitForFunction(
+        () => Number(document.querySelector<HTMLElement>('[data-testid="chart-connections"]')?.dataset.points) >= 3,
+        null,
+        {
+          timeout: 30_000,
+        },
+      );
       await page.getByTestId('inspect-channel').fill('quote-1042');
       await page.getByTestId('inspect').click();
       await page.getByTestId('history-table').getByText('quote.decision').waitFor({ timeout: 20_000 });

@@ -59,7 +59,11 @@ test('login: password → token; wrong passwords counted, then 429 for that addr
   assert.equal((await adminCall(s, 'info', undefined)).status, 401);
   const byKey = await fetch(`${s.http}/admin/api/info`, { method: 'POST', headers: { 'x-api-key': s.apiKey }, body: '{}' });
   assert.equal(byKey.status, 401);
-  const forged = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('admin').setExpirationTime('1h').sign(new TextEncoder().encode('not-the-secret'));
+  const forged = await new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject('admin')
+    .setExpirationTime('1h')
+    .sign(new TextEncoder().encode('not-the-secret'));
   assert.equal((await adminCall(s, 'info', forged)).status, 401);
 
   // A good login, and the token works for server API methods and the series.

@@ -59,7 +59,12 @@ test('memory: a user’s, a channel’s and all connections, with their info', a
   const news = (await s.call('connections', { channel: 'news' })).result.connections as Record<string, Conn>;
   assert.deepEqual(Object.keys(news), [idOf(a1)]);
   const all = (await s.call('connections', {})).result.connections as Record<string, Conn>;
-  assert.deepEqual(Object.values(all).map((c) => c.user).sort(), ['alice', 'alice', 'bob']);
+  assert.deepEqual(
+    Object.values(all)
+      .map((c) => c.user)
+      .sort(),
+    ['alice', 'alice', 'bob'],
+  );
   assert.equal(Object.keys((await s.call('connections', { limit: 1 })).result.connections).length, 1);
   assert.deepEqual((await s.call('connections', { user: 'nobody' })).result, { connections: {} });
 
@@ -106,7 +111,10 @@ test('redis: connections on both nodes, asked of either node; a dead node is nam
   assert.deepEqual(nodes.map((n) => n.uid).sort(), [uidA, uidB].sort());
 
   for (const asked of [a, b]) {
-    const erin = (await asked.call('connections', { user: 'erin' })).result as { connections: Record<string, Conn>; missing_nodes?: string[] };
+    const erin = (await asked.call('connections', { user: 'erin' })).result as {
+      connections: Record<string, Conn>;
+      missing_nodes?: string[];
+    };
     assert.equal(erin.missing_nodes, undefined);
     const byClient = erin.connections;
     assert.equal(Object.keys(byClient).length, 2, JSON.stringify(erin));
@@ -115,7 +123,12 @@ test('redis: connections on both nodes, asked of either node; a dead node is nam
     const lobby = (await asked.call('connections', { channel: 'lobby' })).result.connections as Record<string, Conn>;
     assert.deepEqual(Object.keys(lobby), [idOf(onB)]);
     const all = (await asked.call('connections')).result.connections as Record<string, Conn>;
-    assert.deepEqual(Object.values(all).map((c) => c.user).sort(), ['erin', 'erin', 'frank']);
+    assert.deepEqual(
+      Object.values(all)
+        .map((c) => c.user)
+        .sort(),
+      ['erin', 'erin', 'frank'],
+    );
   }
 
   // B dies without leaving the registry: A answers with its own connections after the timeout and names B.

@@ -146,7 +146,9 @@ export const ParamsSchemas = {
     {
       user: Type.Optional(Type.String({ description: "Only this user's connections ('' = anonymous ones)." })),
       channel: Type.Optional(Type.String({ minLength: 1, description: "Switchboard: only this channel's subscribers." })),
-      limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, description: 'Switchboard: at most this many per node (default 1000).' })),
+      limit: Type.Optional(
+        Type.Integer({ minimum: 1, maximum: 10000, description: 'Switchboard: at most this many per node (default 1000).' }),
+      ),
     },
     {
       description:
