@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { nodeConfig, SHARED_REDIS, uniquePrefix } from './helpers/redis.js';
 import { scope } from './helpers/scope.js';
 import { subscribedClient } from './helpers/sdk.js';
 import { type RunningServer, startServer } from './helpers/server.js';
@@ -114,4 +115,24 @@ test('live: a connection appears, the console publishes to it, Disconnect user c
   await page.getByTestId('disconnect-alice').click();
   assert.equal((await closed).code, 3503);
   await page.getByTestId('connections-table-empty').waitFor({ timeout: APPEAR_MS });
+});
+
+test('live on Redis: a second node appears when it starts, and a connection on it shows up with its node', { skip }, async (t) => {
+  const prefix = uniquePrefix('admin-ui');
+  const admin = { enabled: true, password: PASSWORD, secret: 'e2e-admin-secret-0123456789' };
+  const a = await startServer(t, nodeConfig(SHARED_REDIS, prefix, { admin, node: { name: 'node-a' } }), { raw: true });
+  const page = await browser!.newPage();
+  t.after(() => page.close());
+  await page.goto(`${a.http}/admin/`);
+  await page.getByTestId('password').fill(PASSWORD);
+  await page.getByTestId('login').click();
+  await page.getByTestId('nodes-table').getByText('node-a').waitFor({ timeout: APPEAR_MS });
+  assert.equal(await page.getByTestId('nodes-table').getByText('node-b').count(), 0, 'node-b is not running yet');
+
+  const b = await startServer(t, nodeConfig(SHARED_REDIS, prefix, { node: { name: 'node-b' } }), { raw: true });
+  await page.getByTestId('nodes-table').getByText('node-b').waitFor({ timeout: APPEAR_MS });
+  await subscribedClient(t, b, 'grace', 'lobby');
+  const row = page.getByTestId('connections-table').locator('tr', { hasText: 'grace' });
+  await row.waitFor({ timeout: APPEAR_MS });
+  assert.match(await row.innerText(), /node-b/);
 });
