@@ -44,6 +44,7 @@ function showLogin(message = ''): void {
 function showDashboard(): void {
   const nodes = h('div', { 'data-testid': 'nodes' });
   const connections = h('div', { 'data-testid': 'connections' });
+  const users = h('div', { 'data-testid': 'users' });
   const channels = h('div', { 'data-testid': 'channels' });
   const status = h('span', { class: 'status', 'data-testid': 'status' });
   const plots = charts();
@@ -142,6 +143,7 @@ function showDashboard(): void {
       {},
       h('section', { class: 'charts' }, ...plots.map((c) => c.el)),
       h('section', {}, h('h2', {}, 'Nodes'), nodes),
+      h('section', {}, h('h2', {}, 'Users'), users),
       h('section', {}, h('h2', {}, 'Connections'), connections),
       h(
         'section',
@@ -230,6 +232,25 @@ function showDashboard(): void {
         'no connections',
       ),
       conns.missing_nodes?.length ? h('p', { class: 'error' }, `no answer from nodes: ${conns.missing_nodes.join(', ')}`) : null,
+    );
+    const byUser = new Map<string, { conns: number; nodes: Set<string>; channels: Set<string> }>();
+    for (const [, c] of list) {
+      let u = byUser.get(c.user);
+      if (!u) byUser.set(c.user, (u = { conns: 0, nodes: new Set(), channels: new Set() }));
+      u.conns++;
+      u.nodes.add(nodeNames.get(c.node) ?? c.node);
+      for (const ch of Object.keys(c.state.channels)) u.channels.add(ch);
+    }
+    fill(
+      users,
+      table(
+        'users-table',
+        ['user', 'connections', 'nodes', 'channels'],
+        [...byUser.entries()]
+          .sort((a, b) => a[0].localeCompare(b[0]))
+          .map(([user, u]) => [user || '(anonymous)', u.conns, [...u.nodes].join(', '), [...u.channels].sort().join(', ')]),
+        'no users connected',
+      ),
     );
     fill(
       channels,

@@ -94,6 +94,7 @@ test('live: a connection appears, the console publishes to it, Disconnect user c
   assert.match(await row.innerText(), /websocket\/json/);
   assert.match(await row.innerText(), /news/);
   await page.getByTestId('channels-table').getByText('news').waitFor({ timeout: APPEAR_MS });
+  await page.getByTestId('users-table').getByText('alice').waitFor({ timeout: APPEAR_MS });
 
   // The publish console reaches the client.
   const got = waitFor<{ data: unknown }>(alice.sub, 'publication', { ms: APPEAR_MS });
