@@ -32,7 +32,7 @@ async function adminCall(s: RunningServer, method: string, token: string | undef
 }
 
 test('off unless configured: /admin is not there', async (t) => {
-  const s = await startServer(t, { log: { level: 'warn' } });
+  const s = await startServer(t, { log: { level: 'warn' } }, { timeoutMs: 60_000 });
   assert.equal((await fetch(`${s.http}/admin/`)).status, 404);
   assert.equal((await fetch(`${s.http}/admin/auth`, { method: 'POST', body: '{}' })).status, 404);
 });
@@ -45,7 +45,7 @@ test('enabled without password and secret: refuses to start, naming the keys', a
 });
 
 test('login: password → token; wrong passwords counted, then 429 for that address; the API takes only the token', async (t) => {
-  const s = await startServer(t, { admin: ADMIN, log: { level: 'warn' } });
+  const s = await startServer(t, { admin: ADMIN, log: { level: 'warn' } }, { timeoutMs: 60_000 });
 
   // The dashboard is served (the build of packages/dashboard).
   const page = await fetch(`${s.http}/admin/`);
@@ -131,7 +131,7 @@ test('the login limiter: per address, a sliding window, bounded memory', () => {
 });
 
 test('admin.insecure: no login needed, and a loud warning at start', async (t) => {
-  const s = await startServer(t, { admin: { enabled: true, insecure: true }, log: { level: 'info' } });
+  const s = await startServer(t, { admin: { enabled: true, insecure: true }, log: { level: 'info' } }, { timeoutMs: 60_000 });
   const r = await adminCall(s, 'info', undefined);
   assert.equal(r.status, 200);
   assert.equal(r.body.result.nodes.length, 1);

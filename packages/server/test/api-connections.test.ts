@@ -33,7 +33,7 @@ const idOf = (c: unknown): string => (c as { _client: string })._client;
 const channelOpts = { channel: { without_namespace: { allow_subscribe_for_client: true, presence: true } } };
 
 test('memory: a user’s, a channel’s and all connections, with their info', async (t) => {
-  const s = await startServer(t, { ...channelOpts, log: { level: 'warn' } });
+  const s = await startServer(t, { ...channelOpts, log: { level: 'warn' } }, { timeoutMs: 60_000 });
   const a1 = await connectedClient(t, s, 'alice', { info: { role: 'agent' } }, { name: 'quoting-web', version: '1.2.3' });
   const a2 = await connectedClient(t, s, 'alice');
   await connectedClient(t, s, 'bob');
@@ -99,7 +99,10 @@ test('redis: connections on both nodes, asked of either node; a dead node is nam
   const prefix = uniquePrefix('connections');
   // node_info_ttl long enough that the killed node is still listed when we ask.
   const cfg = nodeConfig(SHARED_REDIS, prefix, { engine: { redis: { node_info_ttl: '60s' } } });
-  const [a, b] = await Promise.all([startServer(t, cfg, { raw: true }), startServer(t, cfg, { raw: true })]);
+  const [a, b] = await Promise.all([
+    startServer(t, cfg, { raw: true, timeoutMs: 60_000 }),
+    startServer(t, cfg, { raw: true, timeoutMs: 60_000 }),
+  ]);
   const onA = await connectedClient(t, a, 'erin');
   const onB = await connectedClient(t, b, 'erin');
   await connectedClient(t, b, 'frank');

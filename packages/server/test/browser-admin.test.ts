@@ -31,12 +31,16 @@ let s: RunningServer;
 let browser: BrowserContext | undefined;
 
 before(async () => {
-  s = await startServer(S, {
-    admin: { enabled: true, password: PASSWORD, secret: 'e2e-admin-secret-0123456789' },
-    node: { name: 'e2e-node' },
-    channel: { without_namespace: { allow_subscribe_for_client: true, presence: true, history_size: 10, history_ttl: '60s' } },
-    log: { level: 'warn' },
-  });
+  s = await startServer(
+    S,
+    {
+      admin: { enabled: true, password: PASSWORD, secret: 'e2e-admin-secret-0123456789' },
+      node: { name: 'e2e-node' },
+      channel: { without_namespace: { allow_subscribe_for_client: true, presence: true, history_size: 10, history_ttl: '60s' } },
+      log: { level: 'warn' },
+    },
+    { timeoutMs: 60_000 },
+  );
   if (!hasChromium) return;
   const profile = mkdtempSync(join(tmpdir(), 'switchboard-chromium-'));
   S.after(() => rmSync(profile, { recursive: true, force: true }));
@@ -121,7 +125,7 @@ test('live: a connection appears, the console publishes to it, Disconnect user c
 test('live on Redis: a second node appears when it starts, and a connection on it shows up with its node', { skip }, async (t) => {
   const prefix = uniquePrefix('admin-ui');
   const admin = { enabled: true, password: PASSWORD, secret: 'e2e-admin-secret-0123456789' };
-  const a = await startServer(t, nodeConfig(SHARED_REDIS, prefix, { admin, node: { name: 'node-a' } }), { raw: true });
+  const a = await startServer(t, nodeConfig(SHARED_REDIS, prefix, { admin, node: { name: 'node-a' } }), { raw: true, timeoutMs: 60_000 });
   const page = await browser!.newPage();
   t.after(() => page.close());
   await page.goto(`${a.http}/admin/`);
@@ -130,7 +134,7 @@ test('live on Redis: a second node appears when it starts, and a connection on i
   await page.getByTestId('nodes-table').getByText('node-a').waitFor({ timeout: APPEAR_MS });
   assert.equal(await page.getByTestId('nodes-table').getByText('node-b').count(), 0, 'node-b is not running yet');
 
-  const b = await startServer(t, nodeConfig(SHARED_REDIS, prefix, { node: { name: 'node-b' } }), { raw: true });
+  const b = await startServer(t, nodeConfig(SHARED_REDIS, prefix, { node: { name: 'node-b' } }), { raw: true, timeoutMs: 60_000 });
   await page.getByTestId('nodes-table').getByText('node-b').waitFor({ timeout: APPEAR_MS });
   await subscribedClient(t, b, 'grace', 'lobby');
   const row = page.getByTestId('connections-table').locator('tr', { hasText: 'grace' });

@@ -15,7 +15,7 @@ test('ADMIN.md: the config turns the dashboard on and the curl lines log in and 
   const configs = docBlocks('docs/ADMIN.md').filter((b) => b.marker?.kind === 'config');
   assert.equal(configs.length, 1);
   const cfg = JSON.parse(configs[0]!.code) as Record<string, unknown>;
-  const s = await startServer(t, { ...cfg, log: { level: 'warn' } });
+  const s = await startServer(t, { ...cfg, log: { level: 'warn' } }, { timeoutMs: 60_000 });
   const page = await fetch(`${s.http}/admin/`);
   assert.equal(page.status, 200);
   const cmd = docBlock('docs/ADMIN.md', 'admin-login').code.replaceAll('http://localhost:8000', s.http);

@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import fastifyStatic from '@fastify/static';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Switchboard } from '../node.js';
@@ -83,6 +82,8 @@ export function adminPlugin(sb: Switchboard, opts: { limiter?: LoginLimiter; das
 
     app.get('/admin', { schema: { hide: true } }, async (_req, reply) => reply.redirect('/admin/'));
     if (dir) {
+      // Loaded only here: a node without the admin UI never pays for it.
+      const { default: fastifyStatic } = await import('@fastify/static');
       await app.register(fastifyStatic, { root: dir, prefix: '/admin/', decorateReply: false, cacheControl: false });
     } else {
       app.get('/admin/', async (_req, reply) =>
