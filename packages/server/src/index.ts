@@ -9,6 +9,7 @@ export {
 } from './node.js';
 export { startServer, type StandaloneServer } from './server.js';
 export { httpApiPlugin } from './api/http.js';
+export { adminPlugin } from './api/admin.js';
 export { executeApiCommand, type ApiReply } from './api/executor.js';
 export { loadConfig, parseDuration, ConfigError, type Config } from './config/load.js';
 export {
@@ -34,6 +35,7 @@ export type {
   TokenIdentity,
   ControlMessage,
   NodeInfo,
+  ConnectionDescription,
 } from './engine/types.js';
 export { EngineUnavailableError, type UnavailableKind } from './engine/errors.js';
 export { MemoryEngine } from './engine/memory/engine.js';

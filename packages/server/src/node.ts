@@ -27,6 +27,8 @@ import { codecForRequest } from './protocol/select.js';
 import { anyProxy, proxyHooks } from './auth/proxy.js';
 import { ChannelSubscriptions } from './node/channel-subscriptions.js';
 import { ControlApplier } from './node/control.js';
+import { ConnectionsGatherer, type ConnectionsQuery, type DescribedConnection } from './node/connections.js';
+import type { ConnectionDescription } from './engine/types.js';
 import { drain } from './node/drain.js';
 import { EmulationRelay } from './node/emulation-relay.js';
 import { NodeMetricsCollector } from './node/metrics-collector.js';
@@ -73,6 +75,7 @@ export class Switchboard {
   private readonly subscriptions: ChannelSubscriptions;
   private readonly control: ControlApplier;
   private readonly collector: NodeMetricsCollector;
+  private readonly gatherer: ConnectionsGatherer;
   private readonly startedAt = Date.now();
   private started = false;
   private draining = false;
@@ -110,6 +113,13 @@ export class Switchboard {
       // Sessions are the hub's only clients; the applier sees them through its narrow interface.
       find: (target) => this.hub.matching(target) as Session[],
       all: () => this.sessions,
+      log: this.log,
+    });
+    this.gatherer = new ConnectionsGatherer({
+      nodeId: this.nodeId,
+      broker: this.engine.broker,
+      nodes: this.engine.nodes,
+      local: (q) => this.localConnections(q),
       log: this.log,
     });
     this.collector = new NodeMetricsCollector(this.metrics, this.hub, this.flusher.stats);
@@ -194,7 +204,8 @@ export class Switchboard {
         onJoin: (ch, info) => this.hub.join(ch, info),
         onLeave: (ch, info) => this.hub.leave(ch, info),
         onControl: (msg) => {
-          if (!this.relay.onControl(msg)) this.control.apply(msg);
+          if (msg.type === 'connections_request' || msg.type === 'connections_reply') this.gatherer.handle(msg);
+          else if (!this.relay.onControl(msg)) this.control.apply(msg);
         },
         onResync: (channels) => this.hub.resync(channels),
       },
@@ -392,6 +403,28 @@ export class Switchboard {
     const out = new Map<string, number>();
     for (const ch of names) if (!re || re.test(ch)) out.set(ch, this.hub.numSubscribers(ch));
     return out;
+  }
+
+  /**
+   * Connections on every node (Centrifugo PRO's `connections`): a user's, a
+   * channel's subscribers, both, or (neither) all, at most `limit` per node.
+   * `missing` lists nodes that did not answer in time.
+   */
+  async connections(
+    q: { user?: string; channel?: string; limit?: number } = {},
+  ): Promise<{ connections: ConnectionDescription[]; missing: string[] }> {
+    this.ensureStarted();
+    return this.gatherer.gather({ user: q.user, channel: q.channel, limit: q.limit ?? 1000 });
+  }
+
+  private localConnections(q: ConnectionsQuery): Iterable<DescribedConnection> {
+    const hub = this.hub;
+    let list: Iterable<unknown>;
+    if (q.channel !== undefined) list = hub.channelClients(q.channel).filter((c) => q.user === undefined || c.user === q.user);
+    else if (q.user !== undefined) list = hub.userClients(q.user);
+    else list = hub.clients.values();
+    // The hub's clients are sessions (see the control applier's find).
+    return list as Iterable<Session>;
   }
 
   nodeInfo(): NodeInfo {

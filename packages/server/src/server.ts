@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { adminPlugin } from './api/admin.js';
 import { httpApiPlugin } from './api/http.js';
 import { Switchboard, type SwitchboardOptions } from './node.js';
 
@@ -43,6 +44,7 @@ export async function startServer(opts: SwitchboardOptions & { switchboard?: Swi
   const app = buildApp(sb, c.http_api.body_limit);
   const separateApi = c.http_api.port > 0;
   await app.register(httpApiPlugin(sb, { api: !separateApi }));
+  if (c.admin.enabled) await app.register(adminPlugin(sb));
   let apiApp: FastifyInstance | undefined;
   if (separateApi) {
     apiApp = buildApp(sb, c.http_api.body_limit);

@@ -219,6 +219,26 @@ const HANDLERS: Handlers = {
     await sb.revoke({ user: p.user, issuedBefore: p.issued_before ?? Math.floor(Date.now() / 1000), expireAt: p.expire_at });
     return {};
   },
+  async connections(sb, p) {
+    const { connections: list, missing } = await sb.connections({ user: p.user, channel: p.channel, limit: p.limit });
+    const connections: Record<string, unknown> = {};
+    for (const c of list) {
+      connections[c.client] = {
+        user: c.user,
+        transport: c.transport,
+        protocol: c.protocol,
+        app_name: c.app_name,
+        app_version: c.app_version,
+        connected_at_ms: c.connected_at,
+        state: { channels: Object.fromEntries(c.channels.map((ch) => [ch, {}])) },
+        conn_info: c.conn_info !== undefined ? new Raw(c.conn_info) : undefined,
+        session: c.session,
+        node: c.node,
+        ip: c.ip,
+      };
+    }
+    return missing.length > 0 ? { connections, missing_nodes: missing } : { connections };
+  },
   async batch(sb, p) {
     const runOne = async (c: unknown): Promise<unknown> => {
       if (!c || typeof c !== 'object' || Array.isArray(c))

@@ -144,6 +144,19 @@ export const ParamsSchemas = {
     },
     { description: "Invalidate a user's tokens issued before a time." },
   ),
+  connections: Type.Object(
+    {
+      user: Type.Optional(Type.String({ description: "Only this user's connections ('' = anonymous ones)." })),
+      channel: Type.Optional(Type.String({ minLength: 1, description: "Switchboard: only this channel's subscribers." })),
+      limit: Type.Optional(
+        Type.Integer({ minimum: 1, maximum: 10000, description: 'Switchboard: at most this many per node (default 1000).' }),
+      ),
+    },
+    {
+      description:
+        "Connections on every node with their info (Centrifugo PRO's connections): a user's, a channel's subscribers, both, or all.",
+    },
+  ),
 } satisfies Record<string, TSchema>;
 
 export type ApiMethod = keyof typeof ParamsSchemas;
@@ -229,6 +242,29 @@ export const ResultSchemas = {
   }),
   revoke_token: Empty,
   invalidate_user_tokens: Empty,
+  connections: Type.Object({
+    connections: MapOf(
+      Type.Object({
+        user: Type.String(),
+        transport: Type.String({ description: 'websocket, http_stream, sse, ...' }),
+        protocol: Type.String({ description: 'json or protobuf.' }),
+        app_name: Type.Optional(Type.String({ description: 'The name the client sent in connect.' })),
+        app_version: Type.Optional(Type.String({ description: 'The version the client sent in connect.' })),
+        connected_at_ms: Uint('Unix milliseconds when the connection was established.'),
+        state: Type.Object({
+          channels: MapOf(Type.Object({}), 'The channels the connection is subscribed to.'),
+        }),
+        conn_info: Json('Connection info.'),
+        session: Type.String({ description: 'Switchboard: the session ID (a disconnect target).' }),
+        node: Type.String({ description: 'Switchboard: UID of the node the connection is on.' }),
+        ip: Type.String({ description: "Switchboard: the client's address." }),
+      }),
+      'By client ID.',
+    ),
+    missing_nodes: Type.Optional(
+      Type.Array(Type.String(), { description: 'Switchboard: nodes that did not answer in time (their connections are absent).' }),
+    ),
+  }),
 } satisfies Record<ApiMethod, TSchema>;
 
 /** The HTTP 200 body of `POST /api/<method>`: `{result}` or `{error}`; batch: `{replies}` or `{error}`. */

@@ -256,6 +256,14 @@ export const ConfigSchema = Obj({
   health: Type.Object({ enabled: Bool(true) }, { default: {} }),
   /** Serve the HTTP API's OpenAPI document at GET /api/openapi.json (no API key), as Centrifugo serves its swagger. */
   swagger: Obj({ enabled: Bool(false) }),
+  /** The admin web UI at /admin (Centrifugo v6 `admin`): log in with `password`, tokens signed with `secret`. */
+  admin: Obj({
+    enabled: Bool(false),
+    password: Str(''),
+    secret: Str(''),
+    /** No login at all: for development only (logged as a warning at start). */
+    insecure: Bool(false),
+  }),
   /** Switchboard: node:cluster workers for `serve` (0 = one process). */
   workers: Int(0),
 });

@@ -64,7 +64,29 @@ export type ControlMessage =
    */
   | { type: 'emulation'; node: string; session: string; data: string; binary?: boolean; from: string; id: number }
   /** Node `node`'s forwarded emulation request `id` reached its session (found) or not. */
-  | { type: 'emulation_ack'; node: string; id: number; found: boolean };
+  | { type: 'emulation_ack'; node: string; id: number; found: boolean }
+  // The connections API asks every node and each answers the asking node (`from` → `to`).
+  | { type: 'connections_request'; id: string; from: string; user?: string; channel?: string; limit: number }
+  | { type: 'connections_reply'; id: string; from: string; to: string; connections: ConnectionDescription[] };
+
+/** One connection as the connections API describes it (Centrifugo PRO's ConnectionInfo, plus where it is). */
+export interface ConnectionDescription {
+  readonly client: string;
+  readonly user: string;
+  readonly session: string;
+  /** The node the connection is on. */
+  readonly node: string;
+  readonly transport: string;
+  readonly protocol: 'json' | 'protobuf';
+  readonly app_name?: string;
+  readonly app_version?: string;
+  /** Unix ms. */
+  readonly connected_at: number;
+  readonly ip: string;
+  /** Connection info (JSON text as the connection holds it). */
+  readonly conn_info?: RawJSON;
+  readonly channels: readonly string[];
+}
 
 export interface ServerSubscribeOptions {
   readonly info?: RawJSON;

@@ -345,6 +345,12 @@ export class Hub {
     return [...this.channels.keys()];
   }
 
+  /** This node's connections subscribed to the channel (an API walk, not fan-out). */
+  channelClients(channel: string): HubClient[] {
+    const e = this.channels.get(channel);
+    return e ? [...e.subscribers()].map((s) => s.client) : [];
+  }
+
   numSubscribers(channel: string): number {
     return this.channels.get(channel)?.size ?? 0;
   }

@@ -45,7 +45,8 @@ export class ControlApplier {
     },
   ) {}
 
-  apply(msg: ControlMessage): void {
+  /** The connections API's messages are not actions on connections: node.ts hands them to the ConnectionsGatherer. */
+  apply(msg: Exclude<ControlMessage, { type: 'connections_request' | 'connections_reply' }>): void {
     if (msg.type === 'revoke') {
       for (const c of this.deps.all()) {
         if (revocationHits(msg, { user: c.user, ...c.tokenIdentity() })) c.disconnect(Disconnects.invalidToken);

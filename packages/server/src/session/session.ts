@@ -74,6 +74,12 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
   /** The upgrade request, kept only until connect (hooks see it); afterwards only its headers. */
   private request: IncomingMessage | undefined;
   readonly headers: IncomingHttpHeaders | undefined;
+  /** The transport's name (`websocket`, …), for the connections API. */
+  readonly transport: string;
+  /** Unix ms when the connect succeeded (0 before). */
+  connectedAt = 0;
+  /** The client's `name` and `version` from its connect command. */
+  app: { readonly name?: string; readonly version?: string } = {};
 
   constructor(
     readonly ctx: SessionContext,
@@ -83,6 +89,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     this.ip = conn.ip;
     this.codec = conn.codec;
     this.writer = conn.writer;
+    this.transport = conn.transport;
     this.reportsSession = !BIDIRECTIONAL.has(conn.transport);
     this.sessionId = conn.sessionId;
     // Headers cost ~1 KB per connection: kept only when a hook may read them after connect.
@@ -281,6 +288,8 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
       if (this.state !== 'connecting') throw new ReplyError(Errors.internal);
     }
     this.state = 'connected';
+    this.connectedAt = Date.now();
+    this.app = { name: p.name ?? undefined, version: p.version ?? undefined };
     this.request = undefined;
     this.stale?.clear();
     this.stale = undefined;
