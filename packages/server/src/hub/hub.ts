@@ -8,13 +8,10 @@ import type { OutboundQueue } from '../transport/connection.js';
 const pushBytes = new WeakMap<Publication, Buffer[]>();
 
 /**
- * Publication pushes encoded since start, by codec slot (0 JSON, 1 Protobuf):
- * tests read it to prove one encoding per publication per encoding.
+ * The encoded publication push for a channel (each publication belongs to one
+ * channel); an encoding made here is counted in `encodes` (the node's, by codec slot).
  */
-export const publicationEncodes: number[] = [0, 0];
-
-/** The encoded publication push for a channel (each publication belongs to one channel). */
-export function publicationBytes(codec: Codec, channel: string, pub: Publication): Buffer {
+export function publicationBytes(codec: Codec, channel: string, pub: Publication, encodes: number[]): Buffer {
   let cache = pushBytes.get(pub);
   if (cache === undefined) {
     cache = [];
@@ -23,7 +20,7 @@ export function publicationBytes(codec: Codec, channel: string, pub: Publication
   let bytes = cache[codec.slot];
   if (bytes === undefined) {
     bytes = cache[codec.slot] = codec.publicationPush(channel, pub);
-    publicationEncodes[codec.slot]!++;
+    encodes[codec.slot] = (encodes[codec.slot] ?? 0) + 1;
   }
   return bytes;
 }
@@ -93,6 +90,8 @@ export class Hub {
   private subscriptionCount = 0;
   /** Deliveries queued to writers since start (read by metrics). */
   deliveries = 0;
+  /** Publication pushes encoded on this node since start, by codec slot (0 JSON, 1 Protobuf; read by metrics). */
+  readonly encodes: number[] = [0, 0];
 
   addClient(c: HubClient): void {
     this.clients.set(c.id, c);
@@ -221,7 +220,7 @@ export class Hub {
       const c = s.client.codec;
       if (c !== codec) {
         codec = c;
-        bytes = publicationBytes(c, channel, pub);
+        bytes = publicationBytes(c, channel, pub, this.encodes);
       }
       if (s.deliver(pub, bytes!)) n++;
     }

@@ -136,7 +136,7 @@ export class SubscriptionSet {
       }
     }
     if (req.data !== undefined) result.data = owner.codec.data(req.data);
-    return { result, activate: () => mergeBuffered(sub, owner.codec) };
+    return { result, activate: () => mergeBuffered(sub, owner.codec, ctx.subscribers.encodes) };
   }
 
   /** Reads the stream position (and the missed publications when recovering) into the result. */
@@ -250,13 +250,13 @@ export class SubscriptionSet {
  * was read go out after it, skipping what the recovered set (or the reported
  * position) already covers; a gap is the subscriber's insufficient state.
  */
-export function mergeBuffered(sub: Subscriber, codec: SubscriptionOwner['codec']): void {
+export function mergeBuffered(sub: Subscriber, codec: SubscriptionOwner['codec'], encodes: number[]): void {
   const buffered = sub.buffer;
   if (buffered === null) return;
   sub.buffer = null;
   for (const pub of buffered) {
     if (pub.offset <= sub.offset) continue;
-    if (!sub.deliver(pub, publicationBytes(codec, sub.channel, pub))) break;
+    if (!sub.deliver(pub, publicationBytes(codec, sub.channel, pub, encodes))) break;
   }
 }
 
