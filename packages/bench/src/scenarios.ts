@@ -36,6 +36,8 @@ export interface Row {
   connectMs?: number;
   connPerSec?: number;
   reconnectMs?: number;
+  /** Bytes the server wrote per delivery (all its socket writes in the window / deliveries). */
+  bytesPerDelivery?: number;
   details?: Record<string, unknown>;
 }
 
@@ -151,6 +153,8 @@ interface Window {
   expected: number;
   elapsedMs: number;
   cpuPct: number;
+  /** Bytes the server wrote in the window. */
+  written?: number;
 }
 
 /** Unmeasured publishing so that JIT and buffers settle before the first window. */
@@ -164,13 +168,14 @@ async function measure(s: Session, streams: PublishStream[], durationMs: number,
   if (warmUpMs > 0) await warmUp(s, streams, warmUpMs);
   await s.load.reset();
   const cpu0 = s.sut.cpu();
+  const written0 = s.sut.written();
   const t0 = performance.now();
   const pub = await s.pub.run(streams, durationMs);
   const expected = s.load.expected(pub.published);
   const rep = await s.load.drain(expected, 3000, Math.max(10_000, durationMs));
   const elapsedMs = performance.now() - t0;
   const cpuPct = ((s.sut.cpu() - cpu0) / (elapsedMs / 1000)) * 100;
-  return { pub, rep, expected, elapsedMs, cpuPct };
+  return { pub, rep, expected, elapsedMs, cpuPct, written: s.sut.written() - written0 };
 }
 
 function latencyFields(rep: AggregateReport): Pick<Row, 'p50Ms' | 'p90Ms' | 'p99Ms' | 'maxMs'> {
@@ -202,6 +207,7 @@ function windowRow(sys: SystemDef, scenario: ScenarioName, conns: number, w: Win
     lost,
     dup: w.rep.dup,
     cpuPct: round(w.cpuPct),
+    bytesPerDelivery: w.written !== undefined && w.rep.unique > 0 ? round(w.written / w.rep.unique) : undefined,
     details: { expected: w.expected, delivered: w.rep.unique, gaps: w.rep.gaps, published: w.pub.total, windowMs: Math.round(w.elapsedMs) },
   };
 }

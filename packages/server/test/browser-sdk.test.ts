@@ -136,31 +136,43 @@ async function roundTrip(
   return { events, pubs, frames, wsUrl };
 }
 
-test('Chromium, centrifuge.js (JSON) from another localhost origin: connects to the dev server, subscribes, gets an API publication', { skip }, async () => {
-  const page = await browser!.newPage();
-  try {
-    const r = await roundTrip(page, 'json.html', 'browser-json');
-    assert.deepEqual(r.events, ['connecting 0 connect called', 'connected websocket'], 'connected at the first attempt: the origin was accepted');
-    assert.deepEqual(r.pubs, [{ offset: 1, json: { hello: 'browser', channel: 'browser-json' } }]);
-    assert.equal(r.wsUrl, server.ws);
-    assert.ok(r.frames.text > 0 && r.frames.binary === 0, `JSON frames are text: ${JSON.stringify(r.frames)}`);
-  } finally {
-    await page.close();
-  }
-});
+test(
+  'Chromium, centrifuge.js (JSON) from another localhost origin: connects to the dev server, subscribes, gets an API publication',
+  { skip },
+  async () => {
+    const page = await browser!.newPage();
+    try {
+      const r = await roundTrip(page, 'json.html', 'browser-json');
+      assert.deepEqual(
+        r.events,
+        ['connecting 0 connect called', 'connected websocket'],
+        'connected at the first attempt: the origin was accepted',
+      );
+      assert.deepEqual(r.pubs, [{ offset: 1, json: { hello: 'browser', channel: 'browser-json' } }]);
+      assert.equal(r.wsUrl, server.ws);
+      assert.ok(r.frames.text > 0 && r.frames.binary === 0, `JSON frames are text: ${JSON.stringify(r.frames)}`);
+    } finally {
+      await page.close();
+    }
+  },
+);
 
-test('Chromium, centrifuge.protobuf.js from another localhost origin: Protobuf over WebSocket, binary frames, the publication decoded', { skip }, async () => {
-  const page = await browser!.newPage();
-  try {
-    const r = await roundTrip(page, 'protobuf.html', 'browser-protobuf');
-    assert.deepEqual(r.events, ['connecting 0 connect called', 'connected websocket']);
-    // The Protobuf SDK hands data over as bytes: the JSON the API was given.
-    assert.equal(r.pubs.length, 1);
-    const got = r.pubs[0] as { offset: number; bytes: string };
-    assert.equal(got.offset, 1);
-    assert.deepEqual(JSON.parse(got.bytes), { hello: 'browser', channel: 'browser-protobuf' });
-    assert.ok(r.frames.binary > 0 && r.frames.text === 0, `Protobuf frames are binary: ${JSON.stringify(r.frames)}`);
-  } finally {
-    await page.close();
-  }
-});
+test(
+  'Chromium, centrifuge.protobuf.js from another localhost origin: Protobuf over WebSocket, binary frames, the publication decoded',
+  { skip },
+  async () => {
+    const page = await browser!.newPage();
+    try {
+      const r = await roundTrip(page, 'protobuf.html', 'browser-protobuf');
+      assert.deepEqual(r.events, ['connecting 0 connect called', 'connected websocket']);
+      // The Protobuf SDK hands data over as bytes: the JSON the API was given.
+      assert.equal(r.pubs.length, 1);
+      const got = r.pubs[0] as { offset: number; bytes: string };
+      assert.equal(got.offset, 1);
+      assert.deepEqual(JSON.parse(got.bytes), { hello: 'browser', channel: 'browser-protobuf' });
+      assert.ok(r.frames.binary > 0 && r.frames.text === 0, `Protobuf frames are binary: ${JSON.stringify(r.frames)}`);
+    } finally {
+      await page.close();
+    }
+  },
+);

@@ -45,10 +45,19 @@ test('serve without a config lets pages of other localhost ports connect; a conf
   const port = await freePort();
   const dev = await startServer(t, {}, { noConfig: true, port, args: ['--port', String(port)], output: TOKEN });
   // The banner says so, and names the key that allows other origins.
-  assert.match(dev.stdout(), /Dev mode \(no config file\): WebSocket pages from http:\/\/localhost:\*, http:\/\/127\.0\.0\.1:\*, http:\/\/\[::1\]:\*/);
+  assert.match(
+    dev.stdout(),
+    /Dev mode \(no config file\): WebSocket pages from http:\/\/localhost:\*, http:\/\/127\.0\.0\.1:\*, http:\/\/\[::1\]:\*/,
+  );
   assert.match(dev.stdout(), /set client\.allowed_origins/);
   // A Vite/webpack dev server's page on another port.
-  for (const origin of ['http://localhost:5173', 'http://127.0.0.1:3000', 'http://[::1]:8080', 'http://localhost', `http://localhost:${port}`])
+  for (const origin of [
+    'http://localhost:5173',
+    'http://127.0.0.1:3000',
+    'http://[::1]:8080',
+    'http://localhost',
+    `http://localhost:${port}`,
+  ])
     assert.equal(await upgradeStatus(dev.ws, { Origin: origin }), 101, origin);
   // Anything else is still refused, lookalikes included.
   for (const origin of [

@@ -95,7 +95,10 @@ for (const protobuf of [false, true]) {
       r.offsets,
       Array.from({ length: N }, (_, i) => i + 1),
     );
-    assert.deepEqual(r.data, Array.from({ length: N }, (_, i) => event(i)));
+    assert.deepEqual(
+      r.data,
+      Array.from({ length: N }, (_, i) => event(i)),
+    );
     assert.ok(r.written > N * 1000, `the server wrote ${r.written} bytes before deflate`);
     assert.ok(r.wire * 3 < r.written, `wire bytes ${r.wire} are under a third of the ${r.written} written`);
   });
@@ -105,7 +108,10 @@ for (const protobuf of [false, true]) {
     const { c, ws } = await sdkClient(t, n, protobuf);
     assert.equal(ws.extensions, '', 'nothing negotiated');
     const r = await exchange(n, c, ws, protobuf);
-    assert.deepEqual(r.data, Array.from({ length: N }, (_, i) => event(i)));
+    assert.deepEqual(
+      r.data,
+      Array.from({ length: N }, (_, i) => event(i)),
+    );
     assert.ok(r.wire >= r.written, `wire bytes ${r.wire} ≥ the ${r.written} written (frame headers on top)`);
   });
 }

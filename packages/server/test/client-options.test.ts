@@ -42,7 +42,10 @@ test('client.insecure: the SDK connects without a token and every channel is ope
   // The backend's publications reach it too.
   const room = c.getSubscription('room')!;
   const fromApi = waitFor<{ data: unknown }>(room, 'publication');
-  assert.deepEqual((await s.call('publish', { channel: 'room', data: { from: 'api' } })).result, { offset: 2, epoch: (await room.history({ limit: 0 })).epoch });
+  assert.deepEqual((await s.call('publish', { channel: 'room', data: { from: 'api' } })).result, {
+    offset: 2,
+    epoch: (await room.history({ limit: 0 })).epoch,
+  });
   assert.deepEqual((await fromApi).data, { from: 'api' });
 });
 
@@ -148,7 +151,14 @@ test('default (client.concurrency 0): the commands of a connection are handled o
   const raw = await RawClient.open(t, node);
   await raw.connect(await mintToken(SECRET, { sub: 'u' }));
   // Both in one frame: the server has the fast command before the slow one is released.
-  raw.send([{ id: 10, rpc: { method: 'slow' } }, { id: 11, rpc: { method: 'fast' } }].map((c) => JSON.stringify(c)).join('\n'));
+  raw.send(
+    [
+      { id: 10, rpc: { method: 'slow' } },
+      { id: 11, rpc: { method: 'fast' } },
+    ]
+      .map((c) => JSON.stringify(c))
+      .join('\n'),
+  );
   await within(slowEntered, 10_000, 'the slow RPC reaches its hook');
   open();
   await raw.reply(11, 10_000);

@@ -200,7 +200,11 @@ test('embedded: RPC over Protobuf, and each publication is encoded once per enco
   const [json0, pb0] = [await encodes('json'), await encodes('protobuf')];
   for (let i = 0; i < 10; i++) await node.sb.publish('count', { i });
   await Promise.all(got.map((g) => g.until(10)));
-  assert.deepEqual([(await encodes('json')) - json0, (await encodes('protobuf')) - pb0], [10, 10], 'one encoding per publication per encoding');
+  assert.deepEqual(
+    [(await encodes('json')) - json0, (await encodes('protobuf')) - pb0],
+    [10, 10],
+    'one encoding per publication per encoding',
+  );
   assert.deepEqual(node.sb.hub.encodes, [10 + json0, 10 + pb0], "the node's own count, not the process's");
   assert.deepEqual(json(got[0]!.items[9].data), { i: 9 });
   assert.deepEqual(got[4]!.items[9].data, { i: 9 });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
-import { freePort, sleep, spawnTracked, treeCpuSeconds, treeRssBytes, type Spawned } from '../proc.js';
+import { freePort, sleep, spawnTracked, treeCpuSeconds, treeRssBytes, treeWrittenBytes, type Spawned } from '../proc.js';
 import type { ClientKind } from '../types.js';
 
 const here = (rel: string): string => fileURLToPath(new URL(rel, import.meta.url));
@@ -25,6 +25,8 @@ export interface RunningSut {
   rss(): number;
   /** CPU seconds of the server's process tree. */
   cpu(): number;
+  /** Bytes the server's process tree has written (sockets, mostly), from /proc/<pid>/io. */
+  written(): number;
   /** V8 heap used, bytes, if the system exposes it. */
   heapUsed(): Promise<number | undefined>;
   /** Last few KB of the server's stdout+stderr. */
@@ -78,6 +80,7 @@ function running(
     pid: proc.pid,
     rss: () => treeRssBytes(proc.pid),
     cpu: () => treeCpuSeconds(proc.pid),
+    written: () => treeWrittenBytes(proc.pid),
     heapUsed: heap,
     logTail: () => proc.tail(),
     stop: async () => {
@@ -116,6 +119,8 @@ function peer(name: string, script: string, kind: ClientKind, describe: string, 
 export interface SwitchboardVariant {
   workers?: number;
   redis?: boolean;
+  /** The clients' encoding: JSON (default) or Protobuf. */
+  kind?: ClientKind;
 }
 
 function redisServerPath(): string | undefined {
@@ -157,7 +162,7 @@ export function switchboardConfig(port: number, opts: SutOptions, redisPort?: nu
 function switchboard(name: string, v: SwitchboardVariant, describe: string): SystemDef {
   return {
     name,
-    kind: 'switchboard',
+    kind: v.kind ?? 'switchboard',
     processes: v.workers ?? 1,
     describe,
     unavailable: () => {
@@ -219,6 +224,11 @@ function switchboard(name: string, v: SwitchboardVariant, describe: string): Sys
 
 export const SYSTEMS: SystemDef[] = [
   switchboard('switchboard', {}, 'Switchboard, memory engine, one process'),
+  switchboard(
+    'switchboard-protobuf',
+    { kind: 'switchboard-protobuf' },
+    'Switchboard, memory engine, one process; clients speak the Protobuf encoding',
+  ),
   switchboard('switchboard-redis', { redis: true }, 'Switchboard, Redis engine (local redis-server)'),
   switchboard('switchboard-w6', { workers: 6, redis: true }, 'Switchboard, --workers 6 (node:cluster, Redis engine)'),
   switchboard('switchboard-w2', { workers: 2, redis: true }, 'Switchboard, --workers 2 (one per core; node:cluster, Redis engine)'),
