@@ -19,9 +19,7 @@ export function originAllowed(origin: string, host: string | undefined, allowed:
     // A `*` in the port position (`http://localhost:*`) matches a port number or none, nothing else.
     const port = p.endsWith(':*');
     const body = port ? p.slice(0, -2) : p;
-    const re = new RegExp(
-      '^' + body.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*') + (port ? '(:[0-9]{1,5})?' : '') + '$',
-    );
+    const re = new RegExp('^' + body.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*') + (port ? '(:[0-9]{1,5})?' : '') + '$');
     return re.test(o);
   });
 }
