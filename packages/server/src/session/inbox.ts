@@ -3,13 +3,13 @@ import type { Command } from '../protocol/commands.js';
 /** Bound on frames waiting to be processed: a client that floods faster than we answer is cut off. */
 const MAX_PENDING_FRAMES = 256;
 
-/** What the inbox asks of its connection. */
+/** What the inbox asks of its connection (the session itself: no closures per connection). */
 export interface InboxOwner {
   /** Handles one command to the end (its reply queued or the connection closed). */
   handle(cmd: Command): Promise<void>;
   /** A failure outside any command's handling (a bug). */
   failed(e: unknown): void;
-  closed(): boolean;
+  readonly state: string;
 }
 
 interface Entry {
@@ -32,11 +32,12 @@ interface Entry {
 export class CommandInbox {
   private pendingFrames = 0;
   private chain: Promise<void> | undefined;
-  private queue: Entry[] = [];
+  // Made only when commands overlap (client.concurrency > 1): an idle connection holds none of it.
+  private queue: Entry[] | undefined;
   private head = 0;
   private running = 0;
   private exclusive = false;
-  private idleWaiters: Array<() => void> = [];
+  private idleWaiters: Array<() => void> | undefined;
 
   constructor(
     private readonly concurrency: number,
@@ -52,22 +53,23 @@ export class CommandInbox {
       return true;
     }
     const frame = { left: commands.length };
-    for (const cmd of commands) this.queue.push({ cmd, frame });
-    this.pump();
+    const queue = (this.queue ??= []);
+    for (const cmd of commands) queue.push({ cmd, frame });
+    this.pump(queue);
     return true;
   }
 
   /** Resolves once every command pushed so far has been handled. */
   idle(): Promise<void> {
     if (this.concurrency <= 1) return this.chain ?? Promise.resolve();
-    if (this.running === 0 && this.head === this.queue.length) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+    if (this.running === 0 && this.head === (this.queue?.length ?? 0)) return Promise.resolve();
+    return new Promise((resolve) => (this.idleWaiters ??= []).push(resolve));
   }
 
   private async inOrder(commands: Command[]): Promise<void> {
     try {
       for (const cmd of commands) {
-        if (this.owner.closed()) return;
+        if (this.owner.state === 'closed') return;
         await this.owner.handle(cmd);
       }
     } finally {
@@ -75,17 +77,17 @@ export class CommandInbox {
     }
   }
 
-  private pump(): void {
-    while (!this.exclusive && this.running < this.concurrency && this.head < this.queue.length) {
-      if (this.owner.closed()) {
-        this.queue = [];
+  private pump(queue: Entry[]): void {
+    while (!this.exclusive && this.running < this.concurrency && this.head < queue.length) {
+      if (this.owner.state === 'closed') {
+        queue.length = 0;
         this.head = 0;
         break;
       }
-      const entry = this.queue[this.head]!;
+      const entry = queue[this.head]!;
       const alone = entry.cmd.method === 'connect';
       if (alone && this.running > 0) return; // starts once the commands in flight are done
-      this.queue[this.head++] = undefined as unknown as Entry;
+      queue[this.head++] = undefined as unknown as Entry;
       this.running++;
       if (alone) this.exclusive = true;
       this.owner
@@ -95,15 +97,15 @@ export class CommandInbox {
           this.running--;
           if (alone) this.exclusive = false;
           if (--entry.frame.left === 0) this.pendingFrames--;
-          this.pump();
+          this.pump(queue);
         });
     }
-    if (this.head === this.queue.length) {
-      this.queue = [];
+    if (this.head === queue.length) {
+      queue.length = 0;
       this.head = 0;
-      if (this.running === 0 && this.idleWaiters.length > 0) for (const w of this.idleWaiters.splice(0)) w();
-    } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
+      if (this.running === 0 && this.idleWaiters) for (const w of this.idleWaiters.splice(0)) w();
+    } else if (this.head > 1024 && this.head * 2 > queue.length) {
+      queue.splice(0, this.head);
       this.head = 0;
     }
   }

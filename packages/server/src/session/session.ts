@@ -14,7 +14,7 @@ import type { SessionContext } from './context.js';
 import { connectCredentials, type ConnectCredentials } from './credentials.js';
 import { ExpiryTimer } from './expiry.js';
 import { CommandGuard } from './guard.js';
-import { CommandInbox } from './inbox.js';
+import { CommandInbox, type InboxOwner } from './inbox.js';
 import { CredentialLease } from './lease.js';
 import { HANDLERS, type CommandSession, type Reply } from './handlers.js';
 import type { ClientContext, Json } from './hooks.js';
@@ -36,7 +36,7 @@ const BIDIRECTIONAL = new Set(['websocket']);
  * client.concurrency allows more (inbox.ts); each goes to its handler in
  * the table (handlers.ts), through the command guard.
  */
-export class Session implements HubClient, Heartbeat, ConnectionHandler, CommandSession {
+export class Session implements HubClient, Heartbeat, ConnectionHandler, CommandSession, InboxOwner {
   readonly id = randomUUID();
   /**
    * The session id API targets can name (disconnect, unsubscribe, subscribe,
@@ -89,11 +89,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     this.guard = new CommandGuard(ctx, ctx.options, this);
     this.subs = new SubscriptionSet(ctx, this);
     this.lease = new CredentialLease(ctx, this);
-    this.inbox = new CommandInbox(ctx.options.concurrency, {
-      handle: (cmd) => this.handle(cmd),
-      failed: (e) => this.failed(e),
-      closed: () => this.state === 'closed',
-    });
+    this.inbox = new CommandInbox(ctx.options.concurrency, this);
     conn.bind(this);
     if (ctx.options.stale_close_delay > 0) {
       this.stale = new ExpiryTimer(() => {
@@ -151,13 +147,14 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     this.disconnect(d);
   }
 
-  /** A failure outside any command's handling (a bug): the connection cannot be trusted to continue. */
-  private failed(e: unknown): void {
+  /** A failure outside any command's handling (a bug): the connection cannot be trusted to continue. (For the inbox.) */
+  failed(e: unknown): void {
     this.ctx.log.error({ client: this.id, err: e instanceof Error ? e.message : String(e) }, 'session failed');
     this.disconnect(Disconnects.serverError);
   }
 
-  private async handle(cmd: Command): Promise<void> {
+  /** One command from arrival to reply (called by the inbox, in order or overlapping per client.concurrency). */
+  async handle(cmd: Command): Promise<void> {
     const { id, method, params } = cmd;
     if (method === undefined) {
       if (params === UNKNOWN) this.unknownMethod(id);
