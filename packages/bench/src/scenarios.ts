@@ -316,6 +316,7 @@ async function idle(sys: SystemDef, spec: Extract<ScenarioSpec, { type: 'idle' }
       await sleep(spec.holdMs);
       const cpuIdle = ((s.sut.cpu() - cpu1) / (spec.holdMs / 1000)) * 100;
       const rep = await s.load.report();
+      await s.sut.settle();
       const rss1 = s.sut.rss();
       const heap1 = await s.sut.heapUsed();
       const notes: string[] = [];
@@ -343,6 +344,7 @@ async function idle(sys: SystemDef, spec: Extract<ScenarioSpec, { type: 'idle' }
     },
     async (sut) => {
       await sleep(300);
+      await sut.settle();
       heap0 = await sut.heapUsed();
       rss0 = sut.rss();
       cpu0 = sut.cpu();
