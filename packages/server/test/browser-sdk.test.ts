@@ -143,11 +143,8 @@ test(
     const page = await browser!.newPage();
     try {
       const r = await roundTrip(page, 'json.html', 'browser-json');
-      assert.deepEqual(
-        r.events,
-        ['connecting 0 connect called', 'connected websocket'],
-        'connected at the first attempt: the origin was accepted',
-      );
+      // A refused origin never connects (the SDK loops in connecting with "transport closed").
+      assert.equal(r.events.at(-1), 'connected websocket', JSON.stringify(r.events));
       assert.deepEqual(r.pubs, [{ offset: 1, json: { hello: 'browser', channel: 'browser-json' } }]);
       assert.equal(r.wsUrl, server.ws);
       assert.ok(r.frames.text > 0 && r.frames.binary === 0, `JSON frames are text: ${JSON.stringify(r.frames)}`);
@@ -164,7 +161,7 @@ test(
     const page = await browser!.newPage();
     try {
       const r = await roundTrip(page, 'protobuf.html', 'browser-protobuf');
-      assert.deepEqual(r.events, ['connecting 0 connect called', 'connected websocket']);
+      assert.equal(r.events.at(-1), 'connected websocket', JSON.stringify(r.events));
       // The Protobuf SDK hands data over as bytes: the JSON the API was given.
       assert.equal(r.pubs.length, 1);
       const got = r.pubs[0] as { offset: number; bytes: string };
