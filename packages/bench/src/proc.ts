@@ -129,6 +129,23 @@ export function rssBytes(pid: number): number {
   }
 }
 
+/**
+ * Bytes a process passed to write-type syscalls (`wchar` of /proc/<pid>/io):
+ * for a server that logs little, what it wrote to its sockets.
+ */
+export function writtenBytes(pid: number): number {
+  try {
+    const m = /^wchar:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+export function treeWrittenBytes(pid: number): number {
+  return [pid, ...descendants(pid)].reduce((a, p) => a + writtenBytes(p), 0);
+}
+
 /** Sum over a process tree (a cluster master and its workers count together). */
 export function treeCpuSeconds(pid: number): number {
   return [pid, ...descendants(pid)].reduce((a, p) => a + cpuSeconds(p), 0);

@@ -68,6 +68,8 @@ export function table(rows: Row[]): string {
     else if (r.scenario === 'reconnect') extra = `${fmt(r.reconnectMs)} ms`;
     else if (r.scenario === 'idle' && r.heapPerConnKB !== undefined) extra = `heap ${fmt(r.heapPerConnKB, 1)}K`;
     else if (r.pubRate !== undefined) extra = `${fmt(r.pubRate)} pub/s`;
+    if (r.bytesPerDelivery !== undefined && (r.scenario === 'fanout' || r.scenario === 'many-channels'))
+      extra += ` ${fmt(r.bytesPerDelivery)} B/deliv`;
     if (r.note) extra += ` [${notes.length}]`;
     const rx = ratio(rows, r, 'raw-ws');
     const sx = ratio(rows, r, 'socketio-ws');

@@ -36,6 +36,8 @@ export interface Row {
   connectMs?: number;
   connPerSec?: number;
   reconnectMs?: number;
+  /** Bytes the server wrote per delivery (all its socket writes in the window / deliveries). */
+  bytesPerDelivery?: number;
   details?: Record<string, unknown>;
 }
 
@@ -151,6 +153,8 @@ interface Window {
   expected: number;
   elapsedMs: number;
   cpuPct: number;
+  /** Bytes the server wrote in the window. */
+  written?: number;
 }
 
 /** Unmeasured publishing so that JIT and buffers settle before the first window. */
@@ -164,13 +168,14 @@ async function measure(s: Session, streams: PublishStream[], durationMs: number,
   if (warmUpMs > 0) await warmUp(s, streams, warmUpMs);
   await s.load.reset();
   const cpu0 = s.sut.cpu();
+  const written0 = s.sut.written();
   const t0 = performance.now();
   const pub = await s.pub.run(streams, durationMs);
   const expected = s.load.expected(pub.published);
   const rep = await s.load.drain(expected, 3000, Math.max(10_000, durationMs));
   const elapsedMs = performance.now() - t0;
   const cpuPct = ((s.sut.cpu() - cpu0) / (elapsedMs / 1000)) * 100;
-  return { pub, rep, expected, elapsedMs, cpuPct };
+  return { pub, rep, expected, elapsedMs, cpuPct, written: s.sut.written() - written0 };
 }
 
 function latencyFields(rep: AggregateReport): Pick<Row, 'p50Ms' | 'p90Ms' | 'p99Ms' | 'maxMs'> {
@@ -202,6 +207,7 @@ function windowRow(sys: SystemDef, scenario: ScenarioName, conns: number, w: Win
     lost,
     dup: w.rep.dup,
     cpuPct: round(w.cpuPct),
+    bytesPerDelivery: w.written !== undefined && w.rep.unique > 0 ? round(w.written / w.rep.unique) : undefined,
     details: { expected: w.expected, delivered: w.rep.unique, gaps: w.rep.gaps, published: w.pub.total, windowMs: Math.round(w.elapsedMs) },
   };
 }
@@ -310,6 +316,7 @@ async function idle(sys: SystemDef, spec: Extract<ScenarioSpec, { type: 'idle' }
       await sleep(spec.holdMs);
       const cpuIdle = ((s.sut.cpu() - cpu1) / (spec.holdMs / 1000)) * 100;
       const rep = await s.load.report();
+      await s.sut.settle();
       const rss1 = s.sut.rss();
       const heap1 = await s.sut.heapUsed();
       const notes: string[] = [];
@@ -337,6 +344,7 @@ async function idle(sys: SystemDef, spec: Extract<ScenarioSpec, { type: 'idle' }
     },
     async (sut) => {
       await sleep(300);
+      await sut.settle();
       heap0 = await sut.heapUsed();
       rss0 = sut.rss();
       cpu0 = sut.cpu();

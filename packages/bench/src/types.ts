@@ -1,5 +1,5 @@
 /** Which wire protocol a load-generator connection speaks. */
-export type ClientKind = 'raw' | 'switchboard' | 'socketio';
+export type ClientKind = 'raw' | 'switchboard' | 'switchboard-protobuf' | 'socketio';
 
 /** Payload every publication carries: per-channel sequence and send time (µs, CLOCK_MONOTONIC). */
 export interface BenchPayload {

@@ -70,24 +70,33 @@ test('switchboard: 50 conns over 2 workers, 1 s at 50 pubs/s, lost = dup = 0', a
   await fanout(systemByName('switchboard'), 50, 50, 1000, 2);
 });
 
-test('switchboard: reconnect storm of 50 conns recovers from history, lost = dup = 0', async (t) => {
+test('switchboard-protobuf: 50 Protobuf conns over 2 workers, 1 s at 50 pubs/s, lost = dup = 0', async (t) => {
   if (!existsSync(SWITCHBOARD_CLI)) {
     t.skip(`server not built yet (${SWITCHBOARD_CLI} missing)`);
     return;
   }
-  const rows = await runScenario(
-    systemByName('switchboard'),
-    { type: 'reconnect', conns: 50, rate: 50, afterMs: 500 },
-    { progress: new Progress(true) },
-  );
-  assert.equal(rows.length, 1);
-  const r = rows[0]!;
-  assert.equal(r.status, 'ok', r.note);
-  assert.ok((r.details?.published as number) > 50, 'published during the storm');
-  assert.equal(r.lost, 0, r.note);
-  assert.equal(r.dup, 0, r.note);
-  assert.equal(r.details?.notRecovered, 0);
+  await fanout(systemByName('switchboard-protobuf'), 50, 50, 1000, 2);
 });
+
+for (const system of ['switchboard', 'switchboard-protobuf'])
+  test(`${system}: reconnect storm of 50 conns recovers from history, lost = dup = 0`, async (t) => {
+    if (!existsSync(SWITCHBOARD_CLI)) {
+      t.skip(`server not built yet (${SWITCHBOARD_CLI} missing)`);
+      return;
+    }
+    const rows = await runScenario(
+      systemByName(system),
+      { type: 'reconnect', conns: 50, rate: 50, afterMs: 500 },
+      { progress: new Progress(true) },
+    );
+    assert.equal(rows.length, 1);
+    const r = rows[0]!;
+    assert.equal(r.status, 'ok', r.note);
+    assert.ok((r.details?.published as number) > 50, 'published during the storm');
+    assert.equal(r.lost, 0, r.note);
+    assert.equal(r.dup, 0, r.note);
+    assert.equal(r.details?.notRecovered, 0);
+  });
 
 test('switchboard: the real centrifuge client sees what the raw driver sees (10 clients, 20 pubs)', async (t) => {
   if (!existsSync(SWITCHBOARD_CLI)) {

@@ -131,6 +131,9 @@ async function createEngine(config: Config): Promise<Engine | undefined> {
   return new mod.RedisEngine(config);
 }
 
+/** Origins a config-less dev server accepts: any port of the loopback names. */
+const DEV_ORIGINS = ['http://localhost:*', 'http://127.0.0.1:*', 'http://[::1]:*'];
+
 async function serve(f: Flags): Promise<void> {
   const inherited = cluster.isWorker ? process.env.SWITCHBOARD_WORKER_CONFIG : undefined;
   const { config, warnings, file } = inherited ? { config: JSON.parse(inherited) as Config, warnings: [], file: undefined } : load(f);
@@ -138,6 +141,7 @@ async function serve(f: Flags): Promise<void> {
   const log = createLogger(config.log.level);
   for (const w of warnings) log.warn(w);
   const generated: string[] = [];
+  const devNotes: string[] = [];
   const t = config.client.token;
   if (!t.hmac_secret_key && !t.rsa_public_key && !t.ecdsa_public_key && !t.ed25519_public_key && !t.jwks_public_endpoint) {
     t.hmac_secret_key = randomBytes(24).toString('base64url');
@@ -173,9 +177,19 @@ async function serve(f: Flags): Promise<void> {
     });
     generated.push('channel.without_namespace: bare channels open to connected clients (subscribe, publish, history, presence, recovery)');
   }
+  // Dev mode: pages of a dev server on another localhost port (Vite, webpack…) may connect.
+  // A config file keeps the same-origin default.
+  if (!inherited && file === undefined && config.client.allowed_origins.length === 0) {
+    config.client.allowed_origins = [...DEV_ORIGINS];
+    devNotes.push(
+      `Dev mode (no config file): WebSocket pages from ${DEV_ORIGINS.join(', ')} may connect; ` +
+        `set client.allowed_origins (config, SWITCHBOARD_CLIENT_ALLOWED_ORIGINS or --set) to allow other origins.`,
+    );
+  }
   if (config.workers > 1) {
     if (generated.length > 0)
       process.stdout.write(`\nNo secrets configured: generated for this run only:\n  ${generated.join('\n  ')}\n\n`);
+    for (const n of devNotes) process.stdout.write(n + '\n');
     const { runCluster } = await import('./cluster.js');
     await runCluster(config, log);
     return;
@@ -200,6 +214,7 @@ async function serve(f: Flags): Promise<void> {
         `  WebSocket: ws://localhost:${server.port}/connection/websocket   API: http://localhost:${server.port}/api\n\n`,
     );
   }
+  for (const n of devNotes) process.stdout.write(n + '\n');
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

@@ -174,7 +174,11 @@ export class Switchboard {
           this.gate.closed(s.ip);
         },
       },
-      subscribers: { add: (sub) => this.subscriptions.add(sub), remove: (sub) => this.subscriptions.remove(sub) },
+      subscribers: {
+        add: (sub) => this.subscriptions.add(sub),
+        remove: (sub) => this.subscriptions.remove(sub),
+        encodes: this.hub.encodes,
+      },
       engine,
       credentials: {
         tokens: this.tokens,

@@ -13,13 +13,24 @@ import { test } from 'node:test';
 import { Centrifuge } from 'centrifuge';
 import { Centrifuge as ProtobufCentrifuge } from 'centrifuge/build/protobuf';
 import type WebSocket from 'ws';
-import { publicationEncodes } from '../src/hub/hub.js';
 import { embedded, SECRET, type EmbeddedNode } from './helpers/embedded.js';
 import { RawClient } from './helpers/raw.js';
 import type { TestContextLike } from './helpers/scope.js';
 import { BrowserLikeWebSocket } from './helpers/sdk.js';
 import { mintToken } from './helpers/tokens.js';
 import { collect, waitFor } from './helpers/wait.js';
+
+/** Publication pushes this node has encoded for `codec` (its metric). */
+async function encodesOf(
+  sb: {
+    collectMetrics(): void;
+    metrics: { publicationEncodes: { get(): Promise<{ values: Array<{ labels: Record<string, unknown>; value: number }> }> } };
+  },
+  codec: string,
+): Promise<number> {
+  sb.collectMetrics();
+  return (await sb.metrics.publicationEncodes.get()).values.find((v) => v.labels.codec === codec)?.value ?? 0;
+}
 
 const LONG = 'compact:a-rather-long-channel-name-with-a-project-and-quote-id-0000000042';
 
@@ -91,7 +102,7 @@ test('JSON: pushes are routed by the channel id from the subscribe reply; the SD
     'no id where the namespace does not allow compaction',
   );
 
-  const encodes = publicationEncodes[0]!;
+  const encodes = await encodesOf(n.sb, 'json');
   await n.sb.publish(LONG, { n: 1 });
   await n.sb.publish('named:x', { n: 2 });
   const [pa] = await sa.pubs.until(1);
@@ -99,7 +110,7 @@ test('JSON: pushes are routed by the channel id from the subscribe reply; the SD
   const [po] = await other.pubs.until(1);
   assert.equal(pa!.channel, LONG, 'the SDK maps the id back to its subscription');
   assert.deepEqual([pa!.data, pb!.data, po!.data], [{ n: 1 }, { n: 1 }, { n: 2 }]);
-  assert.equal(publicationEncodes[0]! - encodes, 2, 'one encoding per publication: both compacted subscribers share the bytes');
+  assert.equal((await encodesOf(n.sb, 'json')) - encodes, 2, 'one encoding per publication: both compacted subscribers share the bytes');
 
   const pushes = a.messages().filter((x) => x.push?.pub);
   const compact = pushes.find((x) => x.push.id === id);

@@ -10,7 +10,6 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Centrifuge as ProtobufCentrifuge } from 'centrifuge/build/protobuf';
 import WebSocket from 'ws';
-import { publicationEncodes } from '../src/hub/hub.js';
 import { embedded, SECRET } from './helpers/embedded.js';
 import { scope, type TestContextLike } from './helpers/scope.js';
 import { BrowserLikeWebSocket, connectedClient, subscribe } from './helpers/sdk.js';
@@ -194,10 +193,19 @@ test('embedded: RPC over Protobuf, and each publication is encoded once per enco
     ...(await Promise.all(jss.map((c) => subscribe(c, 'count')))),
   ];
   const got = subs.map(({ sub }) => collect(sub, 'publication'));
-  const [json0, pb0] = [publicationEncodes[0]!, publicationEncodes[1]!];
+  const encodes = async (codec: string): Promise<number> => {
+    node.sb.collectMetrics();
+    return (await node.sb.metrics.publicationEncodes.get()).values.find((v) => v.labels.codec === codec)?.value ?? 0;
+  };
+  const [json0, pb0] = [await encodes('json'), await encodes('protobuf')];
   for (let i = 0; i < 10; i++) await node.sb.publish('count', { i });
   await Promise.all(got.map((g) => g.until(10)));
-  assert.deepEqual([publicationEncodes[0]! - json0, publicationEncodes[1]! - pb0], [10, 10], 'one encoding per publication per encoding');
+  assert.deepEqual(
+    [(await encodes('json')) - json0, (await encodes('protobuf')) - pb0],
+    [10, 10],
+    'one encoding per publication per encoding',
+  );
+  assert.deepEqual(node.sb.hub.encodes, [10 + json0, 10 + pb0], "the node's own count, not the process's");
   assert.deepEqual(json(got[0]!.items[9].data), { i: 9 });
   assert.deepEqual(got[4]!.items[9].data, { i: 9 });
 });

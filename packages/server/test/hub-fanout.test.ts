@@ -102,7 +102,7 @@ test('fan-out: one encoding per codec per publication, the same bytes shared by 
   assert.equal(b, d);
   assert.notEqual(a, b, 'another codec: bytes of its own');
   // a recovering subscriber's merge later asks for the same publication: served from the cache
-  assert.equal(publicationBytes(one, 'ch', p), a);
+  assert.equal(publicationBytes(one, 'ch', p, hub.encodes), a);
   assert.equal(one.encoded, 1);
 });
 
@@ -146,7 +146,7 @@ test('recovery: a buffering subscriber keeps live publications and gets them on 
   r.offset = 5;
   const buffered = r.buffer;
   r.buffer = null;
-  for (const p of buffered) if (p.offset > r.offset) r.deliver(p, publicationBytes(rec.codec, 'ch', p));
+  for (const p of buffered) if (p.offset > r.offset) r.deliver(p, publicationBytes(rec.codec, 'ch', p, hub.encodes));
   hub.publish('ch', pub(7));
   assert.deepEqual(
     rec.texts.map((t) => JSON.parse(t).push.pub.offset),

@@ -17,6 +17,7 @@ import type { Publication } from '../src/protocol/types.js';
 import { userConnectionsKey } from '../src/session/connect.js';
 import type { SessionContext } from '../src/session/context.js';
 import type { Hooks } from '../src/session/hooks.js';
+import type { CommandInbox } from '../src/session/inbox.js';
 import { Session } from '../src/session/session.js';
 import { mergeBuffered } from '../src/session/subscriptions.js';
 import type { ClientConnection, ConnectionHandler, OutboundQueue } from '../src/transport/connection.js';
@@ -109,7 +110,7 @@ function open(sb: Switchboard, transport = 'websocket'): { s: Session; conn: Tes
 }
 
 /** Resolves when every frame the session received has been processed. */
-const settled = (s: Session): Promise<void> => (s as unknown as { inbox: Promise<void> | undefined }).inbox ?? Promise.resolve();
+const settled = (s: Session): Promise<void> => (s as unknown as { inbox: CommandInbox }).inbox.idle();
 
 test('closed while connect awaits the onConnecting hook: no user entry, no index entry, no onDisconnect', async (t) => {
   const g = gate();
@@ -272,7 +273,7 @@ test('recovery merge: buffered live publications follow the recovered set withou
   // Live publications 3..6 arrive while history is read; the recovered set ends at 4.
   for (const o of [3, 4, 5, 6]) sub.buffer.push(pub(o));
   sub.offset = 4;
-  mergeBuffered(sub, jsonCodec);
+  mergeBuffered(sub);
   assert.equal(sub.buffer, null, 'live from now on');
   const offsets = (): number[] => conn.messages().map((m: { push: { pub: { offset: number } } }) => m.push.pub.offset);
   assert.deepEqual(offsets(), [5, 6], 'only what the recovered set did not hold, in order');
@@ -280,6 +281,6 @@ test('recovery merge: buffered live publications follow the recovered set withou
   assert.deepEqual(offsets(), [5, 6], 'a duplicate is dropped');
   sub.deliver(pub(8), Buffer.from('gap'));
   assert.deepEqual(gaps, ['ch'], 'a gap asks for a resubscribe');
-  mergeBuffered(sub, jsonCodec);
+  mergeBuffered(sub);
   assert.deepEqual(offsets(), [5, 6], 'merging twice does nothing');
 });

@@ -10,13 +10,24 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import type { Centrifuge, Subscription } from 'centrifuge';
-import { publicationEncodes } from '../src/hub/hub.js';
 import { connectedEmuClient, emulationOptions, httpNode, type EmulationKind, type HttpNode } from './helpers/emulation.js';
 import { scope } from './helpers/scope.js';
 import { BrowserLikeWebSocket, connectedClient, subscribe } from './helpers/sdk.js';
 import { mintToken, nowSec } from './helpers/tokens.js';
 import { collect, until, waitFor } from './helpers/wait.js';
 import { Centrifuge as JsonCentrifuge } from 'centrifuge';
+
+/** Publication pushes this node has encoded for `codec` (its metric). */
+async function encodesOf(
+  sb: {
+    collectMetrics(): void;
+    metrics: { publicationEncodes: { get(): Promise<{ values: Array<{ labels: Record<string, unknown>; value: number }> }> } };
+  },
+  codec: string,
+): Promise<number> {
+  sb.collectMetrics();
+  return (await sb.metrics.publicationEncodes.get()).values.find((v) => v.labels.codec === codec)?.value ?? 0;
+}
 
 const S = scope();
 after(() => S.close());
@@ -196,10 +207,14 @@ test('a publication is encoded once per encoding for WebSocket, http_stream (JSO
   ];
   const subs = await Promise.all(clients.map((c) => subscribe(c, ch)));
   const got = subs.map(({ sub }) => collect(sub, 'publication'));
-  const [json0, pb0] = [publicationEncodes[0]!, publicationEncodes[1]!];
+  const [json0, pb0] = [await encodesOf(n.sb, 'json'), await encodesOf(n.sb, 'protobuf')];
   for (let i = 1; i <= 20; i++) await n.sb.publish(ch, { i });
   await Promise.all(got.map((g) => g.until(20)));
-  assert.deepEqual([publicationEncodes[0]! - json0, publicationEncodes[1]! - pb0], [20, 20], 'one encoding per publication per encoding');
+  assert.deepEqual(
+    [(await encodesOf(n.sb, 'json')) - json0, (await encodesOf(n.sb, 'protobuf')) - pb0],
+    [20, 20],
+    'one encoding per publication per encoding',
+  );
   assert.deepEqual(dec(got[1]!.items[0].data), { i: 1 });
   for (const g of [got[0]!, got[2]!, got[3]!, got[4]!])
     assert.deepEqual(

@@ -1,27 +1,11 @@
 import WebSocket from 'ws';
 import { io, type Socket } from 'socket.io-client';
 import type { BenchPayload, ClientKind } from '../types.js';
-import type { ChannelState, DeliveryStats } from './stats.js';
+import { ProtobufSwitchboardClient } from './protobuf-client.js';
+import type { ChannelState } from './stats.js';
+import { WsClient, statesFor, withTimeout, type BenchClient, type ClientOptions } from './ws-client.js';
 
-export interface ClientOptions {
-  url: string;
-  localAddress: string;
-  channels: string[];
-  stats: DeliveryStats;
-  recoverable: boolean;
-  transports?: string[];
-}
-
-/** A benchmark client: one connection subscribed to a few channels, counting what it receives. */
-export interface BenchClient {
-  readonly states: ChannelState[];
-  /** Connect and subscribe; on a second call, reconnect (and recover where the protocol can). */
-  open(timeoutMs: number): Promise<void>;
-  /** Abrupt client-side drop, not counted as an unexpected close. */
-  drop(): void;
-  isOpen(): boolean;
-  close(): void;
-}
+export type { BenchClient, ClientOptions } from './ws-client.js';
 
 export function createClient(kind: ClientKind, o: ClientOptions): BenchClient {
   switch (kind) {
@@ -29,87 +13,10 @@ export function createClient(kind: ClientKind, o: ClientOptions): BenchClient {
       return new RawClient(o);
     case 'switchboard':
       return new SwitchboardClient(o);
+    case 'switchboard-protobuf':
+      return new ProtobufSwitchboardClient(o);
     case 'socketio':
       return new SocketIoClient(o);
-  }
-}
-
-function statesFor(channels: string[]): ChannelState[] {
-  return channels.map((name) => ({ name, last: 0, offset: 0, epoch: '' }));
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => {
-      onTimeout();
-      reject(new Error('timeout'));
-    }, ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
-}
-
-/** Shared by the two plain-WebSocket clients: socket lifecycle and close accounting. */
-abstract class WsClient implements BenchClient {
-  readonly states: ChannelState[];
-  protected ws: WebSocket | undefined;
-  protected intentional = false;
-  protected ready = false;
-
-  constructor(protected readonly o: ClientOptions) {
-    this.states = statesFor(o.channels);
-  }
-
-  protected state(channel: string): ChannelState | undefined {
-    const s = this.states;
-    for (let i = 0; i < s.length; i++) if (s[i]!.name === channel) return s[i];
-    return undefined;
-  }
-
-  open(timeoutMs: number): Promise<void> {
-    this.intentional = false;
-    this.ready = false;
-    const ws = new WebSocket(this.o.url, {
-      localAddress: this.o.localAddress,
-      perMessageDeflate: false,
-      handshakeTimeout: timeoutMs,
-    });
-    this.ws = ws;
-    const p = new Promise<void>((resolve, reject) => {
-      ws.once('open', () => this.onOpen(ws, resolve, reject));
-      ws.once('error', (e) => reject(e));
-      ws.once('close', (code) => {
-        if (this.ws !== ws) return; // an old socket of this client, already replaced
-        if (!this.ready) reject(new Error(`closed ${code} before ready`));
-        else if (!this.intentional) this.o.stats.closed(code);
-        this.ready = false;
-      });
-    });
-    ws.on('error', () => {}); // errors after open surface as close
-    return withTimeout(p, timeoutMs, () => ws.terminate());
-  }
-
-  protected abstract onOpen(ws: WebSocket, resolve: () => void, reject: (e: Error) => void): void;
-
-  drop(): void {
-    this.intentional = true;
-    this.ready = false;
-    this.ws?.terminate();
-  }
-  isOpen(): boolean {
-    return this.ready && this.ws?.readyState === WebSocket.OPEN;
-  }
-  close(): void {
-    this.intentional = true;
-    this.ws?.terminate();
   }
 }
 

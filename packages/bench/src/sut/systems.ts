@@ -3,11 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
-import { freePort, sleep, spawnTracked, treeCpuSeconds, treeRssBytes, type Spawned } from '../proc.js';
+import { descendants, freePort, sleep, spawnTracked, treeCpuSeconds, treeRssBytes, treeWrittenBytes, type Spawned } from '../proc.js';
 import type { ClientKind } from '../types.js';
 
 const here = (rel: string): string => fileURLToPath(new URL(rel, import.meta.url));
 /** packages/server/dist/src/cli.js, from packages/bench/dist/src/sut/ */
+/** The harness's preload that turns SIGUSR2 into a full GC (see gc-on-signal.ts). */
+const GC_ON_SIGNAL = new URL('./gc-on-signal.js', import.meta.url).href;
 export const SWITCHBOARD_CLI = process.env.SWITCHBOARD_CLI ?? here('../../../../server/dist/src/cli.js');
 
 export interface SutOptions {
@@ -25,8 +27,12 @@ export interface RunningSut {
   rss(): number;
   /** CPU seconds of the server's process tree. */
   cpu(): number;
+  /** Bytes the server's process tree has written (sockets, mostly), from /proc/<pid>/io. */
+  written(): number;
   /** V8 heap used, bytes, if the system exposes it. */
   heapUsed(): Promise<number | undefined>;
+  /** Runs a full GC in the server's processes (before memory is read). */
+  settle(): Promise<void>;
   /** Last few KB of the server's stdout+stderr. */
   logTail(): string;
   stop(): Promise<void>;
@@ -67,6 +73,7 @@ function running(
   port: number,
   wsPath: string,
   heap: () => Promise<number | undefined>,
+  settle: () => Promise<void>,
   apiKey?: string,
   cleanup?: () => Promise<void>,
 ): RunningSut {
@@ -78,7 +85,9 @@ function running(
     pid: proc.pid,
     rss: () => treeRssBytes(proc.pid),
     cpu: () => treeCpuSeconds(proc.pid),
+    written: () => treeWrittenBytes(proc.pid),
     heapUsed: heap,
+    settle,
     logTail: () => proc.tail(),
     stop: async () => {
       await proc.stop();
@@ -108,7 +117,8 @@ function peer(name: string, script: string, kind: ClientKind, describe: string, 
           return undefined;
         }
       };
-      return running(proc, port, '/', heap);
+      // GET /stats runs gc() in the peer
+      return running(proc, port, '/', heap, async () => void (await heap()));
     },
   };
 }
@@ -116,6 +126,8 @@ function peer(name: string, script: string, kind: ClientKind, describe: string, 
 export interface SwitchboardVariant {
   workers?: number;
   redis?: boolean;
+  /** The clients' encoding: JSON (default) or Protobuf. */
+  kind?: ClientKind;
 }
 
 function redisServerPath(): string | undefined {
@@ -157,7 +169,7 @@ export function switchboardConfig(port: number, opts: SutOptions, redisPort?: nu
 function switchboard(name: string, v: SwitchboardVariant, describe: string): SystemDef {
   return {
     name,
-    kind: 'switchboard',
+    kind: v.kind ?? 'switchboard',
     processes: v.workers ?? 1,
     describe,
     unavailable: () => {
@@ -195,7 +207,7 @@ function switchboard(name: string, v: SwitchboardVariant, describe: string): Sys
         writeFileSync(configPath, JSON.stringify(switchboardConfig(port, opts, redisPort)));
         const args = [SWITCHBOARD_CLI, 'serve', '--config', configPath];
         if (v.workers && v.workers > 1) args.push('--workers', String(v.workers));
-        const proc = spawnTracked(process.execPath, args);
+        const proc = spawnTracked(process.execPath, ['--expose-gc', '--import', GC_ON_SIGNAL, ...args]);
         await waitHealthy(proc, `http://127.0.0.1:${port}/health`, 20_000);
         const heap = async (): Promise<number | undefined> => {
           // prom-client default metrics, if the server exposes them
@@ -208,7 +220,17 @@ function switchboard(name: string, v: SwitchboardVariant, describe: string): Sys
             return undefined;
           }
         };
-        return running(proc, port, '/connection/websocket', heap, 'bench-key', cleanup);
+        const settle = async (): Promise<void> => {
+          for (const pid of [proc.pid, ...descendants(proc.pid)]) {
+            try {
+              process.kill(pid, 'SIGUSR2');
+            } catch {
+              /* gone */
+            }
+          }
+          await sleep(500);
+        };
+        return running(proc, port, '/connection/websocket', heap, settle, 'bench-key', cleanup);
       } catch (e) {
         await cleanup();
         throw e;
@@ -219,6 +241,11 @@ function switchboard(name: string, v: SwitchboardVariant, describe: string): Sys
 
 export const SYSTEMS: SystemDef[] = [
   switchboard('switchboard', {}, 'Switchboard, memory engine, one process'),
+  switchboard(
+    'switchboard-protobuf',
+    { kind: 'switchboard-protobuf' },
+    'Switchboard, memory engine, one process; clients speak the Protobuf encoding',
+  ),
   switchboard('switchboard-redis', { redis: true }, 'Switchboard, Redis engine (local redis-server)'),
   switchboard('switchboard-w6', { workers: 6, redis: true }, 'Switchboard, --workers 6 (node:cluster, Redis engine)'),
   switchboard('switchboard-w2', { workers: 2, redis: true }, 'Switchboard, --workers 2 (one per core; node:cluster, Redis engine)'),

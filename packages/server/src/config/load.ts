@@ -117,6 +117,11 @@ function validateConfig(input: Record<string, unknown>, warnings: string[]): Con
   checkSemantics(config, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   warnSwitchedOffProxies(config, warnings);
+  if (config.client.insecure)
+    warnings.push(
+      'INSECURE: client.insecure is on: connections need no token and every client may subscribe, publish, ' +
+        'read presence and history in every channel. For demos and tests only, never in production.',
+    );
   return config;
 }
 

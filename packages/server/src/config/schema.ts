@@ -143,6 +143,10 @@ export const ConfigSchema = Obj({
     max_protocol_errors: Int(100),
     /** Channels every connection is subscribed to by the server; "{user}" is replaced by the user ID. */
     server_side_subscriptions: Type.Array(Type.String(), { default: [] }),
+    /** No token needed and every channel open to every client (subscribe, publish, presence, history): demos and tests only. */
+    insecure: Bool(false),
+    /** Commands of one connection handled at once (0 or 1: one after another, in order); replies are matched by id. */
+    concurrency: Int(0),
   }),
   channel: Obj({
     max_length: Int(255),

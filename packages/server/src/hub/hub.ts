@@ -10,19 +10,17 @@ import type { OutboundQueue } from '../transport/connection.js';
 // buffered publications share them.
 const pushBytes = new WeakMap<Publication, Buffer[]>();
 
-/**
- * Publication pushes encoded since start, by codec slot (0 JSON, 1 Protobuf):
- * tests read it to prove one encoding per publication per encoding.
- */
-export const publicationEncodes: number[] = [0, 0];
 /** Fossil deltas computed since start, by codec slot: one per publication per encoding, shared by all delta subscribers. */
 export const deltaComputations: number[] = [0, 0];
 
 /** Tags filter evaluations in fan-out since start: one per distinct filter per publication (tests read it). */
 export const filterEvaluations = { count: 0 };
 
-/** The encoded publication push for a channel (each publication belongs to one channel). */
-export function publicationBytes(codec: Codec, channel: string, pub: Publication): Buffer {
+/**
+ * The encoded publication push for a channel (each publication belongs to one
+ * channel); an encoding made here is counted in `encodes` (the node's, by codec slot).
+ */
+export function publicationBytes(codec: Codec, channel: string, pub: Publication, encodes: number[]): Buffer {
   let cache = pushBytes.get(pub);
   if (cache === undefined) {
     cache = [];
@@ -31,7 +29,7 @@ export function publicationBytes(codec: Codec, channel: string, pub: Publication
   let bytes = cache[codec.slot];
   if (bytes === undefined) {
     bytes = cache[codec.slot] = codec.publicationPush(channel, pub);
-    publicationEncodes[codec.slot]!++;
+    encodes[codec.slot] = (encodes[codec.slot] ?? 0) + 1;
   }
   return bytes;
 }
@@ -68,15 +66,23 @@ function deltaOf(codec: Codec, base: string, pub: Publication): Buffer | null {
   return d;
 }
 
-function variant(codec: Codec, channel: string, id: number, pub: Publication, kind: 'plain' | 'full' | 'delta', form: PayloadForm): Buffer {
-  if (id === 0 && kind === 'plain') return publicationBytes(codec, channel, pub);
+function variant(
+  codec: Codec,
+  channel: string,
+  id: number,
+  pub: Publication,
+  kind: 'plain' | 'full' | 'delta',
+  form: PayloadForm,
+  encodes: number[],
+): Buffer {
+  if (id === 0 && kind === 'plain') return publicationBytes(codec, channel, pub, encodes);
   let cache = variantBytes.get(pub);
   if (cache === undefined) variantBytes.set(pub, (cache = []));
   const i = codec.slot * VARIANTS + (id > 0 ? 3 : 0) + KIND[kind];
   let bytes = cache[i];
   if (bytes === undefined) {
     bytes = cache[i] = codec.publicationPushAs(channel, id, pub, form);
-    publicationEncodes[codec.slot]!++;
+    encodes[codec.slot] = (encodes[codec.slot] ?? 0) + 1;
   }
   return bytes;
 }
@@ -92,6 +98,9 @@ export function recoveredForms(codec: Codec, pubs: readonly Publication[]): Payl
       : (fossilDelta(payloadBytes(codec, pubs[i - 1]!.data), payloadBytes(codec, p.data), codec.encoding === 'json') ?? 'full'),
   );
 }
+
+/** Encodes for a subscriber no longer in a hub (a late merge after it left): counted nowhere. */
+const detached: number[] = [0, 0];
 
 /** What the hub needs of a connection. */
 export interface HubClient {
@@ -131,8 +140,8 @@ export class Subscriber {
   compact = false;
   /** The channel's compaction id on this node (set by the hub when `compact`), sent in the subscribe reply. */
   id = 0;
-  /** The hub's entry of the channel while subscribed. */
-  entry: { prev: Publication | null } | null = null;
+  /** The hub's entry of the channel while subscribed (its node's encode counts with it). */
+  entry: { prev: Publication | null; readonly encodes: number[] } | null = null;
   constructor(
     readonly client: HubClient,
     readonly channel: string,
@@ -176,16 +185,17 @@ export class Subscriber {
   private bytesFor(pub: Publication): Buffer {
     const codec = this.client.codec;
     const id = this.compact ? this.id : 0;
-    if (!this.delta) return variant(codec, this.channel, id, pub, 'plain', 'plain');
+    const encodes = this.entry?.encodes ?? detached;
+    if (!this.delta) return variant(codec, this.channel, id, pub, 'plain', 'plain', encodes);
     const mine = this.base;
     this.base = pub;
     const base = deltaBase.get(pub);
     // The client applies the delta to the payload it holds: the same text is the same bytes.
     if (base !== undefined && mine !== null && mine.data === base) {
       const d = deltaOf(codec, base, pub);
-      if (d !== null) return variant(codec, this.channel, id, pub, 'delta', d);
+      if (d !== null) return variant(codec, this.channel, id, pub, 'delta', d, encodes);
     }
-    return variant(codec, this.channel, id, pub, 'full', 'full');
+    return variant(codec, this.channel, id, pub, 'full', 'full', encodes);
   }
 }
 
@@ -208,7 +218,10 @@ class ChannelEntry {
   size = 0;
   /** The last publication fanned out: the base of the next one's delta. */
   prev: Publication | null = null;
-  constructor(readonly id: number) {}
+  constructor(
+    readonly id: number,
+    readonly encodes: number[],
+  ) {}
 
   *subscribers(): IterableIterator<Subscriber> {
     for (const g of this.groups.values()) yield* g.subs;
@@ -233,6 +246,8 @@ export class Hub {
   private nextChannelId = 0;
   /** Deliveries queued to writers since start (read by metrics). */
   deliveries = 0;
+  /** Publication pushes encoded on this node since start, by codec slot (0 JSON, 1 Protobuf; read by metrics). */
+  readonly encodes: number[] = [0, 0];
 
   addClient(c: HubClient): void {
     this.clients.set(c.id, c);
@@ -288,7 +303,7 @@ export class Hub {
   addSubscriber(s: Subscriber): boolean {
     let e = this.channels.get(s.channel);
     const first = !e;
-    if (!e) this.channels.set(s.channel, (e = new ChannelEntry(++this.nextChannelId)));
+    if (!e) this.channels.set(s.channel, (e = new ChannelEntry(++this.nextChannelId, this.encodes)));
     const key = s.filter?.key ?? '';
     let g = e.groups.get(key);
     if (!g) e.groups.set(key, (g = { filter: s.filter?.filter ?? null, subs: new Set(), positioned: 0 }));
@@ -396,8 +411,8 @@ export class Hub {
         let bytes: Buffer | undefined;
         if (!s.delta && !s.compact) {
           const c = s.client.codec;
-          if (c.slot === 0) bytes = plain0 ??= publicationBytes(c, channel, pub);
-          else if (c.slot === 1) bytes = plain1 ??= publicationBytes(c, channel, pub);
+          if (c.slot === 0) bytes = plain0 ??= publicationBytes(c, channel, pub, this.encodes);
+          else if (c.slot === 1) bytes = plain1 ??= publicationBytes(c, channel, pub, this.encodes);
         }
         if (s.deliver(pub, bytes)) n++;
       }

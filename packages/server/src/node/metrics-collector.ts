@@ -2,6 +2,9 @@ import type { Hub } from '../hub/hub.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { WriterStats } from '../transport/flusher.js';
 
+/** Codec slots (protocol/codec.ts) by name, as the encodes metric labels them. */
+const CODEC_NAMES = ['json', 'protobuf'];
+
 /**
  * Brings the node's gauges and the counters kept outside prom-client (plain
  * numbers on the hot path: the hub's deliveries, the node's writer
@@ -9,6 +12,7 @@ import type { WriterStats } from '../transport/flusher.js';
  */
 export class NodeMetricsCollector {
   private last = { deliveries: 0, bytes: 0, frames: 0 };
+  private lastEncodes: number[] = [];
 
   constructor(
     private readonly metrics: Metrics,
@@ -26,5 +30,9 @@ export class NodeMetricsCollector {
     m.bytesOut.inc(Math.max(0, w.bytesOut - last.bytes));
     m.framesOut.inc(Math.max(0, w.framesOut - last.frames));
     this.last = { deliveries: hub.deliveries, bytes: w.bytesOut, frames: w.framesOut };
+    hub.encodes.forEach((n, slot) => {
+      m.publicationEncodes.labels(CODEC_NAMES[slot] ?? String(slot)).inc(Math.max(0, n - (this.lastEncodes[slot] ?? 0)));
+      this.lastEncodes[slot] = n;
+    });
   }
 }

@@ -56,6 +56,12 @@ export class Metrics {
     help: 'Publications queued to subscribers on this node',
     registers: [this.registry],
   });
+  readonly publicationEncodes = new Counter({
+    name: 'switchboard_publication_encodes_total',
+    help: 'Publication pushes encoded on this node, by encoding (one per publication per encoding in use)',
+    labelNames: ['codec'] as const,
+    registers: [this.registry],
+  });
   readonly bytesIn = new Counter({
     name: 'switchboard_transport_bytes_in_total',
     help: 'Bytes received from clients',

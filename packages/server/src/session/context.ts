@@ -47,6 +47,8 @@ export interface SubscriberRegistry {
   /** Resolves once the engine delivers the channel to this node. */
   add(sub: Subscriber): Promise<void>;
   remove(sub: Subscriber): void;
+  /** The node's count of publication encodings by codec slot (a recovery merge may encode). */
+  readonly encodes: number[];
 }
 
 /** What sessions ask of the engine's roles: publish (with join and leave), history reads, presence. */

@@ -39,7 +39,7 @@ export interface Applicant {
 
 type Ctx = Pick<SessionContext, 'hooks' | 'credentials' | 'options' | 'metrics' | 'log' | 'limits'>;
 
-/** Credentials of a connect command; 101 when there are none and anonymous connections are not allowed. */
+/** Credentials of a connect command; 101 when there are none and anonymous connections are not allowed (nor client.insecure). */
 export async function connectCredentials(ctx: Ctx, who: Applicant, p: ParamsOf<'connect'>): Promise<ConnectCredentials> {
   const token = p.token ?? '';
   if (ctx.hooks.onConnecting) {
@@ -69,7 +69,8 @@ export async function connectCredentials(ctx: Ctx, who: Applicant, p: ParamsOf<'
     await checkNotRevoked(ctx, claims);
     return { ...claims, serverSideRefresh: false };
   }
-  if (!ctx.options.allow_anonymous_connect_without_token) throw new ReplyError(Errors.unauthorized);
+  // client.insecure: a connection without a token is anonymous (a token given is still checked, so demos can name users).
+  if (!ctx.options.allow_anonymous_connect_without_token && !ctx.options.insecure) throw new ReplyError(Errors.unauthorized);
   return { user: '', channels: [], subs: {}, expireAt: 0, serverSideRefresh: false };
 }
 

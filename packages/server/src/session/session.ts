@@ -14,6 +14,7 @@ import type { SessionContext } from './context.js';
 import { connectCredentials, type ConnectCredentials } from './credentials.js';
 import { ExpiryTimer } from './expiry.js';
 import { CommandGuard } from './guard.js';
+import { CommandInbox, type InboxOwner } from './inbox.js';
 import { CredentialLease } from './lease.js';
 import { HANDLERS, type CommandSession, type Reply } from './handlers.js';
 import type { ClientContext, Json } from './hooks.js';
@@ -23,9 +24,6 @@ export type { SubscribeRequest } from './subscriptions.js';
 
 type State = 'connecting' | 'connected' | 'closed';
 
-/** Bound on frames waiting to be processed: a client that floods faster than we answer is cut off. */
-const MAX_PENDING_FRAMES = 256;
-
 /**
  * Transports whose connections span several requests report their session id
  * in the connect reply (as centrifuge does: emulation requests name it).
@@ -34,10 +32,11 @@ const BIDIRECTIONAL = new Set(['websocket']);
 
 /**
  * One client connection: the protocol state machine from connect to close.
- * Frames are processed one at a time in arrival order; each command goes to
- * its handler in the table (handlers.ts), through the command guard.
+ * Commands are handled in arrival order, one at a time unless
+ * client.concurrency allows more (inbox.ts); each goes to its handler in
+ * the table (handlers.ts), through the command guard.
  */
-export class Session implements HubClient, Heartbeat, ConnectionHandler, CommandSession {
+export class Session implements HubClient, Heartbeat, ConnectionHandler, CommandSession, InboxOwner {
   readonly id = randomUUID();
   /**
    * The session id API targets can name (disconnect, unsubscribe, subscribe,
@@ -63,8 +62,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
   awaitingPong = false;
   hbSlot = -1;
   hbPongSlot = -1;
-  private inbox: Promise<void> | undefined;
-  private pendingFrames = 0;
+  private readonly inbox: CommandInbox;
   /** Closes a connection that sends no connect in time; dropped once connected. */
   private stale: ExpiryTimer | undefined;
   private readonly lease: CredentialLease;
@@ -99,6 +97,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     this.guard = new CommandGuard(ctx, ctx.options, this);
     this.subs = new SubscriptionSet(ctx, this);
     this.lease = new CredentialLease(ctx, this);
+    this.inbox = new CommandInbox(ctx.options.concurrency, this);
     conn.bind(this);
     if (ctx.options.stale_close_delay > 0) {
       this.stale = new ExpiryTimer(() => {
@@ -135,13 +134,10 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
       return;
     }
     if (commands.length === 0) return;
-    if (++this.pendingFrames > MAX_PENDING_FRAMES) {
+    if (!this.inbox.push(commands)) {
       this.ctx.metrics.limits.labels('pending_commands').inc();
       this.disconnect(Disconnects.tooManyRequests);
-      return;
     }
-    const run = (): Promise<void> => this.process(commands);
-    this.inbox = (this.inbox ? this.inbox.then(run) : run()).catch((e: unknown) => this.failed(e));
   }
 
   onError(err: Error & { code?: unknown }): void {
@@ -159,24 +155,14 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     this.disconnect(d);
   }
 
-  /** A failure outside any command's handling (a bug): the connection cannot be trusted to continue. */
-  private failed(e: unknown): void {
+  /** A failure outside any command's handling (a bug): the connection cannot be trusted to continue. (For the inbox.) */
+  failed(e: unknown): void {
     this.ctx.log.error({ client: this.id, err: e instanceof Error ? e.message : String(e) }, 'session failed');
     this.disconnect(Disconnects.serverError);
   }
 
-  private async process(commands: Command[]): Promise<void> {
-    try {
-      for (const cmd of commands) {
-        if (this.state === 'closed') return;
-        await this.handle(cmd);
-      }
-    } finally {
-      this.pendingFrames--;
-    }
-  }
-
-  private async handle(cmd: Command): Promise<void> {
+  /** One command from arrival to reply (called by the inbox, in order or overlapping per client.concurrency). */
+  async handle(cmd: Command): Promise<void> {
     const { id, method, params } = cmd;
     if (method === undefined) {
       if (params === UNKNOWN) this.unknownMethod(id);
