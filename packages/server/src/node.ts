@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { ChannelRules } from './auth/channels.js';
 import { TokenVerifier } from './auth/jwt.js';
 import { loadConfig, type Config } from './config/load.js';
@@ -27,6 +27,7 @@ import { ControlApplier } from './node/control.js';
 import { drain } from './node/drain.js';
 import { NodeMetricsCollector } from './node/metrics-collector.js';
 import { UpgradeGate, ipOf } from './node/upgrade-gate.js';
+import { UniTransports } from './node/uni-transports.js';
 import { historyLimit, publicClientInfo, publicPublication, type PublicClientInfo, type PublicPublication } from './node/public-values.js';
 export type { PublicPublication, PublicClientInfo } from './node/public-values.js';
 export type { SwitchboardOptions, ApiPublishOptions, HistoryOptions, ApiTarget } from './node/options.js';
@@ -58,6 +59,8 @@ export class Switchboard {
   private readonly heartbeats: HeartbeatWheel;
   readonly limits: NodeLimits;
   private readonly endpoint: WebSocketEndpoint;
+  /** uni_websocket, uni_sse, uni_http_stream (each when enabled). */
+  private readonly uni: UniTransports;
   private readonly sessions = new Set<Session>();
   /** This node's flush pass and writer statistics (not shared with other nodes in the process). */
   private readonly flusher = new Flusher();
@@ -115,6 +118,7 @@ export class Switchboard {
       onConnection: (ws, req) =>
         this.accept(new WebSocketConnection(ws, req, ipOf(req), codecForRequest(req), c.client.queue_max_size, this.flusher)),
     });
+    this.uni = new UniTransports(c, { gate: this.gate, metrics: this.metrics, flusher: this.flusher, accept: (conn) => this.accept(conn) });
     const hub = this.hub;
     const heartbeats = this.heartbeats;
     const limits = this.limits;
@@ -189,6 +193,22 @@ export class Switchboard {
   /** Serves WebSocket connections on an existing HTTP server (plain http, Fastify's `server`, Express's listener). */
   attach(server: Server): void {
     this.endpoint.attach(server);
+    this.uni.attach(server);
+  }
+
+  /**
+   * Serves a plain HTTP request for a unidirectional endpoint (uni_sse,
+   * uni_http_stream, when enabled) and returns true; false for any other
+   * path. For an embedding app's own request handler; `startServer` routes
+   * these paths itself.
+   */
+  handleUniRequest(req: IncomingMessage, res: ServerResponse): boolean {
+    return this.uni.handle(req, res);
+  }
+
+  /** The paths `handleUniRequest` serves. */
+  get uniHttpPaths(): string[] {
+    return this.uni.httpPaths;
   }
 
   /** The HTTP server API key: `http_api.key`, or the one generated at construction ('' with `http_api.insecure`). */
@@ -390,10 +410,12 @@ export class Switchboard {
     if (this.draining) return;
     this.draining = true;
     this.endpoint.stopAccepting();
+    this.uni.stopAccepting();
     await drain([...this.sessions], this.config.shutdown);
     this.heartbeats.stop();
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.endpoint.close();
+    this.uni.close();
     await this.engine.close();
   }
 

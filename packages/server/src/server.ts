@@ -43,6 +43,19 @@ export async function startServer(opts: SwitchboardOptions & { switchboard?: Swi
   const app = buildApp(sb, c.http_api.body_limit);
   const separateApi = c.http_api.port > 0;
   await app.register(httpApiPlugin(sb, { api: !separateApi }));
+  // uni_sse and uni_http_stream: handed over before Fastify reads the body (the endpoint reads and bounds it).
+  for (const url of sb.uniHttpPaths) {
+    app.route({
+      method: ['GET', 'POST', 'OPTIONS'],
+      url,
+      onRequest: (req, reply, _done) => {
+        // never calling done ends Fastify's part: the endpoint owns the response from here
+        reply.hijack();
+        sb.handleUniRequest(req.raw, reply.raw);
+      },
+      handler: async () => undefined,
+    });
+  }
   let apiApp: FastifyInstance | undefined;
   if (separateApi) {
     apiApp = buildApp(sb, c.http_api.body_limit);

@@ -8,10 +8,10 @@ import type { OutboundQueue } from '../transport/connection.js';
 const pushBytes = new WeakMap<Publication, Buffer[]>();
 
 /**
- * Publication pushes encoded since start, by codec slot (0 JSON, 1 Protobuf):
- * tests read it to prove one encoding per publication per encoding.
+ * Publication pushes encoded since start, by codec slot (0 JSON, 1 Protobuf,
+ * 2 unidirectional JSON): tests read it to prove one encoding per publication per encoding.
  */
-export const publicationEncodes: number[] = [0, 0];
+export const publicationEncodes: number[] = [0, 0, 0];
 
 /** The encoded publication push for a channel (each publication belongs to one channel). */
 export function publicationBytes(codec: Codec, channel: string, pub: Publication): Buffer {
