@@ -57,12 +57,17 @@ test('onConnecting channels become server-side subscriptions; one encoding per p
   }
   const before = publicationEncodes[2]!;
   for (let i = 0; i < 5; i++) await n.sb.publish('room', { i });
-  for (const cl of [a.client, b.client, c.client]) await until('five publications', 10_000, () => cl.pushes.filter((p) => p.pub).length === 5);
+  for (const cl of [a.client, b.client, c.client])
+    await until('five publications', 10_000, () => cl.pushes.filter((p) => p.pub).length === 5);
   assert.equal(publicationEncodes[2]! - before, 5, 'one unidirectional encoding per publication, shared by three transports');
 });
 
 test('a uni_http_stream client that stops reading is cut off as slow (3008) and counted; others keep receiving', async (t) => {
-  const n = await node(t, { client: { queue_max_size: 512 * 1024 } }, { hooks: { onConnecting: () => ({ user: 'u', channels: ['flood'] }) } });
+  const n = await node(
+    t,
+    { client: { queue_max_size: 512 * 1024 } },
+    { hooks: { onConnecting: () => ({ user: 'u', channels: ['flood'] }) } },
+  );
   const drops0 = (await n.sb.metrics.queueDrops.get()).values[0]?.value ?? 0;
   // a reader that never reads: the response is paused as soon as headers arrive
   await new Promise<void>((resolve, reject) => {

@@ -181,4 +181,3 @@ test('a disallowed Origin is refused (403), an allowed one gets CORS headers', a
   assert.equal(pre.headers.get('access-control-allow-headers'), 'content-type');
   assert.ok((await strict.metric('switchboard_bad_input_total', { kind: 'origin' })) >= 1);
 });
-

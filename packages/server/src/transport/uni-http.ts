@@ -3,7 +3,7 @@ import { parseParams } from '../protocol/params.js';
 import { uniJsonCodec } from '../protocol/uni-json.js';
 import type { ClientConnection, ConnectionHandler } from './connection.js';
 import type { Flusher } from './flusher.js';
-import { NDJSON_FRAMING, SSE_FRAMING, StreamWriter, type StreamFraming } from './uni-stream-writer.js';
+import { NDJSON_FRAMING, SSE_FRAMING, StreamWriter } from './uni-stream-writer.js';
 import type { UpgradeRefusal } from './websocket.js';
 
 /** The URL parameter that carries the connect request (uni_sse GET, uni_websocket), as Centrifugo names it. */
