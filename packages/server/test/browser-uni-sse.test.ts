@@ -33,6 +33,7 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>uni sse</title><script
   window.events = [];
   window.failed = false;
   window.listen = (url) => {
+    // in the page
     const es = new EventSource(url);
     es.onmessage = (e) => window.events.push(JSON.parse(e.data));
     es.onerror = () => { window.failed = true; es.close(); };
@@ -75,6 +76,7 @@ async function listenFrom(origin: string, user: string): Promise<Page> {
   const page = await browser!.newPage();
   await page.goto(origin + '/');
   const token = await mintToken(s.secret, { sub: user, channels: ['browser-news'] });
+  // the URL it is given: the connect request (with the JWT) in cf_connect
   const url = `${s.http}/connection/uni_sse?cf_connect=${encodeURIComponent(JSON.stringify({ token }))}`;
   await page.evaluate((u) => (window as unknown as { listen(u: string): void }).listen(u), url);
   return page;
