@@ -65,7 +65,7 @@ test('onConnecting channels become server-side subscriptions; one encoding per p
 test('a uni_http_stream client that stops reading is cut off as slow (3008) and counted; others keep receiving', async (t) => {
   const n = await node(
     t,
-    { client: { queue_max_size: 512 * 1024 } },
+    { client: { queue_max_size: 2 * 1024 * 1024 } },
     { hooks: { onConnecting: () => ({ user: 'u', channels: ['flood'] }) } },
   );
   const drops0 = (await n.sb.metrics.queueDrops.get()).values[0]?.value ?? 0;

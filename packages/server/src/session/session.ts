@@ -237,7 +237,9 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
    * A unidirectional client cannot read an error reply: a failed connect
    * closes with a disconnect code, mapped as centrifuge maps it (token
    * expired → 3005, too many requests → 3013, permission denied → 3507,
-   * anything else → 3004, which tells the client to reconnect).
+   * anything else → 3004, which tells the client to reconnect); a connect
+   * request with fields of the wrong types closes with 3501, as Centrifugo's
+   * uni_websocket does when it cannot parse one.
    */
   private uniConnectFailure(e: unknown): string {
     let d: Disconnect = Disconnects.serverError;
