@@ -13,7 +13,8 @@ import { publicationEncodes } from '../src/hub/hub.js';
 import { Switchboard } from '../src/node.js';
 import type { TestContextLike } from './helpers/scope.js';
 import { openSse, openUniWs, postStream } from './helpers/uni.js';
-import { until } from './helpers/wait.js';
+import { WebSocket } from 'ws';
+import { collect, until, waitFor } from './helpers/wait.js';
 
 const UNI = { uni_websocket: { enabled: true }, uni_sse: { enabled: true }, uni_http_stream: { enabled: true } };
 
@@ -105,4 +106,25 @@ test('shutdown drains uni clients: each gets a disconnect push 3001 and its stre
     await cl.ends();
   }
   assert.equal(c.client.closeCode, 3001);
+});
+
+test('pings: uni clients get {} and never pong; a uni_websocket that stops answering frame pings is closed (3012)', async (t) => {
+  const n = await node(t, { client: { allow_anonymous_connect_without_token: true, ping_interval: '2s', pong_timeout: '1500ms' } });
+  const stream = await postStream(t, n.stream, '{}');
+  const answering = await openUniWs(t, n.ws, '{}');
+  // a client whose WebSocket library does not answer ping frames
+  const silent = new WebSocket(n.ws, { autoPong: false });
+  t.after(() => silent.terminate());
+  const silentClient = collect(silent, 'message');
+  await once(silent, 'open');
+  silent.send('{}');
+  const code = await waitFor<number>(silent, 'close', { ms: 20_000 });
+  assert.equal(code, 3012, 'no pong to the frame pings');
+  assert.ok(silentClient.items.some((m) => String(m).includes('"connect"')));
+  // the others saw pings ({}) for the same time and are still connected
+  for (const c of [stream.client, answering.client]) {
+    await c.next((p) => Object.keys(p).length === 0, 10_000);
+    assert.equal(c.ended, false);
+  }
+  assert.equal(n.sb.hub.clients.size, 2);
 });
