@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { ChannelRules } from './auth/channels.js';
 import { TokenVerifier } from './auth/jwt.js';
 import { loadConfig, type Config } from './config/load.js';
@@ -22,7 +22,6 @@ import type { ClientConnection } from './transport/connection.js';
 import { WebSocketConnection } from './transport/websocket-connection.js';
 import { HttpEndpoint } from './transport/http-endpoint.js';
 import { originAllowed } from './auth/origin.js';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { codecForRequest } from './protocol/select.js';
 import { anyProxy, proxyHooks } from './auth/proxy.js';
 import { ChannelSubscriptions } from './node/channel-subscriptions.js';
@@ -33,6 +32,7 @@ import { drain } from './node/drain.js';
 import { EmulationRelay } from './node/emulation-relay.js';
 import { NodeMetricsCollector } from './node/metrics-collector.js';
 import { UpgradeGate, ipOf } from './node/upgrade-gate.js';
+import { UniTransports } from './node/uni-transports.js';
 import { historyLimit, publicClientInfo, publicPublication, type PublicClientInfo, type PublicPublication } from './node/public-values.js';
 export type { PublicPublication, PublicClientInfo } from './node/public-values.js';
 export type { SwitchboardOptions, ApiPublishOptions, HistoryOptions, ApiTarget } from './node/options.js';
@@ -68,6 +68,8 @@ export class Switchboard {
   private readonly httpEndpoint: HttpEndpoint;
   /** `/emulation` requests to and from the other nodes. */
   private readonly relay: EmulationRelay;
+  /** uni_websocket, uni_sse, uni_http_stream (each when enabled). */
+  private readonly uni: UniTransports;
   private readonly sessions = new Set<Session>();
   /** This node's flush pass and writer statistics (not shared with other nodes in the process). */
   private readonly flusher = new Flusher();
@@ -149,6 +151,7 @@ export class Switchboard {
       warn: (obj, msg) => this.log.warn(obj, msg),
     });
     this.relay = new EmulationRelay(this.nodeId, this.engine.broker, (er) => this.httpEndpoint.deliver(er));
+    this.uni = new UniTransports(c, { gate: this.gate, metrics: this.metrics, flusher: this.flusher, accept: (conn) => this.accept(conn) });
     const hub = this.hub;
     const heartbeats = this.heartbeats;
     const limits = this.limits;
@@ -230,6 +233,22 @@ export class Switchboard {
   /** Serves WebSocket connections on an existing HTTP server (plain http, Fastify's `server`, Express's listener). */
   attach(server: Server): void {
     this.endpoint.attach(server);
+    this.uni.attach(server);
+  }
+
+  /**
+   * Serves a plain HTTP request for a unidirectional endpoint (uni_sse,
+   * uni_http_stream, when enabled) and returns true; false for any other
+   * path. For an embedding app's own request handler; `startServer` routes
+   * these paths itself.
+   */
+  handleUniRequest(req: IncomingMessage, res: ServerResponse): boolean {
+    return this.uni.handle(req, res);
+  }
+
+  /** The paths `handleUniRequest` serves. */
+  get uniHttpPaths(): string[] {
+    return this.uni.httpPaths;
   }
 
   /**
@@ -464,10 +483,12 @@ export class Switchboard {
     this.draining = true;
     this.endpoint.stopAccepting();
     this.httpEndpoint.stopAccepting();
+    this.uni.stopAccepting();
     await drain([...this.sessions], this.config.shutdown);
     this.heartbeats.stop();
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.endpoint.close();
+    this.uni.close();
     await this.engine.close();
   }
 

@@ -45,6 +45,19 @@ export async function startServer(opts: SwitchboardOptions & { switchboard?: Swi
   const separateApi = c.http_api.port > 0;
   await app.register(httpApiPlugin(sb, { api: !separateApi }));
   if (c.admin.enabled) await app.register(adminPlugin(sb));
+  // uni_sse and uni_http_stream: handed over before Fastify reads the body (the endpoint reads and bounds it).
+  for (const url of sb.uniHttpPaths) {
+    app.route({
+      method: ['GET', 'POST', 'OPTIONS'],
+      url,
+      onRequest: (req, reply, _done) => {
+        // never calling done ends Fastify's part: the endpoint owns the response from here
+        reply.hijack();
+        sb.handleUniRequest(req.raw, reply.raw);
+      },
+      handler: async () => undefined,
+    });
+  }
   let apiApp: FastifyInstance | undefined;
   if (separateApi) {
     apiApp = buildApp(sb, c.http_api.body_limit);

@@ -188,6 +188,29 @@ export const ConfigSchema = Obj({
     /** Bytes of one emulation request (a batch of client commands). */
     max_request_body_size: Int(65536),
   }),
+  /** Unidirectional transports (Centrifugo v6 names): clients without an SDK connect and only listen. */
+  uni_websocket: Obj({
+    enabled: Bool(false),
+    handler_prefix: Str('/connection/uni_websocket'),
+    /** Inbound messages above this close the connection (1009); only the connect request is ever read. */
+    message_size_limit: Int(65536),
+    /** Several pushes per frame, newline-delimited (off: one push per frame). */
+    join_push_messages: Bool(false),
+    /** No disconnect push before the close frame (the close frame carries the same code and reason). */
+    disable_disconnect_push: Bool(false),
+  }),
+  uni_sse: Obj({
+    enabled: Bool(false),
+    handler_prefix: Str('/connection/uni_sse'),
+    /** Largest connect request in a POST body (413 above). */
+    max_request_body_size: Int(65536),
+  }),
+  uni_http_stream: Obj({
+    enabled: Bool(false),
+    handler_prefix: Str('/connection/uni_http_stream'),
+    /** Largest connect request in the POST body (413 above). */
+    max_request_body_size: Int(65536),
+  }),
   rpc: Obj({
     proxy: ProxyEndpoint,
     namespace_boundary: Str(':'),

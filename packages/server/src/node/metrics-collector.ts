@@ -3,7 +3,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { WriterStats } from '../transport/flusher.js';
 
 /** Codec slots (protocol/codec.ts) by name, as the encodes metric labels them. */
-const CODEC_NAMES = ['json', 'protobuf'];
+const CODEC_NAMES = ['json', 'protobuf', 'uni_json'];
 
 /**
  * Brings the node's gauges and the counters kept outside prom-client (plain

@@ -51,6 +51,9 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
   private sessionId: string | undefined;
   /** Whether the connect reply carries `session`. */
   private readonly reportsSession: boolean;
+  /** A unidirectional transport: connect errors become disconnects, the client never pongs (see connection.ts). */
+  private readonly unidirectional: boolean;
+  private readonly pongs: boolean;
   user = '';
   info: ClientInfo = { user: '', client: this.id };
   readonly writer: OutboundQueue;
@@ -90,6 +93,8 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     this.transport = conn.transport;
     this.reportsSession = !BIDIRECTIONAL.has(conn.transport);
     this.sessionId = conn.sessionId;
+    this.unidirectional = conn.unidirectional === true;
+    this.pongs = conn.pongs !== false;
     // Headers cost ~1 KB per connection: kept only when a hook may read them after connect.
     const h = ctx.hooks;
     if (h.onSubscribe || h.onPublish || h.onRpc || h.onMessage || h.onRefresh || h.onSubRefresh || h.onDisconnect)
@@ -197,6 +202,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
 
   /** Answers a failed command (error reply or disconnect); returns the metrics label of the outcome. */
   private failure(id: number, method: Method, e: unknown): string {
+    if (method === 'connect' && this.unidirectional && !(e instanceof DisconnectError)) return this.uniConnectFailure(e);
     if (e instanceof ReplyError) {
       const limited = e.error.code === Errors.tooManyRequests.code;
       if (!limited) this.guard.passed();
@@ -219,6 +225,33 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     } else this.ctx.log.error({ client: this.id, method, err: e instanceof Error ? e.message : String(e) }, 'command failed');
     if (id > 0 && this.state !== 'closed') this.writer.enqueue(this.codec.error(id, Errors.internal));
     return '100';
+  }
+
+  /**
+   * A unidirectional client cannot read an error reply: a failed connect
+   * closes with a disconnect code, mapped as centrifuge maps it (token
+   * expired → 3005, too many requests → 3013, permission denied → 3507,
+   * anything else → 3004, which tells the client to reconnect); a connect
+   * request with fields of the wrong types closes with 3501, as Centrifugo's
+   * uni_websocket does when it cannot parse one.
+   */
+  private uniConnectFailure(e: unknown): string {
+    let d: Disconnect = Disconnects.serverError;
+    if (e instanceof ReplyError) {
+      const code = e.error.code;
+      if (code === Errors.tokenExpired.code || code === Errors.expired.code) d = Disconnects.expired;
+      else if (code === Errors.tooManyRequests.code) d = Disconnects.tooManyRequests;
+      else if (code === Errors.permissionDenied.code) d = Disconnects.permissionDenied;
+      else if (code === Errors.badRequest.code) {
+        // a connect request with fields of the wrong types, as Centrifugo's uni_websocket closes on it
+        this.guard.badInput('malformed_connect');
+        d = Disconnects.badRequest;
+      }
+    } else if (e instanceof EngineUnavailableError) {
+      if (this.ctx.limits.logOnce.shouldLog('engine:' + e.kind)) this.ctx.log.warn({ kind: e.kind, err: e.message }, 'engine unavailable');
+    } else this.ctx.log.error({ client: this.id, err: e instanceof Error ? e.message : String(e) }, 'connect failed');
+    this.disconnect(d);
+    return e instanceof ReplyError ? String(e.error.code) : '100';
   }
 
   /** Unknown methods cost a token and count as errors like any command, so they are no way around the limits. */
@@ -289,7 +322,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
       data: creds.replyData !== undefined ? this.codec.data(creds.replyData) : undefined,
       subs: subs.activations.length > 0 ? subs.results : undefined,
       ping: pingSeconds > 0 ? pingSeconds : undefined,
-      pong: pingSeconds > 0 ? true : undefined,
+      pong: pingSeconds > 0 && !this.unidirectional ? true : undefined,
       session: this.reportsSession ? this.session : undefined,
       node: ctx.node.id,
       ...this.lease.fields(),
@@ -362,6 +395,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
   }
 
   onNoPong(): void {
+    if (!this.pongs) return;
     this.disconnect(Disconnects.noPong);
   }
 

@@ -48,6 +48,17 @@ export interface ClientConnection {
    * session makes one when first asked.
    */
   readonly sessionId?: string;
+  /**
+   * A unidirectional transport (uni_websocket, uni_sse, uni_http_stream): the
+   * client sends one connect request and then only listens. A failed connect
+   * becomes a disconnect, and the connect result says nothing of pongs.
+   */
+  readonly unidirectional?: boolean;
+  /**
+   * False when nothing ever answers the server's pings (uni_sse,
+   * uni_http_stream): such a connection is never closed for a missing pong.
+   */
+  readonly pongs?: boolean;
   /** Routes inbound frames, the close and overflow to the handler from now on. */
   bind(handler: ConnectionHandler): void;
 }

@@ -116,6 +116,8 @@ export class Writer implements OutboundQueue {
     private readonly flusher: Flusher,
     /** Binary frames, messages concatenated (Protobuf); text frames, newline-joined, otherwise. */
     private readonly binary = false,
+    /** Several messages per frame; false: one frame per message (unidirectional WebSocket clients parse each frame as one JSON). */
+    private readonly join = true,
   ) {
     this.sep = binary ? 0 : 1;
     this.socket = directSocket(ws);
@@ -167,7 +169,7 @@ export class Writer implements OutboundQueue {
       // Gather messages until the frame would pass FRAME_MAX.
       let size = q[i]!.length;
       let j = i + 1;
-      while (j < q.length && size + sep + q[j]!.length <= FRAME_MAX) {
+      while (this.join && j < q.length && size + sep + q[j]!.length <= FRAME_MAX) {
         size += sep + q[j]!.length;
         j++;
       }
