@@ -34,6 +34,7 @@ import type { SwitchboardOptions, ApiPublishOptions, HistoryOptions, ApiTarget }
 import { globToRegExp, toRaw } from './node/values.js';
 import { PayloadValidators } from './auth/schemas.js';
 import { VERSION } from './version.js';
+import { FileService } from './files/service.js';
 
 /**
  * A Switchboard node: wires config, engine, hub, sessions and transport,
@@ -70,6 +71,8 @@ export class Switchboard {
   private draining = false;
   private statsTimer: NodeJS.Timeout | undefined;
   private readonly ctx: SessionContext;
+  /** Resumable uploads and downloads under `files.path` (files.enabled), and their tokens and signed URLs. */
+  readonly files: FileService | undefined;
 
   constructor(opts: SwitchboardOptions = {}) {
     const loaded = opts.resolvedConfig ? undefined : loadConfig({ object: opts.config ?? {} });
@@ -158,6 +161,16 @@ export class Switchboard {
       metrics: this.metrics,
       log: this.log,
     };
+    this.files = c.files.enabled
+      ? new FileService(c.files, {
+          tokens: this.tokens,
+          channels: this.channelRules,
+          isRevoked: (t) => engine.revocations.isRevoked({ user: t.user, jti: t.jti, issuedAt: (t.iat ?? 0) * 1000 }),
+          metrics: this.metrics,
+          log: this.log,
+          publish: (ch, data, o) => this.publish(ch, data, o),
+        })
+      : undefined;
   }
 
   /** Connects the engine and starts heartbeats. Idempotent. */
@@ -175,6 +188,7 @@ export class Switchboard {
       { log: this.log },
     );
     this.heartbeats.start();
+    this.files?.start();
     const registry = this.engine.nodes;
     if (registry) {
       const announce = (): void => {
@@ -189,6 +203,7 @@ export class Switchboard {
   /** Serves WebSocket connections on an existing HTTP server (plain http, Fastify's `server`, Express's listener). */
   attach(server: Server): void {
     this.endpoint.attach(server);
+    this.files?.attach(server);
   }
 
   /** The HTTP server API key: `http_api.key`, or the one generated at construction ('' with `http_api.insecure`). */
@@ -392,6 +407,7 @@ export class Switchboard {
     this.endpoint.stopAccepting();
     await drain([...this.sessions], this.config.shutdown);
     this.heartbeats.stop();
+    this.files?.stop();
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.endpoint.close();
     await this.engine.close();
