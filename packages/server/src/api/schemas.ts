@@ -142,6 +142,23 @@ export const ParamsSchemas = {
     },
     { description: "Invalidate a user's tokens issued before a time." },
   ),
+  // Switchboard: file transfer (files.enabled; docs/FILES.md).
+  file_upload_token: Type.Object(
+    {
+      user: Type.String({ description: 'User ID the upload is made for (recorded as the uploader).' }),
+      channel: Channel,
+      ttl: Type.Optional(Uint('Seconds the token is valid (default files.token_ttl).')),
+      max_size: Type.Optional(Uint('Largest file in bytes, below files.max_size (0 or absent: files.max_size).')),
+    },
+    { description: 'An upload token for one user and channel: the client sends it as `Authorization: Bearer` to the tus endpoint.' },
+  ),
+  file_url: Type.Object(
+    {
+      id: Type.String({ description: 'File ID (from the publication of a finished upload).' }),
+      ttl: Type.Optional(Uint('Seconds the URL is valid (default files.url_ttl).')),
+    },
+    { description: 'A signed download URL (path and query) that expires.' },
+  ),
 } satisfies Record<string, TSchema>;
 
 export type ApiMethod = keyof typeof ParamsSchemas;
@@ -227,6 +244,14 @@ export const ResultSchemas = {
   }),
   revoke_token: Empty,
   invalidate_user_tokens: Empty,
+  file_upload_token: Type.Object({
+    token: Type.String({ description: 'The upload token (a JWT).' }),
+    expire_at: Uint('Unix seconds when it expires.'),
+  }),
+  file_url: Type.Object({
+    url: Type.String({ description: 'Path and query of the download, e.g. /files/<id>?expires=...&sig=...' }),
+    expires: Uint('Unix seconds when it expires.'),
+  }),
 } satisfies Record<ApiMethod, TSchema>;
 
 /** The HTTP 200 body of `POST /api/<method>`: `{result}` or `{error}`; batch: `{replies}` or `{error}`. */
