@@ -152,7 +152,7 @@ test('an upload with tus-js-client publishes id, name, size, type and sha256; th
   assert.equal(forged.status, 403);
   const expired = await fetch(`${n.http}/files/${id}?${n.sb.files!.auth.signedQuery(id, nowSec() - 1)}`);
   assert.equal(expired.status, 403);
-  // No credentials at all: 401; a user of a namespace without subscribe permission cannot read it by JWT.
+  // No credentials at all: 401.
   assert.equal((await fetch(`${n.http}/files/${id}`)).status, 401);
 
   const uploads = await n.sb.metrics.fileUploads.get();
