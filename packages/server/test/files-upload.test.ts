@@ -116,12 +116,22 @@ test('an upload with tus-js-client publishes id, name, size, type and sha256; th
   const url = await run.done;
   assert.equal(run.patchOffsets.length, Math.ceil(data.length / CHUNK), 'several chunks, each with its checksum');
   const f = await w.next(0);
-  assert.deepEqual(f, { id: url.split('/').pop(), name: 'report.pdf', size: data.length, type: 'application/pdf', sha256: sha256hex(data), user: 'ann' });
+  assert.deepEqual(f, {
+    id: url.split('/').pop(),
+    name: 'report.pdf',
+    size: data.length,
+    type: 'application/pdf',
+    sha256: sha256hex(data),
+    user: 'ann',
+  });
   const id = f.id as string;
 
   // The normal publish path: the publication is in the channel's history.
   const h = await n.sb.history('quote:1', { limit: 10 });
-  assert.deepEqual(h.publications.map((p) => (p.data as { file: { id: string } }).file.id), [id]);
+  assert.deepEqual(
+    h.publications.map((p) => (p.data as { file: { id: string } }).file.id),
+    [id],
+  );
 
   // Download with a connection JWT of a subscriber: the whole file.
   const bob = await n.token('bob');
@@ -251,7 +261,13 @@ test('bad input: each refusal has its status and a JSON body, is counted, and a 
   assert.equal((await patch(ann, Buffer.alloc(101))).status, 413);
   assert.equal((await patch(ann, Buffer.alloc(10), { 'Upload-Checksum': 'md5 AAAA' })).status, 400);
   assert.equal(
-    (await fetch(`${n.http}/files/${id}`, { method: 'PATCH', headers: tusHeaders(ann, { 'Upload-Offset': '5', 'Content-Type': 'application/offset+octet-stream' }), body: Buffer.alloc(1) })).status,
+    (
+      await fetch(`${n.http}/files/${id}`, {
+        method: 'PATCH',
+        headers: tusHeaders(ann, { 'Upload-Offset': '5', 'Content-Type': 'application/offset+octet-stream' }),
+        body: Buffer.alloc(1),
+      })
+    ).status,
     409,
   );
   // Not finished: no download yet.
@@ -264,7 +280,14 @@ test('bad input: each refusal has its status and a JSON body, is counted, and a 
   const { token: small } = await n.sb.files!.uploadToken({ user: 'dee', channel: 'quote:9', maxSize: 50 });
   assert.equal((await create(n, small, { channel: 'quote:9' }, 51)).r.status, 413);
 
-  for (const [kind, min] of [['file_401', 3], ['file_403', 5], ['file_404', 1], ['file_400', 2], ['file_413', 3], ['file_409', 2]] as const) {
+  for (const [kind, min] of [
+    ['file_401', 3],
+    ['file_403', 5],
+    ['file_404', 1],
+    ['file_400', 2],
+    ['file_413', 3],
+    ['file_409', 2],
+  ] as const) {
     assert.ok((await badInput(n, kind)) >= min, `${kind} counted`);
   }
   const requests = await n.sb.metrics.fileRequests.get();
@@ -289,14 +312,21 @@ test('path tricks: names never become paths, ids are server-made, and traversal 
   const f = await w.next(0);
   assert.equal(f.name, 'passwd.txt');
   assert.match(f.id as string, /^[0-9a-f]{32}$/);
-  for (const name of readdirSync(n.dir)) assert.match(name, /^[0-9a-f]{32}(\.json|\.sum)?$/, `only id-named files in the directory: ${name}`);
+  for (const name of readdirSync(n.dir))
+    assert.match(name, /^[0-9a-f]{32}(\.json|\.sum)?$/, `only id-named files in the directory: ${name}`);
   // The stored type comes back, but as an attachment that the browser must not sniff or render.
   const r = await fetch(`${n.http}/files/${f.id as string}`, { headers: { Authorization: `Bearer ${await n.token('bob')}` } });
   assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
   assert.match(r.headers.get('content-disposition') ?? '', /^attachment;/);
   await r.arrayBuffer();
 
-  for (const path of ['/files/../../etc/passwd', '/files/..%2F..%2Fetc%2Fpasswd', `/files/${f.id as string}.json`, `/files/${f.id as string}/..`, '/files/%2e%2e']) {
+  for (const path of [
+    '/files/../../etc/passwd',
+    '/files/..%2F..%2Fetc%2Fpasswd',
+    `/files/${f.id as string}.json`,
+    `/files/${f.id as string}/..`,
+    '/files/%2e%2e',
+  ]) {
     assert.equal(await rawGet(n.port, path), 404, path);
   }
   const ann = await n.token('ann');

@@ -122,7 +122,12 @@ export class FileAuth {
   }
 
   /** An upload token for one user and channel (what the backend hands its client). */
-  async uploadToken(opts: { user: string; channel: string; ttlMs: number; maxSize?: number }): Promise<{ token: string; expireAt: number }> {
+  async uploadToken(opts: {
+    user: string;
+    channel: string;
+    ttlMs: number;
+    maxSize?: number;
+  }): Promise<{ token: string; expireAt: number }> {
     this.resolve(opts.channel);
     const expireAt = Math.floor((Date.now() + opts.ttlMs) / 1000);
     const claims: Record<string, unknown> = { channel: opts.channel };
