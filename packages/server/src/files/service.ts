@@ -269,10 +269,7 @@ export class FileService {
 /** A file name for display and Content-Disposition: the last path segment, without control characters. */
 export function safeName(name: string): string {
   // eslint-disable-next-line no-control-regex
-  const base =
-    name
-      .replace(/[\u0000-\u001f\u007f]/g, '')
-      .split(/[/\\]/)
-      .pop() ?? '';
+  const clean = name.replace(/[\u0000-\u001f\u007f]/g, '');
+  const base = clean.split(/[/\\]/).pop() ?? '';
   return (base === '.' || base === '..' ? '' : base).slice(0, 255);
 }
