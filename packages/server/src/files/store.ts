@@ -117,8 +117,10 @@ export class ChecksumFileStore extends FileStore {
     return end;
   }
 
+  /** Idempotent: every node sweeps a shared directory, and two sweeps may pick the same expired upload. */
   override async remove(id: string): Promise<void> {
-    await super.remove(id);
+    await rm(join(this.directory, id), { force: true });
+    await rm(join(this.directory, id + '.json'), { force: true });
     await rm(this.sumPath(id), { force: true });
   }
 }
