@@ -49,6 +49,11 @@ async function fanoutChild(): Promise<void> {
       const now = Date.now();
       for (const line of raw.toString().split('\n')) {
         if (!line) continue;
+        // The server's ping is an empty command: answer it, or the connection is closed as stale.
+        if (line === '{}') {
+          ws.send('{}');
+          continue;
+        }
         const m = JSON.parse(line) as { id?: number; push?: { pub?: { data?: { t?: number } } } };
         if (m.id === 2) connected++;
         const t = m.push?.pub?.data?.t;
@@ -71,6 +76,24 @@ async function fanoutChild(): Promise<void> {
     const q = (p: number) => (ms.length ? ms[Math.min(ms.length - 1, Math.floor(p * ms.length))]! : NaN);
     process.send!({ n: ms.length, p50: q(0.5), p99: q(0.99), max: ms[ms.length - 1] ?? NaN });
   });
+}
+
+// ---- role: the peer, a plain Node HTTP server appending PUT bodies to a file (no tus, no hashing) ----
+
+async function peerChild(): Promise<void> {
+  const { createServer } = await import('node:http');
+  const { createWriteStream } = await import('node:fs');
+  const { pipeline } = await import('node:stream/promises');
+  const dir = process.argv[process.argv.indexOf('--dir') + 1]!;
+  const server = createServer((req, res) => {
+    const offset = Number(req.headers['x-offset'] ?? 0);
+    const name = join(dir, 'peer-' + String(req.url).replace(/[^a-z0-9]/gi, ''));
+    pipeline(req, createWriteStream(name, { flags: offset === 0 ? 'w' : 'r+', start: offset })).then(
+      () => res.writeHead(204).end(),
+      () => res.writeHead(500).end(),
+    );
+  });
+  server.listen(0, '127.0.0.1', () => process.send!({ port: (server.address() as { port: number }).port }));
 }
 
 // ---- role: driver (the parent) ----
@@ -133,7 +156,9 @@ async function main(): Promise<void> {
     await sleep(100);
   }
   const api = async (method: string, params: unknown): Promise<{ result?: Record<string, string>; error?: unknown }> =>
-    (await fetch(`${http}/api/${method}`, { method: 'POST', headers: { 'x-api-key': apiKey }, body: JSON.stringify(params) })).json() as never;
+    (
+      await fetch(`${http}/api/${method}`, { method: 'POST', headers: { 'x-api-key': apiKey }, body: JSON.stringify(params) })
+    ).json() as never;
 
   const child = fork(new URL(import.meta.url).pathname, ['--role-fanout', '--port', String(port), '--conns', String(conns)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -171,7 +196,10 @@ async function main(): Promise<void> {
 
   async function upload(size: number): Promise<void> {
     const meta = `channel ${Buffer.from('up:1').toString('base64')},filename ${Buffer.from('bench.bin').toString('base64')}`;
-    const created = await fetch(http + '/files/', { method: 'POST', headers: { ...auth, 'Upload-Length': String(size), 'Upload-Metadata': meta } });
+    const created = await fetch(http + '/files/', {
+      method: 'POST',
+      headers: { ...auth, 'Upload-Length': String(size), 'Upload-Metadata': meta },
+    });
     if (created.status !== 201) throw new Error(`create: ${created.status} ${await created.text()}`);
     const url = http + created.headers.get('location')!;
     for (let o = 0; o < size; o += chunk) {
@@ -201,6 +229,28 @@ async function main(): Promise<void> {
   await upload(bigMb * MB);
   let secs = (Date.now() - from) / 1000;
   rows.push({ phase: `1 upload of ${bigMb} MB`, mbps: bigMb / secs, seconds: secs, fanout: await ask(child, from, Date.now()) });
+
+  // The peer, in the same run: the same bytes in the same chunks to a plain HTTP server writing a file.
+  const peer = fork(new URL(import.meta.url).pathname, ['--role-peer', '--dir', dir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const peerPort = await new Promise<number>((r) => peer.once('message', (m) => r((m as { port: number }).port)));
+  from = Date.now();
+  for (let o = 0; o < bigMb * MB; o += chunk) {
+    const end = Math.min(bigMb * MB, o + chunk);
+    const r = await fetch(`http://127.0.0.1:${peerPort}/big`, {
+      method: 'PUT',
+      headers: { 'x-offset': String(o) },
+      body: new Uint8Array(data.buffer, data.byteOffset + o, end - o),
+    });
+    if (r.status !== 204) throw new Error(`peer: ${r.status}`);
+  }
+  secs = (Date.now() - from) / 1000;
+  rows.push({
+    phase: `peer: plain HTTP PUT of ${bigMb} MB to a file`,
+    mbps: bigMb / secs,
+    seconds: secs,
+    fanout: await ask(child, from, Date.now()),
+  });
+  peer.kill('SIGKILL');
 
   from = Date.now();
   await Promise.all(Array.from({ length: concurrent }, () => upload(eachMb * MB)));
@@ -235,6 +285,7 @@ async function main(): Promise<void> {
 }
 
 if (process.argv.includes('--role-fanout')) void fanoutChild();
+else if (process.argv.includes('--role-peer')) void peerChild();
 else
   main().catch((e: unknown) => {
     console.error(e);

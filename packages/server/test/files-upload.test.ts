@@ -202,6 +202,9 @@ test('a tampered chunk is refused with 460, leaves the offset where it was, and 
   const w = await watcher(t, n, 'bob', 'quote:3');
   const data = randomBytes(2 * CHUNK);
   const token = await n.token('ann');
+  const options = await fetch(n.http + '/files/', { method: 'OPTIONS' });
+  assert.match(options.headers.get('tus-extension') ?? '', /(^|,)checksum(,|$)/);
+  assert.equal(options.headers.get('tus-checksum-algorithm'), 'sha256');
   const bad = tusUpload(data, { endpoint: n.http + '/files/', token, metadata: { channel: 'quote:3' }, tamper: true });
   const err = (await bad.done.then(
     () => assert.fail('a tampered chunk was accepted'),

@@ -112,12 +112,16 @@ export class FileService {
       if (method === 'GET') status = await this.download(req, res, rest, url.searchParams);
       else status = await this.upload(req, res, method, rest);
     } catch (e) {
+      if (res.headersSent) {
+        // The client went away during a download: nothing to answer, nothing to log.
+        status = res.statusCode;
+        res.destroy();
+        return;
+      }
       status = e instanceof FileRefusal ? e.status : 500;
       if (status === 500) this.deps.log.error({ err: e instanceof Error ? e.message : String(e) }, 'file request failed');
-      if (!res.headersSent) {
-        res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Tus-Resumable': '1.0.0' });
-        res.end(json(status, e instanceof FileRefusal ? e.message : 'internal server error'));
-      } else res.destroy();
+      res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Tus-Resumable': '1.0.0' });
+      res.end(json(status, e instanceof FileRefusal ? e.message : 'internal server error'));
     } finally {
       this.deps.metrics.fileRequests.labels(method.length <= 7 ? method : 'OTHER', String(status)).inc();
       if (status >= 400 && status < 500) this.deps.metrics.badInput.labels(`file_${status}`).inc();
