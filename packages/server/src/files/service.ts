@@ -154,7 +154,9 @@ export class FileService {
       out = new Response(json(response.status, text || 'refused'), { status: response.status, headers });
     }
     if (state.accepted) this.deps.metrics.fileBytes.labels('in').inc(state.accepted);
-    await sendNodeResponse(res, out);
+    // A client that went away mid-PATCH leaves a closed response, which sendNodeResponse would wait on forever.
+    if (res.destroyed) await out.body?.cancel();
+    else await Promise.race([sendNodeResponse(res, out), new Promise((r) => res.once('close', r))]);
     return response.status;
   }
 

@@ -95,8 +95,19 @@ export class ChecksumFileStore extends FileStore {
         done(null, b);
       },
     });
-    readable.on('error', (e) => tap.destroy(e));
-    const end = await super.write(readable.pipe(tap), id, offset);
+    // pipe() passes on neither errors nor a close without an end (a request cut off): the tap must end either way.
+    readable.once('error', (e) => tap.destroy(e));
+    readable.once('close', () => {
+      if (!readable.readableEnded) tap.destroy(new Error('the request body broke off'));
+    });
+    let end: number;
+    try {
+      end = await super.write(readable.pipe(tap), id, offset);
+    } catch (e) {
+      // The request broke off mid-chunk: a chunk with a checksum cannot be verified, so none of it is kept.
+      if (ctx?.checksum) await truncate(join(this.directory, id), offset);
+      throw e;
+    }
     if (chunk && ctx?.checksum && !chunk.digest().equals(ctx.checksum)) {
       await truncate(join(this.directory, id), offset);
       ctx.mismatch = true;
