@@ -40,11 +40,13 @@ async function fanoutChild(): Promise<void> {
   const conns = arg('conns', 500);
   const samples: Sample[] = [];
   let connected = 0;
+  let closed = 0;
   const sockets: WebSocket[] = [];
   for (let i = 0; i < conns; i++) {
     const ws = new WebSocket(`ws://127.0.0.1:${port}/connection/websocket`);
     sockets.push(ws);
     ws.on('open', () => ws.send(JSON.stringify({ id: 1, connect: {} }) + '\n' + JSON.stringify({ id: 2, subscribe: { channel: 'feed' } })));
+    ws.on('close', () => closed++);
     ws.on('message', (raw) => {
       const now = Date.now();
       for (const line of raw.toString().split('\n')) {
@@ -74,7 +76,7 @@ async function fanoutChild(): Promise<void> {
       .map((s) => s.ms)
       .sort((a, b) => a - b);
     const q = (p: number) => (ms.length ? ms[Math.min(ms.length - 1, Math.floor(p * ms.length))]! : NaN);
-    process.send!({ n: ms.length, p50: q(0.5), p99: q(0.99), max: ms[ms.length - 1] ?? NaN });
+    process.send!({ n: ms.length, p50: q(0.5), p99: q(0.99), max: ms[ms.length - 1] ?? NaN, closed });
   });
 }
 
@@ -103,6 +105,8 @@ interface Window {
   p50: number;
   p99: number;
   max: number;
+  /** Subscriber connections closed so far (slow-consumer or stale disconnects). */
+  closed: number;
 }
 
 function ask(child: ChildProcess, from: number, to: number): Promise<Window> {
@@ -272,12 +276,14 @@ async function main(): Promise<void> {
 
   const base = rows[0]!.fanout.p99;
   console.log(`fan-out: ${conns} subscribers of one channel, ${rate} publications/s; chunks of ${chunk / MB} MB with Upload-Checksum`);
-  console.log('| phase | upload MB/s | upload s | deliveries | fan-out p50 ms | fan-out p99 ms | p99 vs alone | max ms |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log(
+    '| phase | upload MB/s | upload s | deliveries | fan-out p50 ms | fan-out p99 ms | p99 vs alone | max ms | subscribers closed |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     const f = r.fanout;
     console.log(
-      `| ${r.phase} | ${r.mbps?.toFixed(1) ?? ''} | ${r.seconds?.toFixed(2) ?? ''} | ${f.n} | ${f.p50} | ${f.p99} | ×${(f.p99 / base).toFixed(2)} | ${f.max} |`,
+      `| ${r.phase} | ${r.mbps?.toFixed(1) ?? ''} | ${r.seconds?.toFixed(2) ?? ''} | ${f.n} | ${f.p50} | ${f.p99} | ×${(f.p99 / base).toFixed(2)} | ${f.max} | ${f.closed} |`,
     );
   }
   cleanup();
