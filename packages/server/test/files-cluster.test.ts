@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { nodeConfig, SHARED_REDIS, uniquePrefix } from './helpers/redis.js';
+import { nodeConfig, OwnRedis, SHARED_REDIS, uniquePrefix } from './helpers/redis.js';
 import { tempDir } from './helpers/scope.js';
 import { subscribedClient } from './helpers/sdk.js';
 import { startServer } from './helpers/server.js';
@@ -62,4 +62,51 @@ test('two nodes on one directory: an upload starts on A and resumes on B; the fi
 
   assert.equal(await b.metric('switchboard_file_uploads_completed_total'), 1);
   assert.equal(await a.metric('switchboard_file_uploads_completed_total'), 0);
+});
+
+test('a publication that fails at completion (Redis stalled) goes out on the next HEAD, once', async (t) => {
+  const own = await OwnRedis.start(t);
+  const cfg = nodeConfig(own.url, uniquePrefix('files-pub'), {
+    channel: { namespaces: [{ name: 'quote', history_size: 10, history_ttl: '60s' }] },
+    files: { enabled: true, dir: tempDir(t), secret: 'files-secret' },
+  });
+  const node = await startServer(t, cfg, { raw: true, timeoutMs: 60_000 });
+  const token = (await node.call('file_upload_token', { user: 'ann', channel: 'quote:8' })).result.token as string;
+  const data = randomBytes(3000);
+  const headers = { Authorization: `Bearer ${token}`, 'Tus-Resumable': '1.0.0' };
+  const created = await fetch(node.http + '/files/', {
+    method: 'POST',
+    headers: {
+      ...headers,
+      'Upload-Length': String(data.length),
+      'Upload-Metadata': `channel ${Buffer.from('quote:8').toString('base64')}`,
+    },
+  });
+  const url = node.http + created.headers.get('location')!;
+
+  own.pause();
+  const last = await fetch(url, {
+    method: 'PATCH',
+    headers: { ...headers, 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' },
+    body: new Uint8Array(data),
+  });
+  assert.equal(last.status, 500, 'the publish failed, and the client is told');
+  own.resume();
+  await node.waitReady(true, 30_000);
+
+  // The stalled command may still run when Redis comes back (a timeout is not a failure): the idempotency
+  // key `file:<id>` keeps it to one publication. Completions are counted only once a publish has succeeded.
+  const published = async () => ((await node.call('history', { channel: 'quote:8', limit: 10 })).result?.publications ?? []).length;
+  const completed = () => node.metric('switchboard_file_uploads_completed_total');
+  assert.equal(await completed(), 0);
+  const head = await fetch(url, { method: 'HEAD', headers });
+  assert.equal(head.status, 200);
+  assert.equal(head.headers.get('upload-offset'), String(data.length), 'the bytes were kept');
+  assert.equal(await completed(), 1, 'the HEAD published the finished file');
+  assert.equal(await published(), 1);
+  await fetch(url, { method: 'HEAD', headers });
+  assert.equal(await completed(), 1, 'and only once');
+  assert.equal(await published(), 1);
+  const pub = (await node.call('history', { channel: 'quote:8', limit: 10 })).result.publications[0];
+  assert.equal(pub.data.file.sha256, sha256hex(data));
 });

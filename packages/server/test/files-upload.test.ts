@@ -126,7 +126,9 @@ test('an upload with tus-js-client publishes id, name, size, type and sha256; th
   });
   const id = f.id as string;
 
-  // The normal publish path: the publication is in the channel's history.
+  // The normal publish path: the publication is in the channel's history (once: a HEAD of the finished upload adds none).
+  const again = await fetch(url, { method: 'HEAD', headers: tusHeaders(await n.token('ann')) });
+  assert.equal(again.headers.get('upload-offset'), String(data.length));
   const h = await n.sb.history('quote:1', { limit: 10 });
   assert.deepEqual(
     h.publications.map((p) => (p.data as { file: { id: string } }).file.id),

@@ -73,7 +73,10 @@ export class FileService {
       allowedHeaders: ['Upload-Checksum'],
       onUploadCreate: async (_req, upload) => this.onCreate(upload),
       onIncomingRequest: async (req, id) => {
-        if (req.method !== 'POST') await this.checkOwner(id);
+        if (req.method === 'POST') return;
+        const upload = await this.checkOwner(id);
+        // A finished upload whose publication failed (engine down): the client's next HEAD publishes it.
+        if (req.method === 'HEAD' && upload.offset === upload.size && (await this.store.unpublished(id))) await this.onFinish(upload);
       },
       onUploadFinish: async (_req, upload) => {
         await this.onFinish(upload);
@@ -177,13 +180,14 @@ export class FileService {
   }
 
   /** PATCH, HEAD, DELETE: only the uploader (same user; an upload token for the same channel). */
-  private async checkOwner(id: string): Promise<void> {
+  private async checkOwner(id: string): Promise<Upload> {
     const who = requestState.getStore()?.principal;
     const upload = await this.store.getUpload(id);
     const meta = upload.metadata ?? {};
     if (!who || meta.sb_user !== who.user || (who.channel !== undefined && who.channel !== meta.channel)) {
       throw { status_code: 403, body: 'permission denied: not your upload' };
     }
+    return upload;
   }
 
   private async onFinish(upload: Upload): Promise<void> {
@@ -197,8 +201,9 @@ export class FileService {
       sha256: sha256 ?? '',
       user: meta.sb_user ?? '',
     };
-    this.deps.metrics.fileUploads.inc();
     await this.deps.publish(meta.channel!, { file }, { idempotencyKey: 'file:' + upload.id });
+    await this.store.markPublished(upload.id);
+    this.deps.metrics.fileUploads.inc();
   }
 
   private async download(req: IncomingMessage, res: ServerResponse, id: string, query: URLSearchParams): Promise<number> {

@@ -28,6 +28,8 @@ interface HashState {
   offset: number;
   state?: string;
   sha256?: string;
+  /** The finished file's publication went out. */
+  published?: boolean;
 }
 
 /**
@@ -60,6 +62,17 @@ export class ChecksumFileStore extends FileStore {
     } catch {
       return undefined;
     }
+  }
+
+  /** True when the file is finished but its publication has not gone out (it failed: the next HEAD retries). */
+  async unpublished(id: string): Promise<boolean> {
+    const s = await this.readSum(id);
+    return s?.sha256 !== undefined && !s.published;
+  }
+
+  async markPublished(id: string): Promise<void> {
+    const s = await this.readSum(id);
+    if (s) await writeFile(this.sumPath(id), JSON.stringify({ ...s, published: true }));
   }
 
   /** The finished file's sha256 (hex), or undefined while it is not finished. */
