@@ -1,6 +1,7 @@
 import type { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Server as TusServer } from '@tus/server';
 import type { Upload } from '@tus/utils';
@@ -61,6 +62,9 @@ export class FileService {
   ) {
     if (!cfg.dir) throw new Error('files.dir must be set when files.enabled is true');
     this.prefix = cfg.path.replace(/\/+$/, '') || '/files';
+    // Made here, synchronously: a directory that cannot be made fails the start, not a callback later.
+    mkdirSync(resolve(cfg.dir), { recursive: true });
+    if (!cfg.secret) deps.log.warn('files.secret is empty: upload tokens and signed URLs are valid on this process only');
     this.auth = new FileAuth(cfg.secret, deps);
     this.store = new ChecksumFileStore({ directory: resolve(cfg.dir), expirationPeriodInMilliseconds: cfg.expire_after });
     this.tus = new TusServer({
