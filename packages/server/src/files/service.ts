@@ -205,7 +205,15 @@ export class FileService {
       sha256: sha256 ?? '',
       user: meta.sb_user ?? '',
     };
-    await this.deps.publish(meta.channel!, { file }, { idempotencyKey: 'file:' + upload.id });
+    try {
+      await this.deps.publish(meta.channel!, { file }, { idempotencyKey: 'file:' + upload.id });
+    } catch (e) {
+      this.deps.log.warn(
+        { id: upload.id, err: e instanceof Error ? e.message : String(e) },
+        'file publication failed; the next HEAD retries',
+      );
+      throw e;
+    }
     await this.store.markPublished(upload.id);
     this.deps.metrics.fileUploads.inc();
   }
