@@ -34,7 +34,8 @@ import type { SwitchboardOptions, ApiPublishOptions, HistoryOptions, ApiTarget }
 import { globToRegExp, toRaw } from './node/values.js';
 import { PayloadValidators } from './auth/schemas.js';
 import { VERSION } from './version.js';
-import { FileService } from './files/service.js';
+import type { FileService } from './files/service.js';
+import { filesPrefix, mountFiles } from './files/mount.js';
 
 /**
  * A Switchboard node: wires config, engine, hub, sessions and transport,
@@ -71,8 +72,8 @@ export class Switchboard {
   private draining = false;
   private statsTimer: NodeJS.Timeout | undefined;
   private readonly ctx: SessionContext;
-  /** Resumable uploads and downloads under `files.path` (files.enabled), and their tokens and signed URLs. */
-  readonly files: FileService | undefined;
+  /** Resumable uploads and downloads under `files.path` (files.enabled; loaded by start()), their tokens and signed URLs. */
+  files: FileService | undefined;
 
   constructor(opts: SwitchboardOptions = {}) {
     const loaded = opts.resolvedConfig ? undefined : loadConfig({ object: opts.config ?? {} });
@@ -161,16 +162,6 @@ export class Switchboard {
       metrics: this.metrics,
       log: this.log,
     };
-    this.files = c.files.enabled
-      ? new FileService(c.files, {
-          tokens: this.tokens,
-          channels: this.channelRules,
-          isRevoked: (t) => engine.revocations.isRevoked({ user: t.user, jti: t.jti, issuedAt: (t.iat ?? 0) * 1000 }),
-          metrics: this.metrics,
-          log: this.log,
-          publish: (ch, data, o) => this.publish(ch, data, o),
-        })
-      : undefined;
   }
 
   /** Connects the engine and starts heartbeats. Idempotent. */
@@ -188,7 +179,7 @@ export class Switchboard {
       { log: this.log },
     );
     this.heartbeats.start();
-    this.files?.start();
+    if (this.config.files.enabled) await this.startFiles();
     const registry = this.engine.nodes;
     if (registry) {
       const announce = (): void => {
@@ -200,10 +191,30 @@ export class Switchboard {
     }
   }
 
+  /** tus and its stores are loaded only when files are on. */
+  private async startFiles(): Promise<void> {
+    const { FileService } = await import('./files/service.js');
+    const engine = this.engine;
+    this.files = new FileService(this.config.files, {
+      tokens: this.tokens,
+      channels: this.channelRules,
+      isRevoked: (t) => engine.revocations.isRevoked({ user: t.user, jti: t.jti, issuedAt: (t.iat ?? 0) * 1000 }),
+      metrics: this.metrics,
+      log: this.log,
+      publish: (ch, data, o) => this.publish(ch, data, o),
+    });
+    this.files.start();
+  }
+
   /** Serves WebSocket connections on an existing HTTP server (plain http, Fastify's `server`, Express's listener). */
   attach(server: Server): void {
     this.endpoint.attach(server);
-    this.files?.attach(server);
+    if (this.config.files.enabled) {
+      mountFiles(server, filesPrefix(this.config.files.path), () => {
+        const f = this.files;
+        return f && ((req, res) => void f.handle(req, res));
+      });
+    }
   }
 
   /** The HTTP server API key: `http_api.key`, or the one generated at construction ('' with `http_api.insecure`). */

@@ -1,6 +1,6 @@
 import type { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Server as TusServer } from '@tus/server';
@@ -11,6 +11,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { FileAuth, FileRefusal, type FileAuthDeps, type FilePrincipal } from './auth.js';
 import { sendFile } from './download.js';
+import { filesPrefix } from './mount.js';
 import { ChecksumFileStore, chunkContext, type ChunkContext } from './store.js';
 
 /** What the file service needs from its node. */
@@ -61,7 +62,7 @@ export class FileService {
     private readonly deps: FileServiceDeps,
   ) {
     if (!cfg.dir) throw new Error('files.dir must be set when files.enabled is true');
-    this.prefix = cfg.path.replace(/\/+$/, '') || '/files';
+    this.prefix = filesPrefix(cfg.path);
     // Made here, synchronously: a directory that cannot be made fails the start, not a callback later.
     mkdirSync(resolve(cfg.dir), { recursive: true });
     if (!cfg.secret) deps.log.warn('files.secret is empty: upload tokens and signed URLs are valid on this process only');
@@ -86,26 +87,6 @@ export class FileService {
         await this.onFinish(upload);
         return {};
       },
-    });
-  }
-
-  /** Does this request belong to the file service? */
-  matches(url: string | undefined): boolean {
-    if (!url) return false;
-    return url === this.prefix || url.startsWith(this.prefix + '/') || url.startsWith(this.prefix + '?');
-  }
-
-  /**
-   * Serves file requests on an HTTP server the app (or Fastify) already
-   * handles: requests under `files.path` come here, all others go to the
-   * server's own request listeners as before.
-   */
-  attach(server: Server): void {
-    const others = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
-    server.removeAllListeners('request');
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      if (this.matches(req.url)) void this.handle(req, res);
-      else for (const l of others) l.call(server, req, res);
     });
   }
 
