@@ -40,6 +40,8 @@ import type { SwitchboardOptions, ApiPublishOptions, HistoryOptions, ApiTarget }
 import { globToRegExp, toRaw } from './node/values.js';
 import { PayloadValidators } from './auth/schemas.js';
 import { VERSION } from './version.js';
+import type { FileService } from './files/service.js';
+import { filesPrefix, mountFiles } from './files/mount.js';
 
 /**
  * A Switchboard node: wires config, engine, hub, sessions and transport,
@@ -83,6 +85,8 @@ export class Switchboard {
   private draining = false;
   private statsTimer: NodeJS.Timeout | undefined;
   private readonly ctx: SessionContext;
+  /** Resumable uploads and downloads under `files.path` (files.enabled; loaded by start()), their tokens and signed URLs. */
+  files: FileService | undefined;
 
   constructor(opts: SwitchboardOptions = {}) {
     const loaded = opts.resolvedConfig ? undefined : loadConfig({ object: opts.config ?? {} });
@@ -219,6 +223,7 @@ export class Switchboard {
       { log: this.log },
     );
     this.heartbeats.start();
+    if (this.config.files.enabled) await this.startFiles();
     const registry = this.engine.nodes;
     if (registry) {
       const announce = (): void => {
@@ -230,10 +235,31 @@ export class Switchboard {
     }
   }
 
+  /** tus and its stores are loaded only when files are on. */
+  private async startFiles(): Promise<void> {
+    const { FileService } = await import('./files/service.js');
+    const engine = this.engine;
+    this.files = new FileService(this.config.files, {
+      tokens: this.tokens,
+      channels: this.channelRules,
+      isRevoked: (t) => engine.revocations.isRevoked({ user: t.user, jti: t.jti, issuedAt: (t.iat ?? 0) * 1000 }),
+      metrics: this.metrics,
+      log: this.log,
+      publish: (ch, data, o) => this.publish(ch, data, o),
+    });
+    this.files.start();
+  }
+
   /** Serves WebSocket connections on an existing HTTP server (plain http, Fastify's `server`, Express's listener). */
   attach(server: Server): void {
     this.endpoint.attach(server);
     this.uni.attach(server);
+    if (this.config.files.enabled) {
+      mountFiles(server, filesPrefix(this.config.files.path), () => {
+        const f = this.files;
+        return f && ((req, res) => void f.handle(req, res));
+      });
+    }
   }
 
   /**
@@ -486,6 +512,7 @@ export class Switchboard {
     this.uni.stopAccepting();
     await drain([...this.sessions], this.config.shutdown);
     this.heartbeats.stop();
+    this.files?.stop();
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.endpoint.close();
     this.uni.close();

@@ -4,6 +4,7 @@ import { bytesToValue } from '../protocol/binary.js';
 import { Raw, encodeClientInfo, publicationsRaw, stringify, toRawJson } from '../protocol/json.js';
 import type { StreamPosition } from '../protocol/types.js';
 import type { Switchboard } from '../node.js';
+import { FileRefusal } from '../files/auth.js';
 import { API_METHODS, type ApiMethod, type ParamsOf } from './schemas.js';
 import { badParams, checkParams, normalizeParams, type ValidationIssue } from './validate.js';
 
@@ -239,6 +240,15 @@ const HANDLERS: Handlers = {
     }
     return missing.length > 0 ? { connections, missing_nodes: missing } : { connections };
   },
+  async file_upload_token(sb, p) {
+    if (!sb.files) throw new ReplyError(Errors.notAvailable);
+    const r = await fileCall(() => sb.files!.uploadToken({ user: p.user, channel: p.channel, ttl: p.ttl, maxSize: p.max_size }));
+    return { token: r.token, expire_at: r.expireAt };
+  },
+  async file_url(sb, p) {
+    if (!sb.files) throw new ReplyError(Errors.notAvailable);
+    return fileCall(async () => sb.files!.signedUrl(p.id, p.ttl));
+  },
   async batch(sb, p) {
     const runOne = async (c: unknown): Promise<unknown> => {
       if (!c || typeof c !== 'object' || Array.isArray(c))
@@ -253,6 +263,16 @@ const HANDLERS: Handlers = {
     return { replies };
   },
 };
+
+/** A file service refusal (bad channel or id) is a bad request here. */
+async function fileCall<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof FileRefusal) throw new ReplyError({ code: e.status === 404 ? 102 : 107, message: e.message });
+    throw e;
+  }
+}
 
 async function sequential<T, R>(xs: readonly T[], f: (x: T) => Promise<R>): Promise<R[]> {
   const out: R[] = [];

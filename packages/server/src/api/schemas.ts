@@ -157,6 +157,23 @@ export const ParamsSchemas = {
         "Connections on every node with their info (Centrifugo PRO's connections): a user's, a channel's subscribers, both, or all.",
     },
   ),
+  // Switchboard: file transfer (files.enabled; docs/FILES.md).
+  file_upload_token: Type.Object(
+    {
+      user: Type.String({ description: 'User ID the upload is made for (recorded as the uploader).' }),
+      channel: Channel,
+      ttl: Type.Optional(Uint('Seconds the token is valid (default files.token_ttl).')),
+      max_size: Type.Optional(Uint('Largest file in bytes, below files.max_size (0 or absent: files.max_size).')),
+    },
+    { description: 'An upload token for one user and channel: the client sends it as `Authorization: Bearer` to the tus endpoint.' },
+  ),
+  file_url: Type.Object(
+    {
+      id: Type.String({ description: 'File ID (from the publication of a finished upload).' }),
+      ttl: Type.Optional(Uint('Seconds the URL is valid (default files.url_ttl).')),
+    },
+    { description: 'A signed download URL (path and query) that expires.' },
+  ),
 } satisfies Record<string, TSchema>;
 
 export type ApiMethod = keyof typeof ParamsSchemas;
@@ -264,6 +281,14 @@ export const ResultSchemas = {
     missing_nodes: Type.Optional(
       Type.Array(Type.String(), { description: 'Switchboard: nodes that did not answer in time (their connections are absent).' }),
     ),
+  }),
+  file_upload_token: Type.Object({
+    token: Type.String({ description: 'The upload token (a JWT).' }),
+    expire_at: Uint('Unix seconds when it expires.'),
+  }),
+  file_url: Type.Object({
+    url: Type.String({ description: 'Path and query of the download, e.g. /files/<id>?expires=...&sig=...' }),
+    expires: Uint('Unix seconds when it expires.'),
   }),
 } satisfies Record<ApiMethod, TSchema>;
 

@@ -52,6 +52,8 @@ export const NamespaceOptionsProps = {
   publications_per_second: Int(0),
   /** Switchboard: JSON Schema that client publications into this namespace must match (error 107 with the failing path). */
   publication_schema: Type.Optional(Type.Unknown()),
+  /** Switchboard: a connection JWT may attach files to channels of this namespace (files.enabled; docs/FILES.md). */
+  allow_file_upload: Bool(false),
 };
 
 const ProxyEndpoint = Obj({
@@ -290,6 +292,25 @@ export const ConfigSchema = Obj({
     secret: Str(''),
     /** No login at all: for development only (logged as a warning at start). */
     insecure: Bool(false),
+  }),
+  /** Switchboard: resumable uploads (tus) and downloads under `files.path`; see docs/FILES.md. */
+  files: Obj({
+    enabled: Bool(false),
+    /** URL prefix of uploads (`POST <path>/`) and downloads (`GET <path>/<id>`). */
+    path: Str('/files'),
+    /** Directory of the files and their tus metadata; shared by all nodes (required when enabled). */
+    dir: Str(''),
+    /** Largest file in bytes (larger: HTTP 413). */
+    max_size: Int(104857600),
+    /** HMAC key of upload tokens and signed download URLs; the same on every node (empty: random per process). */
+    secret: Str(''),
+    /** Default lifetime of an upload token and of a signed download URL. */
+    token_ttl: Duration('1h'),
+    url_ttl: Duration('1h'),
+    /** An upload not finished this long after it was created is refused (410) and deleted. */
+    expire_after: Duration('24h'),
+    /** How often each node looks for expired uploads (0s = never). */
+    cleanup_interval: Duration('10m'),
   }),
   /** Switchboard: node:cluster workers for `serve` (0 = one process). */
   workers: Int(0),

@@ -107,6 +107,30 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // File transfer (files/, docs/FILES.md).
+  readonly fileRequests = new Counter({
+    name: 'switchboard_file_requests_total',
+    help: 'File transfer requests (tus uploads, downloads) by method and HTTP status',
+    labelNames: ['method', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly fileBytes = new Counter({
+    name: 'switchboard_file_bytes_total',
+    help: 'File bytes accepted from uploads (in) and sent by downloads (out)',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+  readonly fileUploads = new Counter({
+    name: 'switchboard_file_uploads_completed_total',
+    help: 'Uploads completed (and published to their channel)',
+    registers: [this.registry],
+  });
+  readonly fileExpired = new Counter({
+    name: 'switchboard_file_uploads_expired_total',
+    help: 'Unfinished uploads deleted after files.expire_after',
+    registers: [this.registry],
+  });
+
   constructor(defaults = true) {
     // Unprefixed (process_*, nodejs_*), as dashboards for Node services expect.
     if (defaults) collectDefaultMetrics({ register: this.registry });
