@@ -385,7 +385,8 @@ test('path tricks: names never become paths, ids are server-made, and traversal 
 });
 
 test('an upload abandoned halfway is deleted after files.expire_after; finished files stay', async (t) => {
-  const n = await fileNode(t, { expire_after: '500ms', cleanup_interval: '100ms' });
+  // Long enough that a loaded machine finishes both creations before the sweep can take the half one.
+  const n = await fileNode(t, { expire_after: '5s', cleanup_interval: '200ms' });
   const token = await n.token('ann');
   const whole = randomBytes(1000);
   // creation-with-upload: one request each, so neither races the short expiry.
