@@ -5,8 +5,8 @@ import { TokenVerifier } from './auth/jwt.js';
 import { loadConfig, type Config } from './config/load.js';
 import { MemoryEngine } from './engine/memory/engine.js';
 import { DEFAULT_REVOCATION_TTL_MS } from './engine/defaults.js';
-import type { Engine, NodeInfo, PublishResult, ServerSubscribeOptions } from './engine/types.js';
-import { Hub } from './hub/hub.js';
+import type { Broker, Engine, NodeInfo, PublishResult, ServerSubscribeOptions } from './engine/types.js';
+import { Hub, type Subscriber } from './hub/hub.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { Disconnects, Errors, ReplyError, type Disconnect } from './protocol/codes.js';
@@ -34,6 +34,9 @@ import type { SwitchboardOptions, ApiPublishOptions, HistoryOptions, ApiTarget }
 import { globToRegExp, toRaw } from './node/values.js';
 import { PayloadValidators } from './auth/schemas.js';
 import { VERSION } from './version.js';
+import { NodeWebhooks } from './node/webhooks.js';
+import { tracedBroker } from './node/traced-broker.js';
+import { Tracing } from './observability/tracing.js';
 
 /**
  * A Switchboard node: wires config, engine, hub, sessions and transport,
@@ -70,6 +73,11 @@ export class Switchboard {
   private draining = false;
   private statsTimer: NodeJS.Timeout | undefined;
   private readonly ctx: SessionContext;
+  /** OpenTelemetry tracing; undefined (nothing traced, nothing paid) unless `opentelemetry.enabled`. */
+  readonly tracing: Tracing | undefined;
+  private readonly webhooks: NodeWebhooks | undefined;
+  /** The engine's broker, traced when tracing is on. */
+  private readonly broker: Broker;
 
   constructor(opts: SwitchboardOptions = {}) {
     const loaded = opts.resolvedConfig ? undefined : loadConfig({ object: opts.config ?? {} });
@@ -98,6 +106,16 @@ export class Switchboard {
       serving: () => this.started && !this.draining,
     });
     this.subscriptions = new ChannelSubscriptions(this.hub, this.engine.broker, this.log);
+    this.tracing = Tracing.create(c.opentelemetry, this.nodeId, this.metrics, this.log);
+    this.broker = this.tracing ? tracedBroker(this.tracing, this.engine.broker) : this.engine.broker;
+    this.webhooks = NodeWebhooks.create(c, {
+      engine: this.engine,
+      hub: this.hub,
+      nodeId: this.nodeId,
+      namespaceOf: (ch) => this.webhookNamespace(ch),
+      metrics: this.metrics,
+      log: this.log,
+    });
     this.control = new ControlApplier({
       // Sessions are the hub's only clients; the applier sees them through its narrow interface.
       find: (target) => this.hub.matching(target) as Session[],
@@ -119,6 +137,7 @@ export class Switchboard {
     const heartbeats = this.heartbeats;
     const limits = this.limits;
     const engine = this.engine;
+    const subscribers = { add: (sub: Subscriber) => this.subscriptions.add(sub), remove: (sub: Subscriber) => this.subscriptions.remove(sub) };
     this.ctx = {
       options: c.client,
       node: { id: this.nodeId, version: this.version },
@@ -130,18 +149,21 @@ export class Switchboard {
         add: (s) => {
           hub.addClient(s);
           heartbeats.add(s);
+          this.webhooks?.sessionConnected(s);
         },
         remove: (s) => {
           heartbeats.remove(s);
           hub.removeClient(s);
+          this.webhooks?.sessionRemoved(s);
         },
         closed: (s) => {
           this.sessions.delete(s as Session);
           this.gate.closed(s.ip);
         },
       },
-      subscribers: { add: (sub) => this.subscriptions.add(sub), remove: (sub) => this.subscriptions.remove(sub) },
-      engine,
+      subscribers: this.webhooks ? this.webhooks.subscribers(subscribers) : subscribers,
+      engine: this.tracing ? { broker: this.broker, history: engine.history, presence: engine.presence } : engine,
+      tracing: this.tracing?.client ? this.tracing : undefined,
       credentials: {
         tokens: this.tokens,
         subTokens: this.subTokens,
@@ -166,7 +188,7 @@ export class Switchboard {
     this.started = true;
     await this.engine.start(
       {
-        onPublication: (ch, pub) => this.hub.publish(ch, pub),
+        onPublication: this.fanout(),
         onJoin: (ch, info) => this.hub.join(ch, info),
         onLeave: (ch, info) => this.hub.leave(ch, info),
         onControl: (msg) => this.control.apply(msg),
@@ -175,6 +197,7 @@ export class Switchboard {
       { log: this.log },
     );
     this.heartbeats.start();
+    this.webhooks?.start();
     const registry = this.engine.nodes;
     if (registry) {
       const announce = (): void => {
@@ -221,7 +244,7 @@ export class Switchboard {
     this.ensureStarted();
     const ns = this.namespaceOf(channel);
     const raw = toRaw(data);
-    const res = await this.engine.broker.publish(channel, raw, {
+    const res = await this.broker.publish(channel, raw, {
       historySize: opts.skipHistory ? 0 : ns.history_size,
       historyTtlMs: opts.skipHistory ? 0 : ns.history_ttl,
       historyMetaTtlMs: ns.history_meta_ttl,
@@ -394,7 +417,29 @@ export class Switchboard {
     this.heartbeats.stop();
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.endpoint.close();
+    this.webhooks?.stop();
     await this.engine.close();
+    await this.tracing?.shutdown();
+  }
+
+  /** Fan-out of one publication on this node: one span per publication when tracing is on, the plain call when off. */
+  private fanout(): (ch: string, pub: Publication) => void {
+    const hub = this.hub;
+    const t = this.tracing;
+    if (!t) return (ch, pub) => hub.publish(ch, pub);
+    return (ch, pub) =>
+      t.runSync('fanout', { 'messaging.destination.name': ch, 'switchboard.offset': pub.offset, 'switchboard.subscribers': hub.numSubscribers(ch) }, () =>
+        hub.publish(ch, pub),
+      );
+  }
+
+  /** A channel's namespace for webhook filters ('' = none), undefined for a name no namespace takes. */
+  private webhookNamespace(channel: string): string | undefined {
+    try {
+      return this.channelRules.resolve(channel).namespace;
+    } catch {
+      return undefined;
+    }
   }
 
   private ensureStarted(): void {
