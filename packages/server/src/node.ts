@@ -137,7 +137,10 @@ export class Switchboard {
     const heartbeats = this.heartbeats;
     const limits = this.limits;
     const engine = this.engine;
-    const subscribers = { add: (sub: Subscriber) => this.subscriptions.add(sub), remove: (sub: Subscriber) => this.subscriptions.remove(sub) };
+    const subscribers = {
+      add: (sub: Subscriber) => this.subscriptions.add(sub),
+      remove: (sub: Subscriber) => this.subscriptions.remove(sub),
+    };
     this.ctx = {
       options: c.client,
       node: { id: this.nodeId, version: this.version },
@@ -428,8 +431,10 @@ export class Switchboard {
     const t = this.tracing;
     if (!t) return (ch, pub) => hub.publish(ch, pub);
     return (ch, pub) =>
-      t.runSync('fanout', { 'messaging.destination.name': ch, 'switchboard.offset': pub.offset, 'switchboard.subscribers': hub.numSubscribers(ch) }, () =>
-        hub.publish(ch, pub),
+      t.runSync(
+        'fanout',
+        { 'messaging.destination.name': ch, 'switchboard.offset': pub.offset, 'switchboard.subscribers': hub.numSubscribers(ch) },
+        () => hub.publish(ch, pub),
       );
   }
 

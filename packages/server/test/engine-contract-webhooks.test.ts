@@ -32,7 +32,10 @@ const engines: Array<[string, () => Engine]> = [
 ];
 
 /** A fresh engine of the kind (its own outbox), closed when the test ends. */
-async function started(t: { after(fn: () => unknown): void }, make: () => Engine): Promise<Engine & Required<Pick<Engine, 'outbox' | 'occupancy'>>> {
+async function started(
+  t: { after(fn: () => unknown): void },
+  make: () => Engine,
+): Promise<Engine & Required<Pick<Engine, 'outbox' | 'occupancy'>>> {
   const e = make();
   await e.start(handlers);
   t.after(() => e.close());
@@ -82,11 +85,16 @@ for (const [kind, make] of engines) {
       const kept = mine.find((e) => e.body === 'kept')!;
       // The other node takes over what the dead one left idle for 300 ms; the dead one keeps touching "kept"... until it stops.
       let got: string[] = [];
-      await until('orphan reclaimed by another consumer', 10_000, async () => {
-        await outbox.touch('dead-node', [kept.id]);
-        got = got.concat((await outbox.claim('live-node', 10, 300)).map((e) => e.body));
-        return got.includes('orphan');
-      }, 50);
+      await until(
+        'orphan reclaimed by another consumer',
+        10_000,
+        async () => {
+          await outbox.touch('dead-node', [kept.id]);
+          got = got.concat((await outbox.claim('live-node', 10, 300)).map((e) => e.body));
+          return got.includes('orphan');
+        },
+        50,
+      );
       assert.deepEqual(got, ['orphan'], 'the touched entry stayed with its consumer');
       const again = (await outbox.claim('live-node', 10, 300)).map((e) => e.body);
       assert.ok(!again.includes('orphan'), 'just reclaimed: not handed out again at once');
@@ -111,11 +119,16 @@ for (const [kind, make] of engines) {
         assert.equal(await occupancy.occupy('lapse', 'dead'), true);
         assert.equal(await occupancy.occupy('live', 'alive'), true);
         const vacated: string[] = [];
-        await until('the dead node entry lapses (node_info_ttl 1s)', 15_000, async () => {
-          await occupancy.refresh(['live'], 'alive');
-          vacated.push(...(await occupancy.sweep()));
-          return vacated.includes('lapse');
-        }, 100);
+        await until(
+          'the dead node entry lapses (node_info_ttl 1s)',
+          15_000,
+          async () => {
+            await occupancy.refresh(['live'], 'alive');
+            vacated.push(...(await occupancy.sweep()));
+            return vacated.includes('lapse');
+          },
+          100,
+        );
         assert.deepEqual(vacated, ['lapse'], 'the refreshed channel stayed occupied');
         assert.deepEqual(await occupancy.sweep(), [], 'reported once');
         assert.equal(await occupancy.occupy('lapse', 'new'), true, 'free again');
@@ -123,10 +136,15 @@ for (const [kind, make] of engines) {
         assert.equal(await occupancy.vacate('live', 'other'), false);
         // A node that was away (no refresh) lapses too; its next refresh brings the channel back, as occupied again.
         const gone: string[] = [];
-        await until('the live entry lapses without refresh', 15_000, async () => {
-          gone.push(...(await occupancy.sweep()));
-          return gone.includes('live');
-        }, 100);
+        await until(
+          'the live entry lapses without refresh',
+          15_000,
+          async () => {
+            gone.push(...(await occupancy.sweep()));
+            return gone.includes('live');
+          },
+          100,
+        );
         assert.deepEqual(await occupancy.refresh(['live'], 'alive'), ['live']);
         assert.deepEqual(await occupancy.refresh(['live'], 'alive'), [], 'once');
       });

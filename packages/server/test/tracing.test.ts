@@ -59,7 +59,11 @@ test('an API publish is one trace under the caller’s traceparent: api → engi
     assert.ok(r.result, 'published');
     await Promise.all(got);
   }
-  await until('the spans of the 4 publishes arrive', 15_000, () => otlp.spans.filter((x) => x.traceId === traceId && x.name === 'fanout').length >= N);
+  await until(
+    'the spans of the 4 publishes arrive',
+    15_000,
+    () => otlp.spans.filter((x) => x.traceId === traceId && x.name === 'fanout').length >= N,
+  );
   const inTrace = otlp.spans.filter((x) => x.traceId === traceId);
   const api = inTrace.filter((x) => x.name === 'api publish');
   const engine = inTrace.filter((x) => x.name === 'engine publish');
@@ -68,11 +72,23 @@ test('an API publish is one trace under the caller’s traceparent: api → engi
   assert.equal(engine.length, N);
   assert.equal(fanout.length, N, `one fan-out span per publication with 3 subscribers (got ${fanout.length})`);
   const ids = (xs: ReceivedSpan[]): Set<string> => new Set(xs.map((x) => x.spanId));
-  assert.ok(api.every((x) => x.parentSpanId === callerSpan), 'the API span is the child of the traceparent');
-  assert.ok(engine.every((x) => ids(api).has(x.parentSpanId)), 'engine publish under the API call');
-  assert.ok(fanout.every((x) => ids(engine).has(x.parentSpanId)), 'fan-out under the engine publish');
+  assert.ok(
+    api.every((x) => x.parentSpanId === callerSpan),
+    'the API span is the child of the traceparent',
+  );
+  assert.ok(
+    engine.every((x) => ids(api).has(x.parentSpanId)),
+    'engine publish under the API call',
+  );
+  assert.ok(
+    fanout.every((x) => ids(engine).has(x.parentSpanId)),
+    'fan-out under the engine publish',
+  );
   assert.ok(fanout.every((x) => x.attributes['switchboard.subscribers'] === 3 && x.attributes['messaging.destination.name'] === 'news'));
-  assert.ok(api.every((x) => x.service === 'sb-under-test'), 'OTEL_SERVICE_NAME names the service');
+  assert.ok(
+    api.every((x) => x.service === 'sb-under-test'),
+    'OTEL_SERVICE_NAME names the service',
+  );
   assert.equal(otlp.spans.filter((x) => x.name === 'fanout').length, N, 'no fan-out span outside these publishes');
 });
 
@@ -85,7 +101,11 @@ test('a client publish command is traced: client publish → engine publish → 
   assert.ok(!r.error, JSON.stringify(r.error));
   await got;
   await apiPublish(s, 'room', { from: 'api' });
-  await until('client publish and api publish spans', 15_000, () => otlp.named('client publish').length === 1 && otlp.named('api publish').length === 1);
+  await until(
+    'client publish and api publish spans',
+    15_000,
+    () => otlp.named('client publish').length === 1 && otlp.named('api publish').length === 1,
+  );
   await until('their fan-outs', 15_000, () => otlp.named('fanout').length === 2);
   const [cmd] = otlp.named('client publish');
   const engine = otlp.named('engine publish').find((x) => x.parentSpanId === cmd!.spanId);
@@ -106,7 +126,11 @@ test('an unreachable OTLP endpoint: publishing and fan-out work, failed exports 
     await apiPublish(s, 'news', { i });
     await Promise.all(got);
     // Exports run every 100 ms: let a few fail between publishes.
-    await until(`export failure ${i + 1} counted`, 20_000, async () => sumMetric(await s.metricsText(), 'switchboard_tracing_export_failures_total') >= i + 1);
+    await until(
+      `export failure ${i + 1} counted`,
+      20_000,
+      async () => sumMetric(await s.metricsText(), 'switchboard_tracing_export_failures_total') >= i + 1,
+    );
   }
   const logged = (s.stdout() + s.stderr()).split('\n').filter((l) => l.includes('trace export failed'));
   assert.equal(logged.length, 1, 'logged once, however many exports failed');

@@ -109,8 +109,10 @@ test('a 5xx is retried with backoff under the same event id until the receiver t
   assert.equal(new Set(rcv.requests.map((r) => r.body)).size, 1, 'the same body');
   assert.equal(ev.user, 'bob');
   assert.equal(await metric(node.sb, 'switchboard_webhook_deliveries_total', { endpoint: 'flaky', result: 'retry' }), 3);
-  await until('the delivery counted once the node read the answer', 5000, async () =>
-    (await metric(node.sb, 'switchboard_webhook_deliveries_total', { endpoint: 'flaky', result: 'ok' })) === 1,
+  await until(
+    'the delivery counted once the node read the answer',
+    5000,
+    async () => (await metric(node.sb, 'switchboard_webhook_deliveries_total', { endpoint: 'flaky', result: 'ok' })) === 1,
   );
   await until('outbox empty after the ack', 5000, async () => (await node.sb.engine.outbox!.size()) === 0);
 });
@@ -122,7 +124,11 @@ test('a 4xx other than 408/429 is final: given up after one attempt, counted, re
   const c = await RawClient.open(t, node);
   await c.connect(await mintToken(SECRET, { sub: 'carol' }));
   await waitFor(rcv, 'request', { ms: 10_000 });
-  await until('counted as failed', 5000, async () => (await metric(node.sb, 'switchboard_webhook_deliveries_total', { result: 'failed' })) === 1);
+  await until(
+    'counted as failed',
+    5000,
+    async () => (await metric(node.sb, 'switchboard_webhook_deliveries_total', { result: 'failed' })) === 1,
+  );
   await until('outbox empty', 5000, async () => (await node.sb.engine.outbox!.size()) === 0);
   assert.equal(rcv.requests.length, 1);
 });
@@ -147,8 +153,10 @@ test('receiver down: the outbox stays bounded, drops are counted, and fan-out to
   assert.equal(await metric(node.sb, 'switchboard_webhook_events_total', { event: 'subscribe', result: 'queued' }), 5);
   assert.equal(await metric(node.sb, 'switchboard_webhook_events_total', { event: 'subscribe', result: 'dropped_full' }), 25);
   assert.equal(await node.sb.engine.outbox!.size(), 5, 'bounded');
-  await until('delivery attempts fail and are counted', 10_000, async () =>
-    (await metric(node.sb, 'switchboard_webhook_deliveries_total', { endpoint: 'down', result: 'retry' })) >= 1,
+  await until(
+    'delivery attempts fail and are counted',
+    10_000,
+    async () => (await metric(node.sb, 'switchboard_webhook_deliveries_total', { endpoint: 'down', result: 'retry' })) >= 1,
   );
   // Fan-out goes on as if there were no webhooks.
   for (let i = 0; i < 30; i++) {
@@ -172,7 +180,10 @@ test('no endpoint configured: no webhook machinery, no outbox entries', async (t
 test('an endpoint without any secret is refused at start with a clear error', () => {
   return import('../src/node.js').then(({ Switchboard }) => {
     assert.throws(
-      () => new Switchboard({ config: { log: { level: 'error' }, webhooks: { endpoints: [{ name: 'x', url: 'http://127.0.0.1:1/', events: ['connect'] }] } } }),
+      () =>
+        new Switchboard({
+          config: { log: { level: 'error' }, webhooks: { endpoints: [{ name: 'x', url: 'http://127.0.0.1:1/', events: ['connect'] }] } },
+        }),
       /webhooks\.endpoints\[x\]: a secret is needed/,
     );
   });

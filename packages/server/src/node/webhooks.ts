@@ -33,13 +33,17 @@ export class NodeWebhooks {
     const cfg = config.webhooks;
     if (cfg.endpoints.length === 0) return undefined;
     for (const e of cfg.endpoints) {
-      if (!(e.secret || cfg.secret)) throw new Error(`webhooks.endpoints[${e.name}]: a secret is needed (webhooks.secret or the endpoint's own)`);
+      if (!(e.secret || cfg.secret))
+        throw new Error(`webhooks.endpoints[${e.name}]: a secret is needed (webhooks.secret or the endpoint's own)`);
     }
     if (!deps.engine.outbox) deps.log.warn('the engine has no webhook outbox: events are kept in this process only');
     return new NodeWebhooks(config, deps);
   }
 
-  private constructor(config: Config, private readonly deps: NodeWebhooksDeps) {
+  private constructor(
+    config: Config,
+    private readonly deps: NodeWebhooksDeps,
+  ) {
     const cfg = config.webhooks;
     const outbox = deps.engine.outbox ?? new MemoryOutbox();
     this.dispatcher = new WebhookDispatcher(outbox, cfg, deps.nodeId, deps.metrics, deps.log.child({ webhooks: true }));

@@ -1,5 +1,14 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, defaultTextMapGetter, trace, type Attributes, type Context, type Tracer } from '@opentelemetry/api';
+import {
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  defaultTextMapGetter,
+  trace,
+  type Attributes,
+  type Context,
+  type Tracer,
+} from '@opentelemetry/api';
 import { ExportResultCode, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
@@ -31,7 +40,10 @@ class CountingExporter implements SpanExporter {
         const now = Date.now();
         if (now - this.lastLog > 60_000) {
           this.lastLog = now;
-          this.log.warn({ err: r.error?.message, spans: spans.length }, 'trace export failed; spans dropped (is the OTLP endpoint reachable?)');
+          this.log.warn(
+            { err: r.error?.message, spans: spans.length },
+            'trace export failed; spans dropped (is the OTLP endpoint reachable?)',
+          );
         }
       }
       done(r);

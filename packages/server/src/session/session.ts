@@ -186,7 +186,9 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
       if (method !== 'connect') this.guard.command();
       const t = this.ctx.tracing;
       const reply = t
-        ? await t.run(`client ${method}`, SpanKind.SERVER, { 'rpc.method': method, 'enduser.id': this.user }, () => this.dispatch(method, params))
+        ? await t.run(`client ${method}`, SpanKind.SERVER, { 'rpc.method': method, 'enduser.id': this.user }, () =>
+            this.dispatch(method, params),
+          )
         : await this.dispatch(method, params);
       this.guard.passed();
       if (this.state === 'closed') return;

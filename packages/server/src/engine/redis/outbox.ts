@@ -78,9 +78,9 @@ export class RedisOutbox implements WebhookOutbox {
         const stale = (await c.xautoclaim(this.key, this.group, consumer, reclaimAfterMs, '0-0', 'COUNT', count)) as unknown[];
         push((stale[1] ?? []) as StreamEntry[]);
         if (out.length < count) {
-          const fresh = (await c.xreadgroup('GROUP', this.group, consumer, 'COUNT', count - out.length, 'STREAMS', this.key, '>')) as
-            | Array<[string, StreamEntry[]]>
-            | null;
+          const fresh = (await c.xreadgroup('GROUP', this.group, consumer, 'COUNT', count - out.length, 'STREAMS', this.key, '>')) as Array<
+            [string, StreamEntry[]]
+          > | null;
           for (const [, entries] of fresh ?? []) push(entries);
         }
       } catch (e) {
