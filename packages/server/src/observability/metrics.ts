@@ -121,7 +121,7 @@ export class Metrics {
   });
   readonly webhookInFlight = new Gauge({
     name: 'switchboard_webhook_in_flight',
-    help: 'Webhook events this node is appending to the outbox or delivering',
+    help: 'Webhook deliveries this node has in progress or waiting for a retry',
     registers: [this.registry],
   });
   readonly tracingExportFailures = new Counter({
