@@ -35,7 +35,7 @@ import { globToRegExp, toRaw } from './node/values.js';
 import { PayloadValidators } from './auth/schemas.js';
 import { VERSION } from './version.js';
 import { NodeWebhooks } from './node/webhooks.js';
-import { tracedBroker } from './node/traced-broker.js';
+import { fanoutHandler, tracedBroker } from './node/tracing-paths.js';
 import { Tracing } from './observability/tracing.js';
 
 /**
@@ -112,7 +112,7 @@ export class Switchboard {
       engine: this.engine,
       hub: this.hub,
       nodeId: this.nodeId,
-      namespaceOf: (ch) => this.webhookNamespace(ch),
+      channels: this.channelRules,
       metrics: this.metrics,
       log: this.log,
     });
@@ -191,7 +191,7 @@ export class Switchboard {
     this.started = true;
     await this.engine.start(
       {
-        onPublication: this.fanout(),
+        onPublication: fanoutHandler(this.hub, this.tracing),
         onJoin: (ch, info) => this.hub.join(ch, info),
         onLeave: (ch, info) => this.hub.leave(ch, info),
         onControl: (msg) => this.control.apply(msg),
@@ -423,28 +423,6 @@ export class Switchboard {
     this.webhooks?.stop();
     await this.engine.close();
     await this.tracing?.shutdown();
-  }
-
-  /** Fan-out of one publication on this node: one span per publication when tracing is on, the plain call when off. */
-  private fanout(): (ch: string, pub: Publication) => void {
-    const hub = this.hub;
-    const t = this.tracing;
-    if (!t) return (ch, pub) => hub.publish(ch, pub);
-    return (ch, pub) =>
-      t.runSync(
-        'fanout',
-        { 'messaging.destination.name': ch, 'switchboard.offset': pub.offset, 'switchboard.subscribers': hub.numSubscribers(ch) },
-        () => hub.publish(ch, pub),
-      );
-  }
-
-  /** A channel's namespace for webhook filters ('' = none), undefined for a name no namespace takes. */
-  private webhookNamespace(channel: string): string | undefined {
-    try {
-      return this.channelRules.resolve(channel).namespace;
-    } catch {
-      return undefined;
-    }
   }
 
   private ensureStarted(): void {

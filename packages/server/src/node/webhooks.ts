@@ -13,7 +13,8 @@ export interface NodeWebhooksDeps {
   readonly engine: Engine;
   readonly hub: Hub;
   readonly nodeId: string;
-  readonly namespaceOf: (channel: string) => string | undefined;
+  /** Namespace of a channel (throws for a name no namespace takes). */
+  readonly channels: { resolve(channel: string): { readonly namespace: string } };
   readonly metrics: Metrics;
   readonly log: Logger;
 }
@@ -53,7 +54,13 @@ export class NodeWebhooks {
       occupancy: deps.engine.occupancy ?? new MemoryOccupancy(),
       dispatcher: this.dispatcher,
       node: deps.nodeId,
-      namespaceOf: deps.namespaceOf,
+      namespaceOf: (channel) => {
+        try {
+          return deps.channels.resolve(channel).namespace;
+        } catch {
+          return undefined;
+        }
+      },
       localChannels: () => deps.hub.channelNames(),
       occupancyTtlMs: Math.max(1000, config.engine.redis.node_info_ttl),
       metrics: deps.metrics,
