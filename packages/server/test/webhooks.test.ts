@@ -177,14 +177,24 @@ test('no endpoint configured: no webhook machinery, no outbox entries', async (t
   assert.equal(await metric(node.sb, 'switchboard_webhook_events_total', {}), 0);
 });
 
-test('an endpoint without any secret is refused at start with a clear error', () => {
+test('an endpoint without any secret, or with a URL that is not http(s), is refused with a clear error', () => {
   return import('../src/node.js').then(({ Switchboard }) => {
     assert.throws(
       () =>
         new Switchboard({
           config: { log: { level: 'error' }, webhooks: { endpoints: [{ name: 'x', url: 'http://127.0.0.1:1/', events: ['connect'] }] } },
         }),
-      /webhooks\.endpoints\[x\]: a secret is needed/,
+      /webhooks\.endpoints\.0\.secret: needed to sign deliveries/,
+    );
+    assert.throws(
+      () =>
+        new Switchboard({
+          config: {
+            log: { level: 'error' },
+            webhooks: { secret: 's', endpoints: [{ name: 'x', url: 'ftp://example.com/', events: ['connect'] }] },
+          },
+        }),
+      /webhooks\.endpoints\.0\.url: must be an http:\/\/ or https:\/\/ URL/,
     );
   });
 });

@@ -33,10 +33,6 @@ export class NodeWebhooks {
   static create(config: Config, deps: NodeWebhooksDeps): NodeWebhooks | undefined {
     const cfg = config.webhooks;
     if (cfg.endpoints.length === 0) return undefined;
-    for (const e of cfg.endpoints) {
-      if (!(e.secret || cfg.secret))
-        throw new Error(`webhooks.endpoints[${e.name}]: a secret is needed (webhooks.secret or the endpoint's own)`);
-    }
     if (!deps.engine.outbox) deps.log.warn('the engine has no webhook outbox: events are kept in this process only');
     return new NodeWebhooks(config, deps);
   }
