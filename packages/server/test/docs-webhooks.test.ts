@@ -40,7 +40,11 @@ test('docs/WEBHOOKS.md: the receiver verifies signatures, refuses forgeries and 
   const c = await RawClient.open(t, node);
   await c.connect(await mintToken(SECRET, { sub: 'dora' }));
   assert.ok((await c.command('subscribe', { channel: 'news' })).subscribe);
-  await until('the receiver prints both events', 15_000, () => /connect dora/.test(receiver.stdout()) && /subscribe dora news/.test(receiver.stdout()));
+  await until(
+    'the receiver prints both events',
+    15_000,
+    () => /connect dora/.test(receiver.stdout()) && /subscribe dora news/.test(receiver.stdout()),
+  );
   await until('both acknowledged', 5000, async () => (await node.sb.engine.outbox!.size()) === 0);
   assert.equal(receiver.stdout().trim().split('\n').length, 2, receiver.stdout());
 });

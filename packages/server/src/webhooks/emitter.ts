@@ -118,13 +118,15 @@ export class WebhookEmitter {
     if (endpoints.length === 0) return;
     const ns = channel === undefined ? undefined : this.d.namespaceOf(channel);
     let body: string | undefined;
+    let id = '';
     for (const ep of endpoints) {
       if (channel !== undefined && !matches(ep, ns)) continue;
       if (body === undefined) {
-        const ev: WebhookEvent = { id: randomUUID(), type, time: Date.now(), node: this.d.node, client: s?.id, user: s?.user, channel };
+        id = randomUUID();
+        const ev: WebhookEvent = { id, type, time: Date.now(), node: this.d.node, client: s?.id, user: s?.user, channel };
         body = JSON.stringify(ev);
       }
-      this.append(type, { e: ep.name, b: body });
+      this.append(type, { e: ep.name, i: id, t: type, b: body });
     }
   }
 

@@ -17,6 +17,11 @@ export interface WebhookEvent {
 
 /** How an event is kept in the outbox: the endpoint's name and the body, signed at each attempt. */
 export interface OutboxRecord {
+  /** Endpoint name. */
   readonly e: string;
+  /** Event id and type (also in the body), so a delivery needs no parse of the body. */
+  readonly i: string;
+  readonly t: WebhookEventType;
+  /** The body, sent as is. */
   readonly b: string;
 }
