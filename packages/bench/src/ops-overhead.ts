@@ -146,14 +146,19 @@ async function main(): Promise<void> {
       for (const v of order) {
         const s = await measure(v, sinkPort, dir);
         samples.get(v)!.push(s);
-        process.stderr.write(`round ${r + 1} ${v}: connect ${s.connectUs.toFixed(0)} µs CPU/client, fan-out ${s.fanoutUs.toFixed(0)} µs CPU/publication\n`);
+        process.stderr.write(
+          `round ${r + 1} ${v}: connect ${s.connectUs.toFixed(0)} µs CPU/client, fan-out ${s.fanoutUs.toFixed(0)} µs CPU/publication\n`,
+        );
       }
     }
   } finally {
     await sink.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-  const base = { connect: median(samples.get('plain')!.map((s) => s.connectUs)), fanout: median(samples.get('plain')!.map((s) => s.fanoutUs)) };
+  const base = {
+    connect: median(samples.get('plain')!.map((s) => s.connectUs)),
+    fanout: median(samples.get('plain')!.map((s) => s.fanoutUs)),
+  };
   const lines = [
     `${SUBS} subscribers on one channel, ${PUBS} API publishes, ${ROUNDS} rounds; server CPU (process tree), medians`,
     '',
