@@ -90,6 +90,8 @@ async function subscribe(port: number): Promise<{ socks: WebSocket[]; received: 
       ws.on('message', (d: Buffer) => {
         for (const line of d.toString().split('\n')) {
           if (line.includes('"pub"')) received++;
+          else if (line === '{}')
+            ws.send('{}'); // the server's ping: answer, or it disconnects us (3012)
           else if (line.startsWith('{"id":2')) {
             if (++done === SUBS) resolve();
             else one();
@@ -118,7 +120,11 @@ async function measure(v: Variant, sinkPort: number, dir: string): Promise<Sampl
       });
       await r.arrayBuffer();
     }
-    while (received() < PUBS * SUBS) await sleep(20);
+    const deadline = Date.now() + 300_000;
+    while (received() < PUBS * SUBS) {
+      if (Date.now() > deadline) throw new Error(`${v}: ${received()} of ${PUBS * SUBS} deliveries after 5 minutes`);
+      await sleep(20);
+    }
     const c2 = treeCpuSeconds(proc.pid);
     for (const s of socks) s.terminate();
     return { connectUs: ((c1 - c0) / SUBS) * 1e6, fanoutUs: ((c2 - c1) / PUBS) * 1e6 };

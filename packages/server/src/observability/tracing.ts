@@ -38,7 +38,8 @@ class CountingExporter implements SpanExporter {
       if (r.code !== ExportResultCode.SUCCESS) {
         this.metrics.tracingExportFailures.inc();
         const now = Date.now();
-        if (now - this.lastLog > 60_000) {
+        // The first failure, then at most one line every ten minutes: a collector that is down is said once, not per batch.
+        if (this.lastLog === 0 || now - this.lastLog > 600_000) {
           this.lastLog = now;
           this.log.warn(
             { err: r.error?.message, spans: spans.length },
@@ -148,7 +149,16 @@ export class Tracing {
     return this.provider.forceFlush();
   }
 
+  /** Exports what is left, waiting at most two seconds (a collector that is away must not hold up a node's exit). */
   async shutdown(): Promise<void> {
-    await this.provider.shutdown().catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.provider.shutdown().catch(() => undefined),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, 2000);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
   }
 }
