@@ -250,15 +250,15 @@ export const ConfigSchema = Obj({
     ),
     /** Per delivery attempt. */
     timeout: Duration('5s'),
-    max_attempts: Int(10),
+    max_attempts: Type.Integer({ default: 10, minimum: 1 }),
     retry_min_delay: Duration('500ms'),
     retry_max_delay: Duration('30s'),
     /** Undelivered events the outbox keeps (cluster-wide on Redis); events beyond are dropped and counted. */
-    outbox_max_size: Int(100000),
+    outbox_max_size: Type.Integer({ default: 100000, minimum: 1 }),
     /** Events on their way into the outbox from this node; beyond, dropped and counted (nothing waits for the outbox). */
-    max_pending_appends: Int(10000),
+    max_pending_appends: Type.Integer({ default: 10000, minimum: 1 }),
     /** Deliveries in flight from this node. */
-    concurrency: Int(16),
+    concurrency: Type.Integer({ default: 16, minimum: 1 }),
     /** How often a node looks for events in the outbox when it queued none itself. */
     poll_interval: Duration('500ms'),
     /** An event claimed by a node and untouched this long (the node died) is delivered by another. */
