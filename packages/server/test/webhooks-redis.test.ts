@@ -18,10 +18,11 @@ import { WebhookReceiver } from './helpers/webhook-receiver.js';
 
 const HOOK_SECRET = 'webhook-redis-secret';
 
-function nodeConfig(prefix: string, webhooks: Record<string, unknown>): Record<string, unknown> {
+/** node_info_ttl is also how long a node's occupancy lives without a refresh: short only where a dead node is the point. */
+function nodeConfig(prefix: string, webhooks: Record<string, unknown>, nodeInfoTtl = '10s'): Record<string, unknown> {
   return {
     channel: { without_namespace: { allow_subscribe_for_client: true } },
-    engine: { type: 'redis', redis: { address: SHARED_REDIS, prefix, node_info_ttl: '2s' } },
+    engine: { type: 'redis', redis: { address: SHARED_REDIS, prefix, node_info_ttl: nodeInfoTtl } },
     webhooks: { secret: HOOK_SECRET, retry_min_delay: '50ms', retry_max_delay: '200ms', poll_interval: '100ms', ...webhooks },
   };
 }
@@ -71,8 +72,8 @@ test("a dead node's channel is vacated by a live node once its occupancy lapses"
   const rcv = await WebhookReceiver.start(t, HOOK_SECRET);
   const prefix = uniquePrefix('wh-dead');
   const endpoints = [{ name: 'occ', url: rcv.url, events: ['channel_occupied', 'channel_vacated'] }];
-  const a = await redisNode(t, nodeConfig(prefix, { endpoints }));
-  const b = await redisNode(t, nodeConfig(prefix, { endpoints }));
+  const a = await redisNode(t, nodeConfig(prefix, { endpoints }, '2s'));
+  const b = await redisNode(t, nodeConfig(prefix, { endpoints }, '2s'));
   const ca = await client(t, a, 'ann');
   assert.ok((await ca.command('subscribe', { channel: 'lonely' })).subscribe);
   await waitFor(rcv, 'event', { ms: 10_000, filter: (e: any) => e.type === 'channel_occupied' });
