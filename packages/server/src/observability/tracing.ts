@@ -11,7 +11,7 @@ import {
 } from '@opentelemetry/api';
 import { ExportResultCode, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
+import { Resource, detectResourcesSync, envDetectorSync } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -89,9 +89,10 @@ export class Tracing {
   private constructor(opts: TracingOptions, nodeId: string, exporter: SpanExporter, metrics: Metrics, log: Logger) {
     this.api = opts.api;
     this.client = opts.client;
-    const resource = defaultResource()
-      .merge(resourceFromAttributes({ 'service.name': 'switchboard', 'service.instance.id': nodeId }))
-      .merge(detectResources({ detectors: [envDetector] }));
+    // The 1.x SDK line: it supports every Node the project states (2.x needs Node >= 20.6).
+    const resource = Resource.default()
+      .merge(new Resource({ 'service.name': 'switchboard', 'service.instance.id': nodeId }))
+      .merge(detectResourcesSync({ detectors: [envDetectorSync] }));
     this.provider = new BasicTracerProvider({
       resource,
       spanProcessors: [new BatchSpanProcessor(new CountingExporter(exporter, metrics, log))],
