@@ -36,8 +36,13 @@ export type {
   ControlMessage,
   NodeInfo,
   ConnectionDescription,
+  WebhookOutbox,
+  OutboxEntry,
+  ChannelOccupancy,
 } from './engine/types.js';
 export { EngineUnavailableError, type UnavailableKind } from './engine/errors.js';
 export { MemoryEngine } from './engine/memory/engine.js';
 export type * from './session/hooks.js';
 export { VERSION } from './version.js';
+export { WebhookHeaders, signWebhook, verifyWebhook } from './webhooks/sign.js';
+export type { WebhookEvent, WebhookEventType } from './webhooks/event.js';

@@ -5,8 +5,8 @@ import { TokenVerifier } from './auth/jwt.js';
 import { loadConfig, type Config } from './config/load.js';
 import { MemoryEngine } from './engine/memory/engine.js';
 import { DEFAULT_REVOCATION_TTL_MS } from './engine/defaults.js';
-import type { Engine, NodeInfo, PublishResult, ServerSubscribeOptions } from './engine/types.js';
-import { Hub } from './hub/hub.js';
+import type { Broker, Engine, NodeInfo, PublishResult, ServerSubscribeOptions } from './engine/types.js';
+import { Hub, type Subscriber } from './hub/hub.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { Disconnects, Errors, ReplyError, type Disconnect } from './protocol/codes.js';
@@ -42,6 +42,9 @@ import { PayloadValidators } from './auth/schemas.js';
 import { VERSION } from './version.js';
 import type { FileService } from './files/service.js';
 import { filesPrefix, mountFiles } from './files/mount.js';
+import { NodeWebhooks } from './node/webhooks.js';
+import { fanoutHandler, tracedBroker } from './node/tracing-paths.js';
+import { Tracing } from './observability/tracing.js';
 
 /**
  * A Switchboard node: wires config, engine, hub, sessions and transport,
@@ -87,6 +90,11 @@ export class Switchboard {
   private readonly ctx: SessionContext;
   /** Resumable uploads and downloads under `files.path` (files.enabled; loaded by start()), their tokens and signed URLs. */
   files: FileService | undefined;
+  /** OpenTelemetry tracing; undefined (nothing traced, nothing paid) unless `opentelemetry.enabled`. */
+  readonly tracing: Tracing | undefined;
+  private readonly webhooks: NodeWebhooks | undefined;
+  /** The engine's broker, traced when tracing is on. */
+  private readonly broker: Broker;
 
   constructor(opts: SwitchboardOptions = {}) {
     const loaded = opts.resolvedConfig ? undefined : loadConfig({ object: opts.config ?? {} });
@@ -115,6 +123,16 @@ export class Switchboard {
       serving: () => this.started && !this.draining,
     });
     this.subscriptions = new ChannelSubscriptions(this.hub, this.engine.broker, this.log);
+    this.tracing = Tracing.create(c.opentelemetry, this.nodeId, this.metrics, this.log);
+    this.broker = this.tracing ? tracedBroker(this.tracing, this.engine.broker) : this.engine.broker;
+    this.webhooks = NodeWebhooks.create(c, {
+      engine: this.engine,
+      hub: this.hub,
+      nodeId: this.nodeId,
+      channels: this.channelRules,
+      metrics: this.metrics,
+      log: this.log,
+    });
     this.control = new ControlApplier({
       // Sessions are the hub's only clients; the applier sees them through its narrow interface.
       find: (target) => this.hub.matching(target) as Session[],
@@ -160,6 +178,11 @@ export class Switchboard {
     const heartbeats = this.heartbeats;
     const limits = this.limits;
     const engine = this.engine;
+    const subscribers = {
+      add: (sub: Subscriber) => this.subscriptions.add(sub),
+      remove: (sub: Subscriber) => this.subscriptions.remove(sub),
+      encodes: this.hub.encodes,
+    };
     this.ctx = {
       options: c.client,
       node: { id: this.nodeId, version: this.version },
@@ -171,22 +194,21 @@ export class Switchboard {
         add: (s) => {
           hub.addClient(s);
           heartbeats.add(s);
+          this.webhooks?.sessionConnected(s);
         },
         remove: (s) => {
           heartbeats.remove(s);
           hub.removeClient(s);
+          this.webhooks?.sessionRemoved(s);
         },
         closed: (s) => {
           this.sessions.delete(s as Session);
           this.gate.closed(s.ip);
         },
       },
-      subscribers: {
-        add: (sub) => this.subscriptions.add(sub),
-        remove: (sub) => this.subscriptions.remove(sub),
-        encodes: this.hub.encodes,
-      },
-      engine,
+      subscribers: this.webhooks ? this.webhooks.subscribers(subscribers) : subscribers,
+      engine: this.tracing ? { broker: this.broker, history: engine.history, presence: engine.presence } : engine,
+      tracing: this.tracing?.client ? this.tracing : undefined,
       credentials: {
         tokens: this.tokens,
         subTokens: this.subTokens,
@@ -211,7 +233,7 @@ export class Switchboard {
     this.started = true;
     await this.engine.start(
       {
-        onPublication: (ch, pub) => this.hub.publish(ch, pub),
+        onPublication: fanoutHandler(this.hub, this.tracing),
         onJoin: (ch, info) => this.hub.join(ch, info),
         onLeave: (ch, info) => this.hub.leave(ch, info),
         onControl: (msg) => {
@@ -224,6 +246,7 @@ export class Switchboard {
     );
     this.heartbeats.start();
     if (this.config.files.enabled) await this.startFiles();
+    this.webhooks?.start();
     const registry = this.engine.nodes;
     if (registry) {
       const announce = (): void => {
@@ -316,7 +339,7 @@ export class Switchboard {
     this.ensureStarted();
     const ns = this.namespaceOf(channel);
     const raw = toRaw(data);
-    const res = await this.engine.broker.publish(channel, raw, {
+    const res = await this.broker.publish(channel, raw, {
       historySize: opts.skipHistory ? 0 : ns.history_size,
       historyTtlMs: opts.skipHistory ? 0 : ns.history_ttl,
       historyMetaTtlMs: ns.history_meta_ttl,
@@ -516,7 +539,9 @@ export class Switchboard {
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.endpoint.close();
     this.uni.close();
+    this.webhooks?.stop();
     await this.engine.close();
+    await this.tracing?.shutdown();
   }
 
   private ensureStarted(): void {

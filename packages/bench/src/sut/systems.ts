@@ -128,6 +128,25 @@ export interface SwitchboardVariant {
   redis?: boolean;
   /** The clients' encoding: JSON (default) or Protobuf. */
   kind?: ClientKind;
+  /** OpenTelemetry tracing on, exporting to an OTLP/HTTP sink the harness starts. */
+  traced?: boolean;
+  /** Webhooks for every event kind, delivered to the same sink. */
+  webhooks?: boolean;
+}
+
+/** Config and environment for the tracing/webhook variants, pointing at the sink on `sinkPort`. */
+function opsConfig(v: SwitchboardVariant, sinkPort: number): { cfg: Record<string, unknown>; env: NodeJS.ProcessEnv } {
+  const cfg: Record<string, unknown> = {};
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (v.traced) {
+    cfg.opentelemetry = { enabled: true };
+    env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = `http://127.0.0.1:${sinkPort}/v1/traces`;
+  }
+  if (v.webhooks) {
+    const events = ['connect', 'disconnect', 'subscribe', 'unsubscribe', 'channel_occupied', 'channel_vacated'];
+    cfg.webhooks = { secret: 'bench-webhook-secret', endpoints: [{ name: 'sink', url: `http://127.0.0.1:${sinkPort}/hook`, events }] };
+  }
+  return { cfg, env };
 }
 
 function redisServerPath(): string | undefined {
@@ -181,7 +200,9 @@ function switchboard(name: string, v: SwitchboardVariant, describe: string): Sys
       const port = await freePort();
       const dir = mkdtempSync(join(tmpdir(), 'switchboard-bench-'));
       let redis: Spawned | undefined;
+      let sink: Spawned | undefined;
       const cleanup = async (): Promise<void> => {
+        await sink?.stop();
         await redis?.stop();
         rmSync(dir, { recursive: true, force: true });
       };
@@ -203,11 +224,18 @@ function switchboard(name: string, v: SwitchboardVariant, describe: string): Sys
           ]);
           for (let i = 0; i < 50 && !redis.tail().includes('Ready to accept'); i++) await sleep(100);
         }
+        let ops: { cfg: Record<string, unknown>; env?: NodeJS.ProcessEnv } = { cfg: {} };
+        if (v.traced || v.webhooks) {
+          const sinkPort = await freePort();
+          sink = spawnTracked(process.execPath, [here('../peers/sink.js'), '--port', String(sinkPort)]);
+          await waitHealthy(sink, `http://127.0.0.1:${sinkPort}/health`, 10_000);
+          ops = opsConfig(v, sinkPort);
+        }
         const configPath = join(dir, 'config.json');
-        writeFileSync(configPath, JSON.stringify(switchboardConfig(port, opts, redisPort)));
+        writeFileSync(configPath, JSON.stringify({ ...switchboardConfig(port, opts, redisPort), ...ops.cfg }));
         const args = [SWITCHBOARD_CLI, 'serve', '--config', configPath];
         if (v.workers && v.workers > 1) args.push('--workers', String(v.workers));
-        const proc = spawnTracked(process.execPath, ['--expose-gc', '--import', GC_ON_SIGNAL, ...args]);
+        const proc = spawnTracked(process.execPath, ['--expose-gc', '--import', GC_ON_SIGNAL, ...args], ops.env);
         await waitHealthy(proc, `http://127.0.0.1:${port}/health`, 20_000);
         const heap = async (): Promise<number | undefined> => {
           // prom-client default metrics, if the server exposes them
@@ -249,6 +277,9 @@ export const SYSTEMS: SystemDef[] = [
   switchboard('switchboard-redis', { redis: true }, 'Switchboard, Redis engine (local redis-server)'),
   switchboard('switchboard-w6', { workers: 6, redis: true }, 'Switchboard, --workers 6 (node:cluster, Redis engine)'),
   switchboard('switchboard-w2', { workers: 2, redis: true }, 'Switchboard, --workers 2 (one per core; node:cluster, Redis engine)'),
+  switchboard('switchboard-traced', { traced: true }, 'Switchboard, memory engine, OpenTelemetry tracing on (OTLP/HTTP to a local sink)'),
+  switchboard('switchboard-webhooks', { webhooks: true }, 'Switchboard, memory engine, webhooks for every event (to a local sink)'),
+  switchboard('switchboard-ops', { traced: true, webhooks: true }, 'Switchboard, memory engine, tracing and webhooks on'),
   peer('raw-ws', 'raw-ws-server.js', 'raw', 'naive ws broadcast: Map<channel, Set<ws>>, send() each'),
   peer('socketio-ws', 'socketio-server.js', 'socketio', 'Socket.IO 4, websocket transport only, rooms', ['websocket']),
   peer('socketio', 'socketio-server.js', 'socketio', 'Socket.IO 4, default transports (polling → websocket)'),

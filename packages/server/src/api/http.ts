@@ -4,6 +4,7 @@ import { stringify } from '../protocol/json.js';
 import type { Switchboard } from '../node.js';
 import { execute, executeChecked, type ApiReply } from './executor.js';
 import { declareApiRoutes, parseBody } from './routes.js';
+import { SpanKind } from '@opentelemetry/api';
 
 export interface HttpApiOptions {
   /** Serve `/api` routes (false on a port meant for health and metrics only). */
@@ -31,6 +32,11 @@ function apiKeyOf(req: FastifyRequest): string | undefined {
     if (m) return m[1];
   }
   return undefined;
+}
+
+/** An API reply's error, as a span's status message. */
+function apiFailure(r: ApiReply): string | undefined {
+  return 'error' in r ? `${r.error.code} ${r.error.message}` : undefined;
 }
 
 function sendJson(reply: FastifyReply, status: number, body: unknown): FastifyReply {
@@ -101,7 +107,11 @@ export function httpApiPlugin(sb: Switchboard, opts: HttpApiOptions = {}) {
         },
 
         async command(method, req, reply) {
-          const r: ApiReply = await executeChecked(sb, method, req.body, req.validationError?.validation);
+          const run = (): Promise<ApiReply> => executeChecked(sb, method, req.body, req.validationError?.validation);
+          const t = sb.tracing;
+          const r: ApiReply = t?.api
+            ? await t.run(`api ${method}`, SpanKind.SERVER, { 'rpc.method': method }, run, t.fromHeaders(req.headers), apiFailure)
+            : await run();
           // Centrifugo's BatchResponse is `{"replies": [...]}` at the top level, not inside `result`.
           if (method === 'batch' && 'result' in r) return sendJson(reply, 200, r.result);
           return sendJson(reply, 200, r);

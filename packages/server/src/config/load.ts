@@ -172,6 +172,14 @@ function checkSemantics(c: Config, problems: string[]): void {
   if (c.client.pong_timeout >= c.client.ping_interval && c.client.ping_interval > 0) {
     problems.push('client.pong_timeout: must be shorter than client.ping_interval');
   }
+  const hookNames = new Set<string>();
+  c.webhooks.endpoints.forEach((e, i) => {
+    if (!e.secret && !c.webhooks.secret)
+      problems.push(`webhooks.endpoints.${i}.secret: needed to sign deliveries (or set webhooks.secret)`);
+    if (hookNames.has(e.name)) problems.push(`webhooks.endpoints.${i}.name: duplicate endpoint name "${e.name}"`);
+    hookNames.add(e.name);
+    if (!/^https?:\/\//.test(e.url)) problems.push(`webhooks.endpoints.${i}.url: must be an http:// or https:// URL`);
+  });
 }
 
 /** "Expected union value" says nothing: name the allowed values or the duration format. */

@@ -312,6 +312,54 @@ export const ConfigSchema = Obj({
     /** How often each node looks for expired uploads (0s = never). */
     cleanup_interval: Duration('10m'),
   }),
+  /** Switchboard: signed HTTP webhooks for connection, subscription and channel occupancy events (docs/WEBHOOKS.md). */
+  webhooks: Obj({
+    /** HMAC-SHA256 key for the X-Switchboard-Signature header of every delivery ('' = the endpoint's own secret must be set). */
+    secret: Str(''),
+    endpoints: Type.Array(
+      Type.Object(
+        {
+          name: Type.String({ minLength: 1 }),
+          url: Type.String({ minLength: 1 }),
+          events: Type.Array(
+            Type.Union(
+              ['connect', 'disconnect', 'subscribe', 'unsubscribe', 'channel_occupied', 'channel_vacated'].map((e) => Type.Literal(e)),
+            ),
+            { default: [] },
+          ),
+          /** Channel events only for these namespaces ('' = channels without a namespace); empty = every channel. */
+          namespaces: Type.Array(Type.String(), { default: [] }),
+          /** This endpoint's own signing key (default: webhooks.secret). */
+          secret: Str(''),
+        },
+        { additionalProperties: false },
+      ),
+      { default: [] },
+    ),
+    /** Per delivery attempt. */
+    timeout: Duration('5s'),
+    max_attempts: Type.Integer({ default: 10, minimum: 1 }),
+    retry_min_delay: Duration('500ms'),
+    retry_max_delay: Duration('30s'),
+    /** Undelivered events the outbox keeps (cluster-wide on Redis); events beyond are dropped and counted. */
+    outbox_max_size: Type.Integer({ default: 100000, minimum: 1 }),
+    /** Events on their way into the outbox from this node; beyond, dropped and counted (nothing waits for the outbox). */
+    max_pending_appends: Type.Integer({ default: 10000, minimum: 1 }),
+    /** Deliveries in flight from this node. */
+    concurrency: Type.Integer({ default: 16, minimum: 1 }),
+    /** How often a node looks for events in the outbox when it queued none itself. */
+    poll_interval: Duration('500ms'),
+    /** An event claimed by a node and untouched this long (the node died) is delivered by another. */
+    reclaim_after: Duration('60s'),
+  }),
+  /** Traces over OTLP/HTTP, exporter set by the standard OTEL_* variables (docs/TRACING.md); Centrifugo v6 key names. */
+  opentelemetry: Obj({
+    enabled: Bool(false),
+    /** Trace HTTP server API calls. */
+    api: Bool(true),
+    /** Switchboard: trace client commands. */
+    client: Bool(true),
+  }),
   /** Switchboard: node:cluster workers for `serve` (0 = one process). */
   workers: Int(0),
 });

@@ -189,6 +189,50 @@ export interface RevocationStore {
   isRevoked(token: TokenIdentity): Promise<boolean>;
 }
 
+/** One event waiting in the webhook outbox: its outbox id and the text it was appended with. */
+export interface OutboxEntry {
+  readonly id: string;
+  readonly body: string;
+}
+
+/**
+ * The webhook outbox: events kept until a node acks their delivery, so a
+ * delivery survives the node that queued it (Redis: a stream with a
+ * consumer group). Bounded: an append to a full outbox is refused.
+ */
+export interface WebhookOutbox {
+  /** Appends an entry; false when the outbox holds `maxSize` undelivered entries already (nothing appended). */
+  append(body: string, maxSize: number): Promise<boolean>;
+  /**
+   * Hands `consumer` up to `count` entries: new ones, and ones claimed by any
+   * consumer (a dead node's too) and neither acked nor touched for `reclaimAfterMs`.
+   */
+  claim(consumer: string, count: number, reclaimAfterMs: number): Promise<OutboxEntry[]>;
+  /** The consumer still works on these (resets their idle time, so no one reclaims them). */
+  touch(consumer: string, ids: readonly string[]): Promise<void>;
+  /** Delivered (or given up): removes them. */
+  ack(ids: readonly string[]): Promise<void>;
+  /** Undelivered entries, claimed or not. */
+  size(): Promise<number>;
+}
+
+/**
+ * Which nodes have subscribers of a channel, cluster-wide, so "occupied"
+ * (first subscriber anywhere) and "vacated" (last one anywhere) are told once.
+ * A node's entries lapse after a TTL unless it refreshes them, so a dead node
+ * does not keep a channel occupied for ever.
+ */
+export interface ChannelOccupancy {
+  /** This node has the channel's first local subscriber; true when no node had one before. */
+  occupy(channel: string, node: string): Promise<boolean>;
+  /** This node's last local subscriber left; true when no node has one now. */
+  vacate(channel: string, node: string): Promise<boolean>;
+  /** Keeps this node's entries alive; returns the channels it occupied again from empty (its entries had lapsed). */
+  refresh(channels: readonly string[], node: string): Promise<string[]>;
+  /** Drops lapsed entries of dead nodes; returns the channels left with no node (vacated), each returned to one caller only. */
+  sweep(): Promise<string[]>;
+}
+
 /** What an engine is given when it starts: where to deliver, and the embedder's logger. */
 export interface EngineStartOptions {
   readonly log?: Logger;
@@ -208,6 +252,10 @@ export interface Engine {
   /** Absent: per-user limits are node-local. */
   readonly limiter?: SharedLimiter;
   readonly revocations: RevocationStore;
+  /** Absent: webhooks fall back to an outbox in this process (lost with it). */
+  readonly outbox?: WebhookOutbox;
+  /** Absent: occupancy is this node's own view. */
+  readonly occupancy?: ChannelOccupancy;
   /** Connects, starts delivering to `handlers`, and logs through `opts.log` from then on. */
   start(handlers: EngineHandlers, opts?: EngineStartOptions): Promise<void>;
   /** False while the engine cannot serve (e.g. Redis down). */

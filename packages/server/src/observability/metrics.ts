@@ -130,6 +130,34 @@ export class Metrics {
     help: 'Unfinished uploads deleted after files.expire_after',
     registers: [this.registry],
   });
+  // Webhooks (docs/WEBHOOKS.md) and tracing (docs/TRACING.md).
+  readonly webhookEvents = new Counter({
+    name: 'switchboard_webhook_events_total',
+    help: 'Webhook events by type and what became of them on the way into the outbox (queued, dropped_full, dropped_pending, dropped_error)',
+    labelNames: ['event', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly webhookDeliveries = new Counter({
+    name: 'switchboard_webhook_deliveries_total',
+    help: 'Webhook delivery attempts by endpoint and result (ok, retry, failed)',
+    labelNames: ['endpoint', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly webhookOutbox = new Gauge({
+    name: 'switchboard_webhook_outbox_size',
+    help: 'Undelivered webhook events in the outbox (cluster-wide on Redis), as this node last read it',
+    registers: [this.registry],
+  });
+  readonly webhookInFlight = new Gauge({
+    name: 'switchboard_webhook_in_flight',
+    help: 'Webhook deliveries this node has in progress or waiting for a retry',
+    registers: [this.registry],
+  });
+  readonly tracingExportFailures = new Counter({
+    name: 'switchboard_tracing_export_failures_total',
+    help: 'Span batches the OTLP exporter could not deliver',
+    registers: [this.registry],
+  });
 
   constructor(defaults = true) {
     // Unprefixed (process_*, nodejs_*), as dashboards for Node services expect.

@@ -5,6 +5,7 @@ import type { Broker, HistoryStore, PresenceManager } from '../engine/types.js';
 import type { HubClient, Subscriber } from '../hub/hub.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { Tracing } from '../observability/tracing.js';
 import type { Heartbeat } from '../transport/heartbeat.js';
 import type { Hooks } from './hooks.js';
 import type { LogOnce } from './ratelimit.js';
@@ -105,4 +106,6 @@ export interface SessionContext {
   readonly payloads: PayloadChecks;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** Set when client commands are traced (opentelemetry.enabled and .client); absent, commands run untraced. */
+  readonly tracing?: Tracing;
 }

@@ -19,6 +19,7 @@ import { CredentialLease } from './lease.js';
 import { HANDLERS, type CommandSession, type Reply } from './handlers.js';
 import type { ClientContext, Json } from './hooks.js';
 import { SubscriptionSet, type SubscribeRequest } from './subscriptions.js';
+import { SpanKind } from '@opentelemetry/api';
 
 export type { SubscribeRequest } from './subscriptions.js';
 
@@ -182,7 +183,12 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     let result = 'ok';
     try {
       if (method !== 'connect') this.guard.command();
-      const reply = await this.dispatch(method, params);
+      const t = this.ctx.tracing;
+      const reply = t
+        ? await t.run(`client ${method}`, SpanKind.SERVER, { 'rpc.method': method, 'enduser.id': this.user }, () =>
+            this.dispatch(method, params),
+          )
+        : await this.dispatch(method, params);
       this.guard.passed();
       if (this.state === 'closed') return;
       if (method !== 'send') this.writer.enqueue(this.codec.reply(id, method, reply.result));

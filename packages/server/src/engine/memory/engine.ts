@@ -1,6 +1,8 @@
 import type { Engine, EngineHandlers, EngineStartOptions } from '../types.js';
 import { MemoryBroker } from './broker.js';
 import { DEFAULT_META_TTL_MS, MemoryHistory } from './history.js';
+import { MemoryOccupancy } from './occupancy.js';
+import { MemoryOutbox } from './outbox.js';
 import { MemoryPresence } from './presence.js';
 import { MemoryRevocations } from './revocations.js';
 
@@ -18,6 +20,8 @@ export class MemoryEngine implements Engine {
   readonly broker: MemoryBroker;
   readonly presence = new MemoryPresence();
   readonly revocations = new MemoryRevocations();
+  readonly outbox = new MemoryOutbox();
+  readonly occupancy = new MemoryOccupancy();
   private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: MemoryEngineOptions = {}) {

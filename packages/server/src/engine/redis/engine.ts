@@ -6,6 +6,8 @@ import { RedisBroker } from './broker.js';
 import { RedisHistory } from './history.js';
 import { RedisLimiter } from './limiter.js';
 import { RedisNodes } from './nodes.js';
+import { RedisOccupancy } from './occupancy.js';
+import { RedisOutbox } from './outbox.js';
 import { RedisPresence } from './presence.js';
 import { RedisRevocations } from './revocations.js';
 
@@ -30,6 +32,8 @@ export class RedisEngine implements Engine {
   readonly nodes: RedisNodes;
   readonly limiter: RedisLimiter;
   readonly revocations: RedisRevocations;
+  readonly outbox: RedisOutbox;
+  readonly occupancy: RedisOccupancy;
   private readonly backend: RedisBackend;
 
   constructor(config: Config, opts: RedisEngineOptions = {}) {
@@ -41,6 +45,8 @@ export class RedisEngine implements Engine {
     this.nodes = new RedisNodes(b, this.broker);
     this.limiter = new RedisLimiter(b);
     this.revocations = new RedisRevocations(b);
+    this.outbox = new RedisOutbox(b);
+    this.occupancy = new RedisOccupancy(b);
   }
 
   async start(handlers: EngineHandlers, opts: EngineStartOptions = {}): Promise<void> {
