@@ -7,6 +7,7 @@ import { MemoryEngine } from './engine/memory/engine.js';
 import { DEFAULT_REVOCATION_TTL_MS } from './engine/defaults.js';
 import type { Engine, NodeInfo, PublishResult, ServerSubscribeOptions } from './engine/types.js';
 import { Hub } from './hub/hub.js';
+import { conflationKeyOf } from './hub/delivery.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { Disconnects, Errors, ReplyError, type Disconnect } from './protocol/codes.js';
@@ -228,6 +229,7 @@ export class Switchboard {
       tags: opts.tags,
       idempotencyKey: opts.idempotencyKey,
       info: opts.info,
+      conflationKey: conflationKeyOf(opts.conflationKey, ns.conflation_key, raw),
     });
     if (!res.duplicate) this.metrics.publications.labels('api').inc();
     return res;

@@ -114,8 +114,13 @@ function target(p: { user?: string; client?: string; session?: string }) {
   return { user: p.user ?? '', client: p.client || undefined, session: p.session || undefined };
 }
 
-function publishOptions(p: { skip_history?: boolean; tags?: Record<string, string>; idempotency_key?: string }) {
-  return { skipHistory: p.skip_history === true, tags: p.tags, idempotencyKey: p.idempotency_key || undefined };
+function publishOptions(p: { skip_history?: boolean; tags?: Record<string, string>; idempotency_key?: string; conflation_key?: string }) {
+  return {
+    skipHistory: p.skip_history === true,
+    tags: p.tags,
+    idempotencyKey: p.idempotency_key || undefined,
+    conflationKey: p.conflation_key || undefined,
+  };
 }
 
 const publishResult = (r: { offset: number; epoch: string }) => (r.offset > 0 ? { offset: r.offset, epoch: r.epoch } : {});

@@ -47,6 +47,12 @@ const PublishCommon = {
   tags: Tags,
   idempotency_key: Type.Optional(Type.String({ description: 'A repeated publish with the same key returns the first result.' })),
   delta: Flag('Accepted for compatibility; publications are sent whole.'),
+  conflation_key: Type.Optional(
+    Type.String({
+      description:
+        "Switchboard: while a subscriber's connection is backed up, a queued publication of the channel with the same key is replaced by this one (history keeps both). Overrides the namespace's conflation_key.",
+    }),
+  ),
 };
 
 export const ParamsSchemas = {

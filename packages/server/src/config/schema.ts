@@ -44,6 +44,10 @@ export const NamespaceOptionsProps = {
   publications_per_second: Int(0),
   /** Switchboard: JSON Schema that client publications into this namespace must match (error 107 with the failing path). */
   publication_schema: Type.Optional(Type.Unknown()),
+  /** Switchboard: priority class in a backed-up connection queue: high (with replies) before normal before low. */
+  priority: Type.Union([Type.Literal('high'), Type.Literal('normal'), Type.Literal('low')], { default: 'normal' }),
+  /** Switchboard: default conflation key of publications: a JSON Pointer into the data ("/symbol") or a fixed key; '' = none. */
+  conflation_key: Str(''),
 };
 
 const ProxyEndpoint = Obj({

@@ -9,6 +9,8 @@ export interface PublishOptions {
   readonly historyMetaTtlMs: number;
   readonly info?: ClientInfo;
   readonly tags?: Readonly<Record<string, string>>;
+  /** Carried with the publication to every node: a slow subscriber's queue keeps only the newest per key. */
+  readonly conflationKey?: string;
   /** A repeated publish with the same key inside the window returns the first result and publishes nothing. */
   readonly idempotencyKey?: string;
   readonly idempotentResultTtlMs?: number;

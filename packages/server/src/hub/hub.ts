@@ -1,6 +1,7 @@
 import type { Codec } from '../protocol/codec.js';
 import type { ClientInfo, Publication } from '../protocol/types.js';
 import type { OutboundQueue } from '../transport/connection.js';
+import { conflationId } from './delivery.js';
 
 // The push bytes of a publication, made once per encoding (indexed by the
 // codec's slot): fan-out and every recovering subscriber's merge of
@@ -56,13 +57,15 @@ export class Subscriber {
   offset = 0;
   positioned = false;
   joinLeave = false;
+  /** The writer lane of the channel's priority class (`delivery.ts`): 1 = normal. */
+  lane = 1;
   constructor(
     readonly client: HubClient,
     readonly channel: string,
   ) {}
 
   /** Writes one publication already encoded for the channel, keeping offsets strict. */
-  deliver(pub: Publication, bytes: Buffer): boolean {
+  deliver(pub: Publication, bytes: Buffer, conflation?: string): boolean {
     const off = pub.offset;
     if (off > 0 && this.offset > 0) {
       if (off <= this.offset) return false; // already delivered (recovery overlap)
@@ -72,7 +75,7 @@ export class Subscriber {
       }
     }
     if (off > 0) this.offset = off;
-    this.client.writer.enqueue(bytes);
+    this.client.writer.enqueue(bytes, this.lane, conflation);
     return true;
   }
 }
@@ -212,6 +215,7 @@ export class Hub {
     if (!set) return;
     let codec: Codec | undefined;
     let bytes: Buffer | undefined;
+    const conflation = pub.conflationKey === undefined ? undefined : conflationId(channel, pub.conflationKey);
     let n = 0;
     for (const s of set) {
       if (s.buffer !== null) {
@@ -223,7 +227,7 @@ export class Hub {
         codec = c;
         bytes = publicationBytes(c, channel, pub);
       }
-      if (s.deliver(pub, bytes!)) n++;
+      if (s.deliver(pub, bytes!, conflation)) n++;
     }
     this.deliveries += n;
   }
@@ -243,7 +247,7 @@ export class Hub {
     for (const s of set) {
       if (!s.joinLeave || s.buffer !== null) continue;
       const c = s.client.codec;
-      s.client.writer.enqueue((bySlot[c.slot] ??= leave ? c.leavePush(channel, info) : c.joinPush(channel, info)));
+      s.client.writer.enqueue((bySlot[c.slot] ??= leave ? c.leavePush(channel, info) : c.joinPush(channel, info)), s.lane);
     }
   }
 }

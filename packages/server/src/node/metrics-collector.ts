@@ -1,3 +1,4 @@
+import { PRIORITY_CLASSES } from '../hub/delivery.js';
 import type { Hub } from '../hub/hub.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { WriterStats } from '../transport/flusher.js';
@@ -9,6 +10,8 @@ import type { WriterStats } from '../transport/flusher.js';
  */
 export class NodeMetricsCollector {
   private last = { deliveries: 0, bytes: 0, frames: 0 };
+  private readonly lastSent = [0, 0, 0];
+  private readonly lastConflated = [0, 0, 0];
 
   constructor(
     private readonly metrics: Metrics,
@@ -26,5 +29,14 @@ export class NodeMetricsCollector {
     m.bytesOut.inc(Math.max(0, w.bytesOut - last.bytes));
     m.framesOut.inc(Math.max(0, w.framesOut - last.frames));
     this.last = { deliveries: hub.deliveries, bytes: w.bytesOut, frames: w.framesOut };
+    let pending = 0;
+    for (const c of hub.clients.values()) pending += c.writer.pendingBytes;
+    m.queuePending.set(pending);
+    PRIORITY_CLASSES.forEach((name, lane) => {
+      m.queueSent.labels(name).inc(Math.max(0, w.sent[lane]! - this.lastSent[lane]!));
+      m.queueConflated.labels(name).inc(Math.max(0, w.conflated[lane]! - this.lastConflated[lane]!));
+      this.lastSent[lane] = w.sent[lane]!;
+      this.lastConflated[lane] = w.conflated[lane]!;
+    });
   }
 }

@@ -21,6 +21,8 @@ export interface ApiPublishOptions {
   readonly tags?: Readonly<Record<string, string>>;
   readonly idempotencyKey?: string;
   readonly info?: ClientInfo;
+  /** A slow subscriber's queue keeps only the newest publication per channel and key (overrides the namespace's `conflation_key`). */
+  readonly conflationKey?: string;
 }
 
 export interface HistoryOptions {

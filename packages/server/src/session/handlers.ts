@@ -1,4 +1,5 @@
 import type { NamespaceConfig } from '../config/load.js';
+import { conflationKeyOf, laneOf } from '../hub/delivery.js';
 import { Errors, ReplyError } from '../protocol/codes.js';
 import type { Method } from '../protocol/commands.js';
 import { parsePosition, rawData, type ParamsOf } from '../protocol/params.js';
@@ -14,6 +15,8 @@ export interface Reply {
   readonly result: unknown;
   /** Runs right after the reply is queued (e.g. a subscription going live). */
   readonly after?: () => void;
+  /** The writer lane of the reply: a subscribe reply goes in its channel's lane, ahead of the channel's publications. */
+  readonly lane?: number;
 }
 
 /** A connection as its command handlers see it. */
@@ -136,7 +139,7 @@ async function subscribe(s: CommandSession, p: ParamsOf<'subscribe'>): Promise<R
     override,
     serverSideRefresh,
   });
-  return { result, after: activate };
+  return { result, after: activate, lane: laneOf(ns.priority) };
 }
 
 async function publish(s: CommandSession, p: ParamsOf<'publish'>): Promise<Reply> {
@@ -166,6 +169,7 @@ async function publish(s: CommandSession, p: ParamsOf<'publish'>): Promise<Reply
     historyTtlMs: skipHistory ? 0 : ns.history_ttl,
     historyMetaTtlMs: ns.history_meta_ttl,
     info: s.subs.infoIn(channel) ?? s.info,
+    conflationKey: conflationKeyOf(undefined, ns.conflation_key, data),
   });
   ctx.metrics.publications.labels('client').inc();
   return { result: {} };

@@ -1,6 +1,7 @@
 import type { ResolvedChannel } from '../auth/channels.js';
 import type { NamespaceConfig } from '../config/load.js';
 import { EngineUnavailableError } from '../engine/errors.js';
+import { laneOf } from '../hub/delivery.js';
 import { Subscriber, publicationBytes, type HubClient } from '../hub/hub.js';
 import { DisconnectError, Errors, ReplyError, Unsubscribes } from '../protocol/codes.js';
 import type { ClientInfo, Publication, RawJSON, StreamPosition } from '../protocol/types.js';
@@ -74,6 +75,11 @@ export class SubscriptionSet {
     return [...this.subs.keys()];
   }
 
+  /** The writer lane of a subscribed channel's messages (0 when not subscribed). */
+  laneOf(channel: string): number {
+    return this.subs.get(channel)?.subscriber.lane ?? 0;
+  }
+
   /** The info a publication of this connection into the channel carries (its channel info when subscribed). */
   infoIn(channel: string): ClientInfo | undefined {
     return this.subs.get(channel)?.info;
@@ -94,6 +100,7 @@ export class SubscriptionSet {
     const sub = new Subscriber(owner, channel);
     sub.positioned = positioned;
     sub.joinLeave = pushJoinLeave;
+    sub.lane = laneOf(ns.priority);
     if (positioned) sub.buffer = [];
     const info: ClientInfo = { ...owner.info, chanInfo: req.chanInfo };
     const serverSide = !!req.serverSideRefresh;
@@ -237,7 +244,7 @@ export class SubscriptionSet {
     if (this.subs.get(channel) !== state) return;
     this.remove(channel);
     const { codec, writer } = this.owner;
-    writer.enqueue(codec.unsubscribePush(channel, Unsubscribes.expired.code, Unsubscribes.expired.reason));
+    writer.enqueue(codec.unsubscribePush(channel, Unsubscribes.expired.code, Unsubscribes.expired.reason), state.subscriber.lane);
   }
 
   private cleanup(p: Promise<void>, channel: string): void {

@@ -73,6 +73,16 @@ function joinInto(out: Buffer, pos: number, q: readonly Buffer[], i: number, j: 
   return pos;
 }
 
+/**
+ * Queue lanes, highest first. Lane 0 carries replies and the `high`
+ * namespaces, 1 `normal`, 2 `low` (config `priority`, see `lanes.ts`). When a
+ * connection is backed up a higher lane leaves first; a lane is FIFO, and a
+ * channel has one lane, so order within a channel never changes.
+ */
+export const LANES = 3;
+/** A conflated message's slot: skipped (and dropped) by the next flush. */
+const HOLE = Buffer.alloc(0);
+
 /** Told when the queue passes its limit (an interface, not a closure: one less allocation per connection). */
 export interface WriterOwner {
   onWriterOverflow(): void;
@@ -88,8 +98,17 @@ export interface WriterOwner {
 export class Writer implements OutboundQueue {
   /** Told when the queue passes its limit: the connection's session, once bound. */
   owner: WriterOwner | undefined;
-  private queue: Buffer[] = [];
+  /** One FIFO per lane (reused across flushes: no garbage per connection per flush). */
+  private lanes: Buffer[][] = [[], [], []];
+  /** Messages queued (holes not counted) and their bytes (a separator each). */
+  private queued = 0;
   private queuedBytes = 0;
+  /**
+   * While the connection is behind: conflation id (channel + key) → slot
+   * (index * LANES + lane) of the queued message it would replace.
+   */
+  private keyed: Map<string, number> | undefined;
+  private holes = 0;
   private scheduled = false;
   private waitingDrain = false;
   closed = false;
@@ -127,9 +146,18 @@ export class Writer implements OutboundQueue {
     return this.queuedBytes;
   }
 
-  enqueue(msg: Buffer): void {
+  /**
+   * Queues a message in a lane (0, the highest, by default). With a
+   * conflation id, while the connection is behind (waiting for the socket
+   * to drain), a queued message with the same id is dropped: the new one
+   * takes its turn at the tail, so offsets within a channel still rise.
+   */
+  enqueue(msg: Buffer, lane = 0, id?: string): void {
     if (this.closed) return;
-    this.queue.push(msg);
+    const q = this.lanes[lane]!;
+    if (id !== undefined && this.waitingDrain) this.conflate(id, q.length * LANES + lane);
+    q.push(msg);
+    this.queued++;
     this.queuedBytes += msg.length + this.sep;
     if (this.queuedBytes > this.maxQueue) {
       this.overflow();
@@ -145,10 +173,10 @@ export class Writer implements OutboundQueue {
     this.enqueue(Buffer.from(msg));
   }
 
-  /** Hands queued messages to the socket (called from the shared flush pass). */
+  /** Hands queued messages to the socket, highest lane first (called from the shared flush pass). */
   flush(force = false): void {
     this.scheduled = false;
-    if (this.closed || this.queue.length === 0) return;
+    if (this.closed || this.queued === 0) return;
     const buffered = this.socket ? this.socket.writableLength : this.ws.bufferedAmount;
     if (!force && buffered > HIGH_WATER) {
       if (buffered + this.queuedBytes > this.maxQueue) {
@@ -157,11 +185,35 @@ export class Writer implements OutboundQueue {
       }
       if (this.waitDrain()) return;
     }
-    // The queue array is reused across flushes (no garbage per connection per flush).
-    const q = this.queue;
+    if (this.holes > 0) this.compact();
+    const sent = this.flusher.stats.sent;
+    for (let lane = 0; lane < LANES; lane++) {
+      const q = this.lanes[lane]!;
+      if (q.length === 0) continue;
+      const n = this.writeLane(q, force);
+      if (n < 0) return; // the socket closed under us
+      sent[lane]! += n;
+      if (n < q.length) {
+        // The socket is full: the rest waits, so what comes meanwhile in a higher lane still goes first.
+        this.consumed(lane, n);
+        this.waitDrain();
+        return;
+      }
+      q.length = 0;
+    }
+    this.queued = 0;
+    this.queuedBytes = 0;
+    this.keyed = undefined;
+  }
+
+  /**
+   * Writes a lane's messages in frames (several per frame up to FRAME_MAX);
+   * stops once the socket holds more than HIGH_WATER (unless forced).
+   * Returns how many messages went out, -1 if the socket is gone.
+   */
+  private writeLane(q: Buffer[], force: boolean): number {
     const stats = this.flusher.stats;
     const sep = this.sep;
-    this.queuedBytes = 0;
     let i = 0;
     while (i < q.length) {
       // Gather messages until the frame would pass FRAME_MAX.
@@ -175,8 +227,8 @@ export class Writer implements OutboundQueue {
       stats.framesOut++;
       if (this.socket) {
         if (this.ws.readyState !== 1) {
-          q.length = 0;
-          return;
+          this.discard();
+          return -1;
         }
         if (j === i + 1) {
           this.socket.write((this.binary ? binaryFrames : textFrames).of(q[i]!));
@@ -185,6 +237,8 @@ export class Writer implements OutboundQueue {
           joinInto(frame, offset, q, i, j, sep);
           this.socket.write(frame);
         }
+        i = j;
+        if (!force && this.socket.writableLength > HIGH_WATER) break;
       } else {
         let payload: Buffer;
         if (j === i + 1) {
@@ -195,10 +249,69 @@ export class Writer implements OutboundQueue {
         }
         this.sendsPending++;
         this.ws.send(payload, this.binary ? BINARY : TEXT, this.onSent);
+        i = j;
+        if (!force && this.ws.bufferedAmount > HIGH_WATER) break;
       }
-      i = j;
     }
-    q.length = 0;
+    return i;
+  }
+
+  /** The first n messages of a lane went out: drop them and keep the conflation index pointing right. */
+  private consumed(lane: number, n: number): void {
+    const q = this.lanes[lane]!;
+    let bytes = 0;
+    for (let k = 0; k < n; k++) bytes += q[k]!.length + this.sep;
+    q.splice(0, n);
+    for (let l = 0; l < lane; l++) this.lanes[l]!.length = 0;
+    let left = q.length;
+    for (let l = lane + 1; l < LANES; l++) left += this.lanes[l]!.length;
+    this.queued = left;
+    this.queuedBytes -= bytes;
+    const keyed = this.keyed;
+    if (keyed === undefined) return;
+    for (const [id, slot] of keyed) {
+      const l = slot % LANES;
+      if (l > lane) continue;
+      const idx = (slot - l) / LANES - n;
+      if (l < lane || idx < 0) keyed.delete(id);
+      else keyed.set(id, idx * LANES + l);
+    }
+  }
+
+  /** Drops the queued message that `id` names, if any, and indexes the one about to go to `slot`. */
+  private conflate(id: string, slot: number): void {
+    const keyed = (this.keyed ??= new Map());
+    const prev = keyed.get(id);
+    keyed.set(id, slot);
+    if (prev === undefined) return;
+    const l = prev % LANES;
+    const q = this.lanes[l]!;
+    const idx = (prev - l) / LANES;
+    const old = q[idx]!;
+    q[idx] = HOLE;
+    this.holes++;
+    this.queued--;
+    this.queuedBytes -= old.length + this.sep;
+    this.flusher.stats.conflated[l]!++;
+  }
+
+  /** Removes the holes conflation left, keeping the index pointing at the same messages. */
+  private compact(): void {
+    const keyed = this.keyed;
+    const moved: number[] = [];
+    for (let l = 0; l < LANES; l++) {
+      const q = this.lanes[l]!;
+      let w = 0;
+      for (let r = 0; r < q.length; r++) {
+        const m = q[r]!;
+        if (m === HOLE) continue;
+        if (keyed !== undefined) moved[r * LANES + l] = w * LANES + l;
+        q[w++] = m;
+      }
+      q.length = w;
+    }
+    if (keyed !== undefined) for (const [id, slot] of keyed) keyed.set(id, moved[slot]!);
+    this.holes = 0;
   }
 
   /** Arranges to flush again once the backlog is written; false when there is nothing to wait for. */
@@ -223,7 +336,7 @@ export class Writer implements OutboundQueue {
 
   private drained(): void {
     this.waitingDrain = false;
-    if (!this.closed && this.queue.length > 0 && !this.scheduled) {
+    if (!this.closed && this.queued > 0 && !this.scheduled) {
       this.scheduled = true;
       this.flusher.schedule(this);
     }
@@ -238,8 +351,11 @@ export class Writer implements OutboundQueue {
 
   /** Drops everything queued (a slow consumer's backlog is not worth sending). */
   discard(): void {
-    this.queue = [];
+    this.lanes = [[], [], []];
+    this.queued = 0;
     this.queuedBytes = 0;
+    this.keyed = undefined;
+    this.holes = 0;
   }
 
   /**
@@ -248,7 +364,7 @@ export class Writer implements OutboundQueue {
    */
   close(code: number, reason: string, terminateAfterMs = 5000): void {
     if (this.closed) return;
-    if (this.queue.length > 0) this.flush(true);
+    if (this.queued > 0) this.flush(true);
     this.closed = true;
     try {
       this.ws.close(code, reason);

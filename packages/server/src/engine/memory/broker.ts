@@ -27,7 +27,11 @@ export class MemoryBroker implements Broker {
   }
 
   private publishNow(channel: string, data: RawJSON, opts: PublishOptions, now: number): PublishResult {
-    const make = (offset: number) => ({ offset, data, info: opts.info, tags: opts.tags, time: now });
+    const key = opts.conflationKey;
+    const make =
+      key === undefined
+        ? (offset: number) => ({ offset, data, info: opts.info, tags: opts.tags, time: now })
+        : (offset: number) => ({ offset, data, info: opts.info, tags: opts.tags, time: now, conflationKey: key });
     const withHistory = opts.historySize > 0 && opts.historyTtlMs > 0;
     const pub = withHistory ? this.history.append(channel, make, opts.historySize, opts.historyMetaTtlMs, now) : make(0);
     this.handlers?.onPublication(channel, pub);

@@ -55,7 +55,7 @@ export class RedisBroker implements Broker {
 
   async publish(channel: string, data: RawJSON, opts: PublishOptions): Promise<PublishResult> {
     const b = this.b;
-    const payload = encodePayload(data, Date.now(), opts.info, opts.tags);
+    const payload = encodePayload(data, Date.now(), opts.info, opts.tags, opts.conflationKey);
     const withHistory = opts.historySize > 0 && opts.historyTtlMs > 0;
     const idemKey = opts.idempotencyKey ? `${b.key('i', channel)}.${opts.idempotencyKey}` : '';
     const idemTtl = opts.idempotentResultTtlMs || b.cfg.idempotent_result_ttl || 300_000;

@@ -5,7 +5,7 @@ import type { ClientInfo, Publication, RawJSON } from '../../protocol/types.js';
  *
  * A publication is stored in history (stream field "d") as its payload:
  *   `<time> <headerLength> <header><data>`
- * where header is JSON `{"u","c","ci","hi","t"}` (info and tags, empty when
+ * where header is JSON `{"u","c","ci","hi","t","k"}` (info, tags, conflation key; empty when
  * there are none) and data is the publication's raw JSON, spliced in and
  * sliced out verbatim (never re-parsed on the hot path).
  *
@@ -24,6 +24,8 @@ interface WireInfo {
 
 interface Header extends Partial<WireInfo> {
   t?: Readonly<Record<string, string>>;
+  /** The conflation key. */
+  k?: string;
 }
 
 export function encodeInfo(info: ClientInfo): string {
@@ -44,9 +46,15 @@ export function decodeInfo(s: string): ClientInfo {
   return infoOf(JSON.parse(s) as WireInfo);
 }
 
-export function encodePayload(data: RawJSON, time: number, info?: ClientInfo, tags?: Readonly<Record<string, string>>): string {
+export function encodePayload(
+  data: RawJSON,
+  time: number,
+  info?: ClientInfo,
+  tags?: Readonly<Record<string, string>>,
+  conflationKey?: string,
+): string {
   let header = '';
-  if (info || (tags && Object.keys(tags).length > 0)) {
+  if (info || (tags && Object.keys(tags).length > 0) || conflationKey !== undefined) {
     const h: Header = {};
     if (info) {
       h.u = info.user;
@@ -55,6 +63,7 @@ export function encodePayload(data: RawJSON, time: number, info?: ClientInfo, ta
       if (info.chanInfo !== undefined) h.hi = info.chanInfo;
     }
     if (tags && Object.keys(tags).length > 0) h.t = tags;
+    if (conflationKey !== undefined) h.k = conflationKey;
     header = JSON.stringify(h);
   }
   return `${time} ${header.length} ${header}${data}`;
@@ -71,7 +80,8 @@ export function decodePayload(s: string, offset: number, start = 0): Publication
   const data = s.slice(hstart + hlen);
   if (hlen === 0) return { offset, data, time };
   const h = JSON.parse(s.slice(hstart, hstart + hlen)) as Header;
-  return { offset, data, time, info: h.c !== undefined ? infoOf(h) : undefined, tags: h.t };
+  const pub = { offset, data, time, info: h.c !== undefined ? infoOf(h) : undefined, tags: h.t };
+  return h.k === undefined ? pub : { ...pub, conflationKey: h.k };
 }
 
 export type PubSubMessage = { kind: 'pub'; epoch: string; pub: Publication } | { kind: 'join' | 'leave'; info: ClientInfo };
