@@ -5,10 +5,12 @@
  * socket (ws.pause()) until the server's own queue holds a backlog.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { RawClient } from './helpers/raw.js';
-import { scope } from './helpers/scope.js';
-import { type RunningServer, startServer } from './helpers/server.js';
+import { scope, tempDir } from './helpers/scope.js';
+import { type RunningServer, runCli, startServer } from './helpers/server.js';
 import { mintToken } from './helpers/tokens.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -109,4 +111,12 @@ test('a subscribe reply stays ahead of its channel: a low-class resubscribe afte
   const pubsAt = c.messages.map((m, i) => (m?.push?.pub ? { i, n: m.push.pub.data.n as number } : undefined)).filter((x) => x !== undefined);
   const afterReply = pubsAt.filter((p) => p.i > replyAt).map((p) => p.n);
   assert.deepEqual(afterReply, [bulk], 'only the new subscription’s publication follows its subscribe reply');
+});
+
+test('an unknown priority class is a config error that names the classes', async (t) => {
+  const file = join(tempDir(t), 'bad.json');
+  writeFileSync(file, JSON.stringify({ channel: { namespaces: [{ name: 'alerts', priority: 'urgent' }] } }));
+  const r = await runCli(['check-config', '--config', file]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stdout + r.stderr, /priority: expected one of "high", "normal", "low" \(got "urgent"\)/);
 });
