@@ -379,4 +379,8 @@ main()
     process.stderr.write(`\ndelivery bench failed: ${String((e as Error)?.stack ?? e)}\n`);
     process.exitCode = 1;
   })
-  .finally(() => killAllSync());
+  .finally(() => {
+    killAllSync();
+    // the SDK's and fetch's timers would keep the process alive for a while
+    process.exit();
+  });

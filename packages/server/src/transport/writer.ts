@@ -5,6 +5,13 @@ import { directSocket, type RawSocket } from './ws-internals.js';
 
 /** Stop handing frames to the socket while it has this much unsent. */
 const HIGH_WATER = 256 * 1024;
+/**
+ * The same limit, and the largest frame, for a connection that is behind
+ * (it had to wait for a drain and has not caught up since): what was handed
+ * to the socket is out of reach of priorities and conflation, so a slow
+ * reader gets less of it ahead of the queue (docs/DELIVERY.md).
+ */
+const BEHIND_WATER = 16 * 1024;
 /** Coalesce queued messages into frames of at most this size. */
 const FRAME_MAX = 256 * 1024;
 const NEWLINE = 0x0a;
@@ -109,6 +116,8 @@ export class Writer implements OutboundQueue {
    */
   private keyed: Map<string, number> | undefined;
   private holes = 0;
+  /** Had to wait for a drain and has not caught up since: smaller hand-offs to the socket (BEHIND_WATER). */
+  private behind = false;
   private scheduled = false;
   private waitingDrain = false;
   closed = false;
@@ -148,14 +157,15 @@ export class Writer implements OutboundQueue {
 
   /**
    * Queues a message in a lane (0, the highest, by default). With a
-   * conflation id, while the connection is behind (waiting for the socket
-   * to drain), a queued message with the same id is dropped: the new one
-   * takes its turn at the tail, so offsets within a channel still rise.
+   * conflation id, while the connection is behind (it had to wait for the
+   * socket to drain and has not caught up since), a queued message with the
+   * same id is dropped: the new one takes its turn at the tail, so offsets
+   * within a channel still rise.
    */
   enqueue(msg: Buffer, lane = 0, id?: string): void {
     if (this.closed) return;
     const q = this.lanes[lane]!;
-    if (id !== undefined && this.waitingDrain) this.conflate(id, q.length * LANES + lane);
+    if (id !== undefined && this.behind) this.conflate(id, q.length * LANES + lane);
     q.push(msg);
     this.queued++;
     this.queuedBytes += msg.length + this.sep;
@@ -178,7 +188,8 @@ export class Writer implements OutboundQueue {
     this.scheduled = false;
     if (this.closed || this.queued === 0) return;
     const buffered = this.socket ? this.socket.writableLength : this.ws.bufferedAmount;
-    if (!force && buffered > HIGH_WATER) {
+    const water = this.behind ? BEHIND_WATER : HIGH_WATER;
+    if (!force && buffered > water) {
       if (buffered + this.queuedBytes > this.maxQueue) {
         this.overflow();
         return;
@@ -190,7 +201,7 @@ export class Writer implements OutboundQueue {
     for (let lane = 0; lane < LANES; lane++) {
       const q = this.lanes[lane]!;
       if (q.length === 0) continue;
-      const n = this.writeLane(q, force);
+      const n = this.writeLane(q, force, water);
       if (n < 0) return; // the socket closed under us
       sent[lane]! += n;
       if (n < q.length) {
@@ -204,22 +215,26 @@ export class Writer implements OutboundQueue {
     this.queued = 0;
     this.queuedBytes = 0;
     this.keyed = undefined;
+    // Caught up: everything queued went out and the socket is not backed up.
+    if (this.behind && (this.socket ? this.socket.writableLength : this.ws.bufferedAmount) <= BEHIND_WATER) this.behind = false;
   }
 
   /**
-   * Writes a lane's messages in frames (several per frame up to FRAME_MAX);
-   * stops once the socket holds more than HIGH_WATER (unless forced).
+   * Writes a lane's messages in frames (several per frame up to FRAME_MAX,
+   * or `water` when behind); stops once the socket holds more than `water`
+   * (unless forced).
    * Returns how many messages went out, -1 if the socket is gone.
    */
-  private writeLane(q: Buffer[], force: boolean): number {
+  private writeLane(q: Buffer[], force: boolean, water: number): number {
     const stats = this.flusher.stats;
     const sep = this.sep;
+    const frameMax = this.behind ? BEHIND_WATER : FRAME_MAX;
     let i = 0;
     while (i < q.length) {
       // Gather messages until the frame would pass FRAME_MAX.
       let size = q[i]!.length;
       let j = i + 1;
-      while (j < q.length && size + sep + q[j]!.length <= FRAME_MAX) {
+      while (j < q.length && size + sep + q[j]!.length <= frameMax) {
         size += sep + q[j]!.length;
         j++;
       }
@@ -238,7 +253,7 @@ export class Writer implements OutboundQueue {
           this.socket.write(frame);
         }
         i = j;
-        if (!force && this.socket.writableLength > HIGH_WATER) break;
+        if (!force && this.socket.writableLength > water) break;
       } else {
         let payload: Buffer;
         if (j === i + 1) {
@@ -250,7 +265,7 @@ export class Writer implements OutboundQueue {
         this.sendsPending++;
         this.ws.send(payload, this.binary ? BINARY : TEXT, this.onSent);
         i = j;
-        if (!force && this.ws.bufferedAmount > HIGH_WATER) break;
+        if (!force && this.ws.bufferedAmount > water) break;
       }
     }
     return i;
@@ -316,6 +331,7 @@ export class Writer implements OutboundQueue {
 
   /** Arranges to flush again once the backlog is written; false when there is nothing to wait for. */
   private waitDrain(): boolean {
+    this.behind = true;
     if (this.socket) {
       // writableLength is above the socket's high-water mark, so a write was refused and 'drain' will come
       this.waitingDrain = true;
