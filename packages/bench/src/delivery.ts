@@ -78,13 +78,16 @@ async function stopServer(s: Server): Promise<void> {
   rmSync(s.dir, { recursive: true, force: true });
 }
 
-async function api(s: Server, method: string, params: unknown): Promise<any> {
+async function api(s: Server, method: string, params: unknown): Promise<unknown> {
   const r = await fetch(`http://127.0.0.1:${s.port}/api/${method}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-api-key': API_KEY },
     body: JSON.stringify(params),
   });
-  return r.json();
+  const body = (await r.json()) as { error?: unknown; replies?: Array<{ error?: unknown }> };
+  const failed = body.error ?? body.replies?.find((x) => x.error)?.error;
+  if (r.status !== 200 || failed) throw new Error(`${method}: HTTP ${r.status} ${JSON.stringify(failed)}`);
+  return body;
 }
 
 async function metric(s: Server, name: string, labels = ''): Promise<number> {
@@ -166,7 +169,11 @@ async function priorities(quick: boolean, prioritized: boolean): Promise<Priorit
   const bulkRate = 100; // publications/s of 32 KiB: 3.2 MB/s per connection
   const readRate = 2_000_000; // bytes/s a client reads: the bulk stream backs up by ~1.2 MB/s per connection
   const urgentRate = 10;
-  const ns = (name: string, priority: string) => ({ name, priority: prioritized ? priority : 'normal', allow_subscribe_for_anonymous: true });
+  const ns = (name: string, priority: string) => ({
+    name,
+    priority: prioritized ? priority : 'normal',
+    allow_subscribe_for_anonymous: true,
+  });
   const s = await startServer([ns('urgent', 'high'), ns('bulk', 'low')], 256 * 1024 * 1024);
   const latencies: number[] = [];
   let bulkBytes = 0;
@@ -190,7 +197,11 @@ async function priorities(quick: boolean, prioritized: boolean): Promise<Priorit
       });
       ws.on('close', () => closes++);
       ws.send(
-        [{ id: 1, connect: {} }, { id: 2, subscribe: { channel: 'bulk:feed' } }, { id: 3, subscribe: { channel: 'urgent:alerts' } }]
+        [
+          { id: 1, connect: {} },
+          { id: 2, subscribe: { channel: 'bulk:feed' } },
+          { id: 3, subscribe: { channel: 'urgent:alerts' } },
+        ]
           .map((c) => JSON.stringify(c))
           .join('\n'),
       );

@@ -253,7 +253,8 @@ export class Writer implements OutboundQueue {
           this.socket.write(frame);
         }
         i = j;
-        if (!force && this.socket.writableLength > water) break;
+        // (not after a lane's last frame: the common single-frame flush reads nothing more)
+        if (!force && i < q.length && this.socket.writableLength > water) break;
       } else {
         let payload: Buffer;
         if (j === i + 1) {
@@ -265,7 +266,7 @@ export class Writer implements OutboundQueue {
         this.sendsPending++;
         this.ws.send(payload, this.binary ? BINARY : TEXT, this.onSent);
         i = j;
-        if (!force && this.ws.bufferedAmount > water) break;
+        if (!force && i < q.length && this.ws.bufferedAmount > water) break;
       }
     }
     return i;
