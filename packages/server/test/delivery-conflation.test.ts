@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Subscription } from 'centrifuge';
 import { RawClient } from './helpers/raw.js';
+import { nodeConfig, SHARED_REDIS, uniquePrefix } from './helpers/redis.js';
 import { scope } from './helpers/scope.js';
 import { BrowserLikeWebSocket, makeClient, subscribedClient } from './helpers/sdk.js';
 import { type RunningServer, startServer } from './helpers/server.js';
@@ -42,7 +43,9 @@ before(async () => {
 
 /** Publication pushes a raw client got, in arrival order. */
 function pushes(c: RawClient): Array<{ channel: string; offset: number; data: any }> {
-  return c.messages.filter((m) => m?.push?.pub).map((m) => ({ channel: m.push.channel, offset: m.push.pub.offset ?? 0, data: m.push.pub.data }));
+  return c.messages
+    .filter((m) => m?.push?.pub)
+    .map((m) => ({ channel: m.push.channel, offset: m.push.pub.offset ?? 0, data: m.push.pub.data }));
 }
 
 /** Publishes keyed fillers until the server reports conflation (its queue to a paused reader is behind); returns how many. */
@@ -200,4 +203,44 @@ test('a slow SDK client on a conflated, recoverable channel is not dropped, ends
   assert.equal(again[1].wasRecovering, true);
   assert.equal(again[1].recovered, true, 'recovered from the conflated position');
   assert.deepEqual(offsets.slice(before), [published + 1], 'exactly the missed publication, no duplicates');
+});
+
+test('with the Redis engine the conflation key (the namespace default, read where it was published) reaches the subscriber’s node', async (t) => {
+  const ns = { name: 'qq', conflation_key: '/k', allow_subscribe_for_client: true, history_size: 1000, history_ttl: '300s' };
+  const cfg = nodeConfig(SHARED_REDIS, uniquePrefix('conflation'), {
+    client: { queue_max_size: 1024 * 1024 },
+    channel: { namespaces: [ns] },
+  });
+  const [a, b] = await Promise.all([startServer(t, cfg, { raw: true }), startServer(t, cfg, { raw: true })]);
+  const c = await RawClient.open(t, b);
+  await c.connect(await mintToken(b.secret, { sub: 'remote' }));
+  assert.ok((await c.command('subscribe', { channel: 'qq:a' })).subscribe);
+  c.ws.pause();
+  const c0 = await b.metric('switchboard_queue_conflated_total');
+  const payload = 'r'.repeat(48 * 1024);
+  let fills = 0;
+  for (; fills < 1500; fills++) {
+    await a.call('publish', { channel: 'qq:a', data: { k: 'fill', n: fills, payload } });
+    if (fills >= 4 && (await b.metric('switchboard_queue_conflated_total')) > c0) break;
+  }
+  assert.ok((await b.metric('switchboard_queue_conflated_total')) > c0, `node b conflated after ${fills + 1} publications on node a`);
+  for (const [k, v] of [
+    ['x', 'x1'],
+    ['y', 'y1'],
+    ['x', 'x2'],
+  ]) {
+    await a.call('publish', { channel: 'qq:a', data: { k, v } });
+  }
+  const done = waitFor(c, 'message', { ms: 60_000, failOn: 'closed', filter: (m: any) => m?.push?.pub?.data?.v === 'x2' });
+  c.ws.resume();
+  await done;
+  const got = pushes(c).map((p) => p.data);
+  assert.deepEqual(
+    got.filter((d) => d.k !== 'fill').map((d) => d.v),
+    ['y1', 'x2'],
+  );
+  const ns2 = got.filter((d) => d.k === 'fill').map((d) => d.n as number);
+  assert.ok(ns2.length < fills + 1, 'fillers conflated');
+  assert.equal(ns2.at(-1), fills, 'the newest filler arrived');
+  assert.equal((await a.call('history', { channel: 'qq:a', limit: -1 })).result.publications.length, fills + 4, 'history keeps all');
 });

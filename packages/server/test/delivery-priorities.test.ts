@@ -108,7 +108,9 @@ test('a subscribe reply stays ahead of its channel: a low-class resubscribe afte
   await s.call('publish', { channel: 'analytics:r', data: { n: bulk } });
   await fresh;
   const replyAt = c.messages.indexOf(reply);
-  const pubsAt = c.messages.map((m, i) => (m?.push?.pub ? { i, n: m.push.pub.data.n as number } : undefined)).filter((x) => x !== undefined);
+  const pubsAt = c.messages
+    .map((m, i) => (m?.push?.pub ? { i, n: m.push.pub.data.n as number } : undefined))
+    .filter((x) => x !== undefined);
   const afterReply = pubsAt.filter((p) => p.i > replyAt).map((p) => p.n);
   assert.deepEqual(afterReply, [bulk], 'only the new subscription’s publication follows its subscribe reply');
 });
