@@ -14,6 +14,15 @@ export function laneOf(priority: string | undefined): number {
   return i < 0 ? 1 : i;
 }
 
+/**
+ * The writer lane of a reply or push about a channel of this lane
+ * (subscribe, unsubscribe): with the other replies, unless the channel's
+ * lane still holds messages, then behind them (OutboundQueue.enqueue).
+ */
+export function replyLane(lane: number): number {
+  return PRIORITY_CLASSES.length + lane;
+}
+
 /** The writer's conflation id of a publication: channel and key (made once per publication, not per subscriber). */
 export function conflationId(channel: string, key: string): string {
   return channel + '\u0000' + key;

@@ -1,5 +1,5 @@
 import type { NamespaceConfig } from '../config/load.js';
-import { conflationKeyOf, laneOf } from '../hub/delivery.js';
+import { conflationKeyOf, laneOf, replyLane } from '../hub/delivery.js';
 import { Errors, ReplyError } from '../protocol/codes.js';
 import type { Method } from '../protocol/commands.js';
 import { parsePosition, rawData, type ParamsOf } from '../protocol/params.js';
@@ -15,7 +15,7 @@ export interface Reply {
   readonly result: unknown;
   /** Runs right after the reply is queued (e.g. a subscription going live). */
   readonly after?: () => void;
-  /** The writer lane of the reply: a subscribe reply goes in its channel's lane, ahead of the channel's publications. */
+  /** The writer lane of the reply (a subscribe reply: `replyLane` of its channel's, so it stays behind what that lane holds). */
   readonly lane?: number;
 }
 
@@ -139,7 +139,7 @@ async function subscribe(s: CommandSession, p: ParamsOf<'subscribe'>): Promise<R
     override,
     serverSideRefresh,
   });
-  return { result, after: activate, lane: laneOf(ns.priority) };
+  return { result, after: activate, lane: replyLane(laneOf(ns.priority)) };
 }
 
 async function publish(s: CommandSession, p: ParamsOf<'publish'>): Promise<Reply> {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { EngineUnavailableError } from '../engine/errors.js';
-import { laneOf } from '../hub/delivery.js';
+import { laneOf, replyLane } from '../hub/delivery.js';
 import type { HubClient } from '../hub/hub.js';
 import { Disconnects, DisconnectError, Errors, ReplyError, Unsubscribes, type Disconnect, type ProtocolError } from '../protocol/codes.js';
 import type { Codec } from '../protocol/codec.js';
@@ -326,7 +326,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     const resolved = this.ctx.channels.resolve(channel);
     const { result, activate } = await this.subs.subscribe(channel, resolved, req);
     if (this.state !== 'connected') return;
-    this.writer.enqueue(this.codec.subscribePush(channel, result), laneOf(resolved.options.priority));
+    this.writer.enqueue(this.codec.subscribePush(channel, result), replyLane(laneOf(resolved.options.priority)));
     activate();
   }
 

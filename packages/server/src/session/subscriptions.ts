@@ -1,7 +1,7 @@
 import type { ResolvedChannel } from '../auth/channels.js';
 import type { NamespaceConfig } from '../config/load.js';
 import { EngineUnavailableError } from '../engine/errors.js';
-import { laneOf } from '../hub/delivery.js';
+import { laneOf, replyLane } from '../hub/delivery.js';
 import { Subscriber, publicationBytes, type HubClient } from '../hub/hub.js';
 import { DisconnectError, Errors, ReplyError, Unsubscribes } from '../protocol/codes.js';
 import type { ClientInfo, Publication, RawJSON, StreamPosition } from '../protocol/types.js';
@@ -75,9 +75,10 @@ export class SubscriptionSet {
     return [...this.subs.keys()];
   }
 
-  /** The writer lane of a subscribed channel's messages (0 when not subscribed). */
+  /** The writer lane of a push about a subscribed channel (`replyLane` of the channel's; 0 when not subscribed). */
   laneOf(channel: string): number {
-    return this.subs.get(channel)?.subscriber.lane ?? 0;
+    const sub = this.subs.get(channel)?.subscriber;
+    return sub ? replyLane(sub.lane) : 0;
   }
 
   /** The info a publication of this connection into the channel carries (its channel info when subscribed). */
@@ -244,7 +245,10 @@ export class SubscriptionSet {
     if (this.subs.get(channel) !== state) return;
     this.remove(channel);
     const { codec, writer } = this.owner;
-    writer.enqueue(codec.unsubscribePush(channel, Unsubscribes.expired.code, Unsubscribes.expired.reason), state.subscriber.lane);
+    writer.enqueue(
+      codec.unsubscribePush(channel, Unsubscribes.expired.code, Unsubscribes.expired.reason),
+      replyLane(state.subscriber.lane),
+    );
   }
 
   private cleanup(p: Promise<void>, channel: string): void {

@@ -164,6 +164,7 @@ export class Writer implements OutboundQueue {
    */
   enqueue(msg: Buffer, lane = 0, id?: string): void {
     if (this.closed) return;
+    if (lane >= LANES) lane = this.lanes[lane - LANES]!.length > 0 ? lane - LANES : 0;
     const q = this.lanes[lane]!;
     if (id !== undefined && this.behind) this.conflate(id, q.length * LANES + lane);
     q.push(msg);
