@@ -161,7 +161,14 @@ async function serve(f: Flags): Promise<void> {
     generated.some((g) => g.startsWith('client.token')) &&
     config.channel.namespaces.length === 0 &&
     !Object.entries(ns).some(
-      ([k, v]) => k !== 'history_ttl' && k !== 'history_meta_ttl' && v !== false && v !== 0 && v !== '' && v !== undefined,
+      ([k, v]) =>
+        k !== 'history_ttl' &&
+        k !== 'history_meta_ttl' &&
+        v !== false &&
+        v !== 0 &&
+        v !== '' &&
+        v !== undefined &&
+        !(k === 'priority' && v === 'normal'),
     );
   if (devChannels) {
     Object.assign(ns, {

@@ -7,6 +7,7 @@ import { MemoryEngine } from './engine/memory/engine.js';
 import { DEFAULT_REVOCATION_TTL_MS } from './engine/defaults.js';
 import type { Broker, Engine, NodeInfo, PublishResult, ServerSubscribeOptions } from './engine/types.js';
 import { Hub, type Subscriber } from './hub/hub.js';
+import { conflationKeyOf } from './hub/delivery.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { Disconnects, Errors, ReplyError, type Disconnect } from './protocol/codes.js';
@@ -347,6 +348,7 @@ export class Switchboard {
       idempotencyKey: opts.idempotencyKey,
       info: opts.info,
       delta: (opts.delta ?? ns.delta_publish) || undefined,
+      conflationKey: conflationKeyOf(opts.conflationKey, ns.conflation_key, raw),
     });
     if (!res.duplicate) this.metrics.publications.labels('api').inc();
     return res;

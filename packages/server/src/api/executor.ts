@@ -115,12 +115,19 @@ function target(p: { user?: string; client?: string; session?: string }) {
   return { user: p.user ?? '', client: p.client || undefined, session: p.session || undefined };
 }
 
-function publishOptions(p: { skip_history?: boolean; tags?: Record<string, string>; idempotency_key?: string; delta?: boolean }) {
+function publishOptions(p: {
+  skip_history?: boolean;
+  tags?: Record<string, string>;
+  idempotency_key?: string;
+  delta?: boolean;
+  conflation_key?: string;
+}) {
   return {
     skipHistory: p.skip_history === true,
     tags: p.tags,
     idempotencyKey: p.idempotency_key || undefined,
     delta: p.delta === true ? true : undefined,
+    conflationKey: p.conflation_key || undefined,
   };
 }
 

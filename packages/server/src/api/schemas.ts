@@ -49,6 +49,12 @@ const PublishCommon = {
   delta: Flag(
     "Allow sending this publication as a fossil delta to subscribers that asked for delta compression (default: the namespace's delta_publish).",
   ),
+  conflation_key: Type.Optional(
+    Type.String({
+      description:
+        "Switchboard: while a subscriber's connection is backed up, a queued publication of the channel with the same key is replaced by this one (history keeps both). Overrides the namespace's conflation_key.",
+    }),
+  ),
 };
 
 export const ParamsSchemas = {

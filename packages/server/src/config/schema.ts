@@ -54,6 +54,10 @@ export const NamespaceOptionsProps = {
   publication_schema: Type.Optional(Type.Unknown()),
   /** Switchboard: a connection JWT may attach files to channels of this namespace (files.enabled; docs/FILES.md). */
   allow_file_upload: Bool(false),
+  /** Switchboard: priority class in a backed-up connection queue: high (with replies) before normal before low. */
+  priority: Type.Union([Type.Literal('high'), Type.Literal('normal'), Type.Literal('low')], { default: 'normal' }),
+  /** Switchboard: default conflation key of publications: a JSON Pointer into the data ("/symbol") or a fixed key; '' = none. */
+  conflation_key: Str(''),
 };
 
 const ProxyEndpoint = Obj({

@@ -11,6 +11,8 @@ export interface PublishOptions {
   readonly tags?: Readonly<Record<string, string>>;
   /** The publication may be sent as a fossil delta to delta subscriptions. */
   readonly delta?: boolean;
+  /** Carried with the publication to every node: a slow subscriber's queue keeps only the newest per key. */
+  readonly conflationKey?: string;
   /** A repeated publish with the same key inside the window returns the first result and publishes nothing. */
   readonly idempotencyKey?: string;
   readonly idempotentResultTtlMs?: number;

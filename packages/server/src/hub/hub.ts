@@ -4,6 +4,7 @@ import { fossilDelta } from '../protocol/delta.js';
 import { matchTags, type CompiledFilter, type TagsFilter } from '../protocol/tags-filter.js';
 import type { ClientInfo, Publication } from '../protocol/types.js';
 import type { OutboundQueue } from '../transport/connection.js';
+import { conflationId } from './delivery.js';
 
 // The push bytes of a publication, made once per encoding (indexed by the
 // codec's slot): fan-out and every recovering subscriber's merge of
@@ -130,6 +131,8 @@ export class Subscriber {
   offset = 0;
   positioned = false;
   joinLeave = false;
+  /** The writer lane of the channel's priority class (`delivery.ts`): 1 = normal. */
+  lane = 1;
   /** Negotiated fossil delta compression. */
   delta = false;
   /** With `delta`: the publication whose payload the client holds as its delta base (null: the next one goes whole). */
@@ -176,9 +179,10 @@ export class Subscriber {
   }
 
   /** Writes one publication (in the bytes given, or those this subscription needs), keeping offsets strict. */
-  deliver(pub: Publication, bytes?: Buffer): boolean {
+  deliver(pub: Publication, bytes?: Buffer, conflation?: string): boolean {
     if (!this.advance(pub)) return false;
-    this.client.writer.enqueue(bytes ?? this.bytesFor(pub));
+    // A delta names the publication before it: replacing a queued one would break the chain, so delta subscribers never conflate.
+    this.client.writer.enqueue(bytes ?? this.bytesFor(pub), this.lane, this.delta ? undefined : conflation);
     return true;
   }
 
@@ -390,6 +394,7 @@ export class Hub {
     const prev = e.prev;
     e.prev = pub;
     if (prev !== null && pub.delta === true) deltaBase.set(pub, prev.data);
+    const conflation = pub.conflationKey === undefined ? undefined : conflationId(channel, pub.conflationKey);
     let n = 0;
     // plain pushes by codec slot: the common case costs no lookup per subscriber
     let plain0: Buffer | undefined;
@@ -414,7 +419,7 @@ export class Hub {
           if (c.slot === 0) bytes = plain0 ??= publicationBytes(c, channel, pub, this.encodes);
           else if (c.slot === 1) bytes = plain1 ??= publicationBytes(c, channel, pub, this.encodes);
         }
-        if (s.deliver(pub, bytes)) n++;
+        if (s.deliver(pub, bytes, conflation)) n++;
       }
     }
     this.deliveries += n;
@@ -438,6 +443,7 @@ export class Hub {
       const id = s.compact ? e.id : 0;
       s.client.writer.enqueue(
         (bySlot[c.slot * 2 + (id > 0 ? 1 : 0)] ??= leave ? c.leavePush(channel, info, id) : c.joinPush(channel, info, id)),
+        s.lane,
       );
     }
   }

@@ -1,3 +1,4 @@
+import { PRIORITY_CLASSES } from '../hub/delivery.js';
 import type { Hub } from '../hub/hub.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { WriterStats } from '../transport/flusher.js';
@@ -13,6 +14,8 @@ const CODEC_NAMES = ['json', 'protobuf', 'uni_json'];
 export class NodeMetricsCollector {
   private last = { deliveries: 0, bytes: 0, frames: 0 };
   private lastEncodes: number[] = [];
+  private readonly lastSent = [0, 0, 0];
+  private readonly lastConflated = [0, 0, 0];
 
   constructor(
     private readonly metrics: Metrics,
@@ -33,6 +36,15 @@ export class NodeMetricsCollector {
     hub.encodes.forEach((n, slot) => {
       m.publicationEncodes.labels(CODEC_NAMES[slot] ?? String(slot)).inc(Math.max(0, n - (this.lastEncodes[slot] ?? 0)));
       this.lastEncodes[slot] = n;
+    });
+    let pending = 0;
+    for (const c of hub.clients.values()) pending += c.writer.pendingBytes;
+    m.queuePending.set(pending);
+    PRIORITY_CLASSES.forEach((name, lane) => {
+      m.queueSent.labels(name).inc(Math.max(0, w.sent[lane]! - this.lastSent[lane]!));
+      m.queueConflated.labels(name).inc(Math.max(0, w.conflated[lane]! - this.lastConflated[lane]!));
+      this.lastSent[lane] = w.sent[lane]!;
+      this.lastConflated[lane] = w.conflated[lane]!;
     });
   }
 }

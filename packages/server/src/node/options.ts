@@ -23,6 +23,8 @@ export interface ApiPublishOptions {
   readonly info?: ClientInfo;
   /** Allow sending this publication as a fossil delta (default: the namespace's `delta_publish`). */
   readonly delta?: boolean;
+  /** A slow subscriber's queue keeps only the newest publication per channel and key (overrides the namespace's `conflation_key`). */
+  readonly conflationKey?: string;
 }
 
 export interface HistoryOptions {

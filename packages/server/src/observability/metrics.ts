@@ -88,6 +88,24 @@ export class Metrics {
     help: 'Connections dropped because their write queue passed client.queue_max_size',
     registers: [this.registry],
   });
+  // Priorities and conflation (hub/delivery.ts): class 'high' includes replies to commands.
+  readonly queueSent = new Counter({
+    name: 'switchboard_queue_messages_sent_total',
+    help: 'Messages written to clients, by priority class',
+    labelNames: ['class'] as const,
+    registers: [this.registry],
+  });
+  readonly queuePending = new Gauge({
+    name: 'switchboard_queue_pending_bytes',
+    help: 'Bytes waiting in connection write queues on this node (summed at scrape)',
+    registers: [this.registry],
+  });
+  readonly queueConflated = new Counter({
+    name: 'switchboard_queue_conflated_total',
+    help: 'Queued publications replaced by a newer one with the same channel and conflation key, by priority class',
+    labelNames: ['class'] as const,
+    registers: [this.registry],
+  });
   readonly badInput = new Counter({
     name: 'switchboard_bad_input_total',
     help: 'Malformed or refused input by kind',

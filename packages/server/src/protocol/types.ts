@@ -23,6 +23,8 @@ export interface Publication {
   readonly delta?: boolean;
   /** Milliseconds since epoch when the publication was accepted. */
   readonly time?: number;
+  /** Switchboard: a slow connection's queue keeps only the newest publication per channel and key (never sent to clients). */
+  readonly conflationKey?: string;
 }
 
 export interface StreamPosition {

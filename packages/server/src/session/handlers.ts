@@ -1,4 +1,5 @@
 import type { NamespaceConfig } from '../config/load.js';
+import { conflationKeyOf, laneOf, replyLane } from '../hub/delivery.js';
 import { Errors, ReplyError } from '../protocol/codes.js';
 import type { Method } from '../protocol/commands.js';
 import { parsePosition, rawData, type ParamsOf } from '../protocol/params.js';
@@ -14,6 +15,8 @@ export interface Reply {
   readonly result: unknown;
   /** Runs right after the reply is queued (e.g. a subscription going live). */
   readonly after?: () => void;
+  /** The writer lane of the reply (a subscribe reply: `replyLane` of its channel's, so it stays behind what that lane holds). */
+  readonly lane?: number;
 }
 
 /** A connection as its command handlers see it. */
@@ -141,7 +144,7 @@ async function subscribe(s: CommandSession, p: ParamsOf<'subscribe'>): Promise<R
     tagsFilter: p.tf,
     compaction: ((p.flag ?? 0) & FLAG_CHANNEL_COMPACTION) !== 0,
   });
-  return { result, after: activate };
+  return { result, after: activate, lane: replyLane(laneOf(ns.priority)) };
 }
 
 async function publish(s: CommandSession, p: ParamsOf<'publish'>): Promise<Reply> {
@@ -174,6 +177,7 @@ async function publish(s: CommandSession, p: ParamsOf<'publish'>): Promise<Reply
     historyMetaTtlMs: ns.history_meta_ttl,
     info: s.subs.infoIn(channel) ?? s.info,
     delta: ns.delta_publish || undefined,
+    conflationKey: conflationKeyOf(undefined, ns.conflation_key, data),
   });
   ctx.metrics.publications.labels('client').inc();
   return { result: {} };

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { EngineUnavailableError } from '../engine/errors.js';
+import { laneOf, replyLane } from '../hub/delivery.js';
 import type { HubClient } from '../hub/hub.js';
 import { Disconnects, DisconnectError, Errors, ReplyError, Unsubscribes, type Disconnect, type ProtocolError } from '../protocol/codes.js';
 import type { Codec } from '../protocol/codec.js';
@@ -191,7 +192,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
         : await this.dispatch(method, params);
       this.guard.passed();
       if (this.state === 'closed') return;
-      if (method !== 'send') this.writer.enqueue(this.codec.reply(id, method, reply.result));
+      if (method !== 'send') this.writer.enqueue(this.codec.reply(id, method, reply.result), reply.lane);
       reply.after?.();
     } catch (e) {
       result = this.failure(id, method, e);
@@ -360,14 +361,15 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     const resolved = this.ctx.channels.resolve(channel);
     const { result, activate } = await this.subs.subscribe(channel, resolved, req);
     if (this.state !== 'connected') return;
-    this.writer.enqueue(this.codec.subscribePush(channel, result));
+    this.writer.enqueue(this.codec.subscribePush(channel, result), replyLane(laneOf(resolved.options.priority)));
     activate();
   }
 
   /** Unsubscribes and tells the client (2000, it does not resubscribe). */
   serverUnsubscribe(channel: string): void {
+    const lane = this.subs.laneOf(channel);
     if (this.subs.remove(channel)) {
-      this.writer.enqueue(this.codec.unsubscribePush(channel, Unsubscribes.server.code, Unsubscribes.server.reason));
+      this.writer.enqueue(this.codec.unsubscribePush(channel, Unsubscribes.server.code, Unsubscribes.server.reason), lane);
     }
   }
 
@@ -384,9 +386,13 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
 
   /** A positioned subscriber saw a gap: it resubscribes and recovers. */
   insufficientState(channel: string): void {
+    const lane = this.subs.laneOf(channel);
     if (!this.subs.remove(channel)) return;
     this.ctx.metrics.badInput.labels('insufficient_state').inc();
-    this.writer.enqueue(this.codec.unsubscribePush(channel, Unsubscribes.insufficientState.code, Unsubscribes.insufficientState.reason));
+    this.writer.enqueue(
+      this.codec.unsubscribePush(channel, Unsubscribes.insufficientState.code, Unsubscribes.insufficientState.reason),
+      lane,
+    );
   }
 
   /** Token-level facts for revocation checks. */

@@ -1,6 +1,7 @@
 import type { ResolvedChannel } from '../auth/channels.js';
 import type { NamespaceConfig } from '../config/load.js';
 import { EngineUnavailableError } from '../engine/errors.js';
+import { laneOf, replyLane } from '../hub/delivery.js';
 import { Subscriber, recoveredForms, type HubClient } from '../hub/hub.js';
 import { DisconnectError, Errors, ReplyError, Unsubscribes } from '../protocol/codes.js';
 import { FOSSIL } from '../protocol/delta.js';
@@ -93,6 +94,12 @@ export class SubscriptionSet {
     return [...this.subs.keys()];
   }
 
+  /** The writer lane of a push about a subscribed channel (`replyLane` of the channel's; 0 when not subscribed). */
+  laneOf(channel: string): number {
+    const sub = this.subs.get(channel)?.subscriber;
+    return sub ? replyLane(sub.lane) : 0;
+  }
+
   /** The info a publication of this connection into the channel carries (its channel info when subscribed). */
   infoIn(channel: string): ClientInfo | undefined {
     return this.subs.get(channel)?.info;
@@ -139,6 +146,7 @@ export class SubscriptionSet {
     const sub = new Subscriber(owner, channel);
     sub.positioned = positioned;
     sub.joinLeave = pushJoinLeave;
+    sub.lane = laneOf(ns.priority);
     sub.delta = features.delta;
     sub.filter = features.filter;
     sub.compact = features.compact;
@@ -298,7 +306,10 @@ export class SubscriptionSet {
     if (this.subs.get(channel) !== state) return;
     this.remove(channel);
     const { codec, writer } = this.owner;
-    writer.enqueue(codec.unsubscribePush(channel, Unsubscribes.expired.code, Unsubscribes.expired.reason));
+    writer.enqueue(
+      codec.unsubscribePush(channel, Unsubscribes.expired.code, Unsubscribes.expired.reason),
+      replyLane(state.subscriber.lane),
+    );
   }
 
   private cleanup(p: Promise<void>, channel: string): void {

@@ -10,7 +10,17 @@ export interface OutboundQueue {
   readonly closed: boolean;
   /** Bytes queued and not yet handed to the transport. */
   readonly pendingBytes: number;
-  enqueue(msg: Buffer): void;
+  /**
+   * Queues a message. `lane`: 0 (replies, `high` channels, the default),
+   * 1 `normal`, 2 `low`; a higher lane leaves first when the connection is
+   * backed up. 3 + n: a reply or push about a channel of lane n (subscribe,
+   * unsubscribe): lane 0, in order with the other replies, unless lane n
+   * still holds messages, then behind them (they may be an earlier
+   * subscription's publications). `conflation`: channel + key of a
+   * publication; while the connection is behind, a queued message with the
+   * same id is replaced.
+   */
+  enqueue(msg: Buffer, lane?: number, conflation?: string): void;
   /** Drops everything queued (a slow consumer's backlog is not worth sending). */
   discard(): void;
   /** Sends what is queued (unless discarded), then closes with the code. */

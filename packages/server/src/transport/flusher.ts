@@ -2,6 +2,10 @@
 export interface WriterStats {
   bytesOut: number;
   framesOut: number;
+  /** Messages handed to sockets, by writer lane (0 replies + `high`, 1 `normal`, 2 `low`). */
+  readonly sent: number[];
+  /** Queued publications replaced by a newer one with the same conflation key, by lane. */
+  readonly conflated: number[];
 }
 
 /** What the flush pass calls on a writer. */
@@ -31,7 +35,7 @@ const CHECK_EVERY = 64;
  * function made once per flusher.
  */
 export class Flusher {
-  readonly stats: WriterStats = { bytesOut: 0, framesOut: 0 };
+  readonly stats: WriterStats = { bytesOut: 0, framesOut: 0, sent: [0, 0, 0], conflated: [0, 0, 0] };
   private dirty: Flushable[] = [];
   private head = 0;
   private scheduled = false;

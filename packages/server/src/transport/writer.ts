@@ -5,6 +5,13 @@ import { directSocket, type RawSocket } from './ws-internals.js';
 
 /** Stop handing frames to the socket while it has this much unsent. */
 const HIGH_WATER = 256 * 1024;
+/**
+ * The same limit, and the largest frame, for a connection that is behind
+ * (it had to wait for a drain and has not caught up since): what was handed
+ * to the socket is out of reach of priorities and conflation, so a slow
+ * reader gets less of it ahead of the queue (docs/DELIVERY.md).
+ */
+const BEHIND_WATER = 16 * 1024;
 /** Coalesce queued messages into frames of at most this size. */
 const FRAME_MAX = 256 * 1024;
 const NEWLINE = 0x0a;
@@ -73,6 +80,16 @@ function joinInto(out: Buffer, pos: number, q: readonly Buffer[], i: number, j: 
   return pos;
 }
 
+/**
+ * Queue lanes, highest first. Lane 0 carries replies and the `high`
+ * namespaces, 1 `normal`, 2 `low` (config `priority`, see `lanes.ts`). When a
+ * connection is backed up a higher lane leaves first; a lane is FIFO, and a
+ * channel has one lane, so order within a channel never changes.
+ */
+export const LANES = 3;
+/** A conflated message's slot: skipped (and dropped) by the next flush. */
+const HOLE = Buffer.alloc(0);
+
 /** Told when the queue passes its limit (an interface, not a closure: one less allocation per connection). */
 export interface WriterOwner {
   onWriterOverflow(): void;
@@ -88,8 +105,19 @@ export interface WriterOwner {
 export class Writer implements OutboundQueue {
   /** Told when the queue passes its limit: the connection's session, once bound. */
   owner: WriterOwner | undefined;
-  private queue: Buffer[] = [];
+  /** One FIFO per lane (reused across flushes: no garbage per connection per flush). */
+  private lanes: Buffer[][] = [[], [], []];
+  /** Messages queued (holes not counted) and their bytes (a separator each). */
+  private queued = 0;
   private queuedBytes = 0;
+  /**
+   * While the connection is behind: conflation id (channel + key) → slot
+   * (index * LANES + lane) of the queued message it would replace.
+   */
+  private keyed: Map<string, number> | undefined;
+  private holes = 0;
+  /** Had to wait for a drain and has not caught up since: smaller hand-offs to the socket (BEHIND_WATER). */
+  private behind = false;
   private scheduled = false;
   private waitingDrain = false;
   closed = false;
@@ -129,9 +157,20 @@ export class Writer implements OutboundQueue {
     return this.queuedBytes;
   }
 
-  enqueue(msg: Buffer): void {
+  /**
+   * Queues a message in a lane (0, the highest, by default). With a
+   * conflation id, while the connection is behind (it had to wait for the
+   * socket to drain and has not caught up since), a queued message with the
+   * same id is dropped: the new one takes its turn at the tail, so offsets
+   * within a channel still rise.
+   */
+  enqueue(msg: Buffer, lane = 0, id?: string): void {
     if (this.closed) return;
-    this.queue.push(msg);
+    if (lane >= LANES) lane = this.lanes[lane - LANES]!.length > 0 ? lane - LANES : 0;
+    const q = this.lanes[lane]!;
+    if (id !== undefined && this.behind) this.conflate(id, q.length * LANES + lane);
+    q.push(msg);
+    this.queued++;
     this.queuedBytes += msg.length + this.sep;
     if (this.queuedBytes > this.maxQueue) {
       this.overflow();
@@ -147,29 +186,58 @@ export class Writer implements OutboundQueue {
     this.enqueue(Buffer.from(msg));
   }
 
-  /** Hands queued messages to the socket (called from the shared flush pass). */
+  /** Hands queued messages to the socket, highest lane first (called from the shared flush pass). */
   flush(force = false): void {
     this.scheduled = false;
-    if (this.closed || this.queue.length === 0) return;
+    if (this.closed || this.queued === 0) return;
     const buffered = this.socket ? this.socket.writableLength : this.ws.bufferedAmount;
-    if (!force && buffered > HIGH_WATER) {
+    const water = this.behind ? BEHIND_WATER : HIGH_WATER;
+    if (!force && buffered > water) {
       if (buffered + this.queuedBytes > this.maxQueue) {
         this.overflow();
         return;
       }
       if (this.waitDrain()) return;
     }
-    // The queue array is reused across flushes (no garbage per connection per flush).
-    const q = this.queue;
+    if (this.holes > 0) this.compact();
+    const sent = this.flusher.stats.sent;
+    for (let lane = 0; lane < LANES; lane++) {
+      const q = this.lanes[lane]!;
+      if (q.length === 0) continue;
+      const n = this.writeLane(q, force, water);
+      if (n < 0) return; // the socket closed under us
+      sent[lane]! += n;
+      if (n < q.length) {
+        // The socket is full: the rest waits, so what comes meanwhile in a higher lane still goes first.
+        this.consumed(lane, n);
+        this.waitDrain();
+        return;
+      }
+      q.length = 0;
+    }
+    this.queued = 0;
+    this.queuedBytes = 0;
+    this.keyed = undefined;
+    // Caught up: everything queued went out and the socket is not backed up.
+    if (this.behind && (this.socket ? this.socket.writableLength : this.ws.bufferedAmount) <= BEHIND_WATER) this.behind = false;
+  }
+
+  /**
+   * Writes a lane's messages in frames (several per frame up to FRAME_MAX,
+   * or `water` when behind); stops once the socket holds more than `water`
+   * (unless forced).
+   * Returns how many messages went out, -1 if the socket is gone.
+   */
+  private writeLane(q: Buffer[], force: boolean, water: number): number {
     const stats = this.flusher.stats;
     const sep = this.sep;
-    this.queuedBytes = 0;
+    const frameMax = this.behind ? BEHIND_WATER : FRAME_MAX;
     let i = 0;
     while (i < q.length) {
       // Gather messages until the frame would pass FRAME_MAX.
       let size = q[i]!.length;
       let j = i + 1;
-      while (this.join && j < q.length && size + sep + q[j]!.length <= FRAME_MAX) {
+      while (this.join && j < q.length && size + sep + q[j]!.length <= frameMax) {
         size += sep + q[j]!.length;
         j++;
       }
@@ -177,8 +245,8 @@ export class Writer implements OutboundQueue {
       stats.framesOut++;
       if (this.socket) {
         if (this.ws.readyState !== 1) {
-          q.length = 0;
-          return;
+          this.discard();
+          return -1;
         }
         if (j === i + 1) {
           this.socket.write((this.binary ? binaryFrames : textFrames).of(q[i]!));
@@ -187,6 +255,9 @@ export class Writer implements OutboundQueue {
           joinInto(frame, offset, q, i, j, sep);
           this.socket.write(frame);
         }
+        i = j;
+        // (not after a lane's last frame: the common single-frame flush reads nothing more)
+        if (!force && i < q.length && this.socket.writableLength > water) break;
       } else {
         let payload: Buffer;
         if (j === i + 1) {
@@ -197,14 +268,74 @@ export class Writer implements OutboundQueue {
         }
         this.sendsPending++;
         this.ws.send(payload, this.binary ? BINARY : TEXT, this.onSent);
+        i = j;
+        if (!force && i < q.length && this.ws.bufferedAmount > water) break;
       }
-      i = j;
     }
-    q.length = 0;
+    return i;
+  }
+
+  /** The first n messages of a lane went out: drop them and keep the conflation index pointing right. */
+  private consumed(lane: number, n: number): void {
+    const q = this.lanes[lane]!;
+    let bytes = 0;
+    for (let k = 0; k < n; k++) bytes += q[k]!.length + this.sep;
+    q.splice(0, n);
+    for (let l = 0; l < lane; l++) this.lanes[l]!.length = 0;
+    let left = q.length;
+    for (let l = lane + 1; l < LANES; l++) left += this.lanes[l]!.length;
+    this.queued = left;
+    this.queuedBytes -= bytes;
+    const keyed = this.keyed;
+    if (keyed === undefined) return;
+    for (const [id, slot] of keyed) {
+      const l = slot % LANES;
+      if (l > lane) continue;
+      const idx = (slot - l) / LANES - n;
+      if (l < lane || idx < 0) keyed.delete(id);
+      else keyed.set(id, idx * LANES + l);
+    }
+  }
+
+  /** Drops the queued message that `id` names, if any, and indexes the one about to go to `slot`. */
+  private conflate(id: string, slot: number): void {
+    const keyed = (this.keyed ??= new Map());
+    const prev = keyed.get(id);
+    keyed.set(id, slot);
+    if (prev === undefined) return;
+    const l = prev % LANES;
+    const q = this.lanes[l]!;
+    const idx = (prev - l) / LANES;
+    const old = q[idx]!;
+    q[idx] = HOLE;
+    this.holes++;
+    this.queued--;
+    this.queuedBytes -= old.length + this.sep;
+    this.flusher.stats.conflated[l]!++;
+  }
+
+  /** Removes the holes conflation left, keeping the index pointing at the same messages. */
+  private compact(): void {
+    const keyed = this.keyed;
+    const moved: number[] = [];
+    for (let l = 0; l < LANES; l++) {
+      const q = this.lanes[l]!;
+      let w = 0;
+      for (let r = 0; r < q.length; r++) {
+        const m = q[r]!;
+        if (m === HOLE) continue;
+        if (keyed !== undefined) moved[r * LANES + l] = w * LANES + l;
+        q[w++] = m;
+      }
+      q.length = w;
+    }
+    if (keyed !== undefined) for (const [id, slot] of keyed) keyed.set(id, moved[slot]!);
+    this.holes = 0;
   }
 
   /** Arranges to flush again once the backlog is written; false when there is nothing to wait for. */
   private waitDrain(): boolean {
+    this.behind = true;
     if (this.socket) {
       // writableLength is above the socket's high-water mark, so a write was refused and 'drain' will come
       this.waitingDrain = true;
@@ -225,7 +356,7 @@ export class Writer implements OutboundQueue {
 
   private drained(): void {
     this.waitingDrain = false;
-    if (!this.closed && this.queue.length > 0 && !this.scheduled) {
+    if (!this.closed && this.queued > 0 && !this.scheduled) {
       this.scheduled = true;
       this.flusher.schedule(this);
     }
@@ -240,8 +371,11 @@ export class Writer implements OutboundQueue {
 
   /** Drops everything queued (a slow consumer's backlog is not worth sending). */
   discard(): void {
-    this.queue = [];
+    this.lanes = [[], [], []];
+    this.queued = 0;
     this.queuedBytes = 0;
+    this.keyed = undefined;
+    this.holes = 0;
   }
 
   /**
@@ -250,7 +384,7 @@ export class Writer implements OutboundQueue {
    */
   close(code: number, reason: string, terminateAfterMs = 5000): void {
     if (this.closed) return;
-    if (this.queue.length > 0) this.flush(true);
+    if (this.queued > 0) this.flush(true);
     this.closed = true;
     try {
       this.ws.close(code, reason);

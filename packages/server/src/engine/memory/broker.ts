@@ -1,4 +1,4 @@
-import type { ClientInfo, RawJSON } from '../../protocol/types.js';
+import type { ClientInfo, Publication, RawJSON } from '../../protocol/types.js';
 import type { Broker, ControlMessage, EngineHandlers, PublishOptions, PublishResult } from '../types.js';
 import type { MemoryHistory } from './history.js';
 
@@ -27,10 +27,16 @@ export class MemoryBroker implements Broker {
   }
 
   private publishNow(channel: string, data: RawJSON, opts: PublishOptions, now: number): PublishResult {
-    const make = (offset: number) =>
-      opts.delta
-        ? { offset, data, info: opts.info, tags: opts.tags, time: now, delta: true }
-        : { offset, data, info: opts.info, tags: opts.tags, time: now };
+    const key = opts.conflationKey;
+    const make = (offset: number): Publication => ({
+      offset,
+      data,
+      info: opts.info,
+      tags: opts.tags,
+      time: now,
+      ...(opts.delta ? { delta: true } : {}),
+      ...(key !== undefined ? { conflationKey: key } : {}),
+    });
     const withHistory = opts.historySize > 0 && opts.historyTtlMs > 0;
     const pub = withHistory ? this.history.append(channel, make, opts.historySize, opts.historyMetaTtlMs, now) : make(0);
     this.handlers?.onPublication(channel, pub);

@@ -57,7 +57,7 @@ export class RedisBroker implements Broker {
 
   async publish(channel: string, data: RawJSON, opts: PublishOptions): Promise<PublishResult> {
     const b = this.b;
-    const payload = encodePayload(data, Date.now(), opts.info, opts.tags, opts.delta);
+    const payload = encodePayload(data, Date.now(), opts.info, opts.tags, opts.delta, opts.conflationKey);
     const withHistory = opts.historySize > 0 && opts.historyTtlMs > 0;
     const idemTtl = opts.idempotentResultTtlMs || b.cfg.idempotent_result_ttl || 300_000;
     const hold = withHistory && b.cfg.replica_wait > 0;

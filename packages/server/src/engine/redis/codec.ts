@@ -5,7 +5,7 @@ import type { ClientInfo, Publication, RawJSON } from '../../protocol/types.js';
  *
  * A publication is stored in history (stream field "d") as its payload:
  *   `<time> <headerLength> <header><data>`
- * where header is JSON `{"u","c","ci","hi","t","dl"}` (info, tags, delta flag; empty when
+ * where header is JSON `{"u","c","ci","hi","t","dl","k"}` (info, tags, delta flag, conflation key; empty when
  * there are none) and data is the publication's raw JSON, spliced in and
  * sliced out verbatim (never re-parsed on the hot path).
  *
@@ -26,6 +26,8 @@ interface Header extends Partial<WireInfo> {
   t?: Readonly<Record<string, string>>;
   /** The publication may go out as a fossil delta. */
   dl?: 1;
+  /** The conflation key. */
+  k?: string;
 }
 
 export function encodeInfo(info: ClientInfo): string {
@@ -52,9 +54,10 @@ export function encodePayload(
   info?: ClientInfo,
   tags?: Readonly<Record<string, string>>,
   delta?: boolean,
+  conflationKey?: string,
 ): string {
   let header = '';
-  if (info || (tags && Object.keys(tags).length > 0) || delta) {
+  if (info || (tags && Object.keys(tags).length > 0) || delta || conflationKey !== undefined) {
     const h: Header = {};
     if (info) {
       h.u = info.user;
@@ -64,6 +67,7 @@ export function encodePayload(
     }
     if (tags && Object.keys(tags).length > 0) h.t = tags;
     if (delta) h.dl = 1;
+    if (conflationKey !== undefined) h.k = conflationKey;
     header = JSON.stringify(h);
   }
   return `${time} ${header.length} ${header}${data}`;
@@ -81,7 +85,8 @@ export function decodePayload(s: string, offset: number, start = 0): Publication
   if (hlen === 0) return { offset, data, time };
   const h = JSON.parse(s.slice(hstart, hstart + hlen)) as Header;
   const pub = { offset, data, time, info: h.c !== undefined ? infoOf(h) : undefined, tags: h.t };
-  return h.dl === 1 ? { ...pub, delta: true } : pub;
+  if (h.dl !== 1 && h.k === undefined) return pub;
+  return { ...pub, ...(h.dl === 1 ? { delta: true } : {}), ...(h.k !== undefined ? { conflationKey: h.k } : {}) };
 }
 
 export type PubSubMessage = { kind: 'pub'; epoch: string; pub: Publication } | { kind: 'join' | 'leave'; info: ClientInfo };
