@@ -8,18 +8,38 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import WebSocket from 'ws';
 import type { TestContextLike } from './scope.js';
 
-/** A port free on 127.0.0.1 right now (the OS picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** True when `port` can be bound on 127.0.0.1 now. */
+export function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = createServer();
     s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
+}
+
+/** Ports this process has handed out already (never twice). */
+const handedOut = new Set<number>();
+
+/**
+ * A port free on 127.0.0.1 right now, for a server a test starts in another
+ * process. Picked at random below the kernel's ephemeral range (32768+):
+ * there the client sockets of every test running at the same time take
+ * their source ports, and one of them could take the port between this
+ * check and the server's listen (seen as EADDRINUSE, or a test talking to
+ * another test's server). Redis Cluster tests use 10000-14999 and their bus
+ * ports 20000-24999 (helpers/redis-cluster.ts).
+ */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 500; i++) {
+    const p = 25000 + Math.floor(Math.random() * 7700);
+    if (handedOut.has(p)) continue;
+    if (await bindable(p)) {
+      handedOut.add(p);
+      return p;
+    }
+  }
+  throw new Error('no free port in 25000-32699');
 }
 
 /** The result of one upgrade attempt: the socket when it opened, or the HTTP status that refused it. */

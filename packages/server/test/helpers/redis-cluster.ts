@@ -6,30 +6,20 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { bindable } from './net.js';
 import { redisCommand } from './redis.js';
 import type { TestContextLike } from './scope.js';
 import { until } from './wait.js';
 
-/** True when both ports can be bound on 127.0.0.1 now. */
-async function bindable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.unref();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
 /**
- * A port whose cluster bus port (port + 10000) is free too. Picked below the
- * kernel's ephemeral range so outgoing connections do not take them.
+ * A port whose cluster bus port (port + 10000) is free too: 10000-14999 and
+ * 20000-24999, below the kernel's ephemeral range and apart from freePort's.
  */
 async function clusterPort(taken: Set<number>): Promise<number> {
   for (let i = 0; i < 200; i++) {
-    const p = 12000 + Math.floor(Math.random() * 8000);
+    const p = 10000 + Math.floor(Math.random() * 5000);
     if (taken.has(p) || taken.has(p + 10000)) continue;
     if ((await bindable(p)) && (await bindable(p + 10000))) {
       taken.add(p);
@@ -145,16 +135,30 @@ export class RedisCluster {
     this.procs.get(port)?.kill('SIGKILL');
   }
 
-  /** Starts a killed node again on its port with its cluster config: it rejoins (as a replica when it was failed over). */
-  async restart(port: number): Promise<void> {
+  /**
+   * Brings a killed master back as a new, empty node that joins as a replica
+   * of `master` (its old identity forgotten). Restarting it with its old
+   * cluster config would let it serve its old slots, empty, until it learns
+   * of the failover: writes there would start streams over.
+   */
+  async rejoinAsReplica(port: number, master: number): Promise<void> {
     const old = this.procs.get(port);
     if (old && old.exitCode === null && old.signalCode === null) {
       const exited = new Promise((r) => old.once('exit', r));
       old.kill('SIGKILL');
       await exited;
     }
+    rmSync(join(this.dir, `nodes-${port}.conf`), { force: true });
     this.spawn(port);
     await until(`cluster node ${port} back`, 10_000, async () => (await redisCommand(port, 'PING')) === '+PONG');
+    const masterId = (await redisCommand(master, 'CLUSTER', 'MYID')).split('\r\n').find((l) => /^[0-9a-f]{40}$/.test(l))!;
+    await redisCommand(port, 'CLUSTER', 'MEET', '127.0.0.1', String(master));
+    await until(`node ${port} knows its master`, 20_000, async () => (await redisCommand(port, 'CLUSTER', 'NODES')).includes(masterId));
+    await until(`node ${port} replicating`, 20_000, async () => {
+      const r = await redisCommand(port, 'CLUSTER', 'REPLICATE', masterId).catch((e: unknown) => String(e));
+      return r.startsWith('+OK');
+    });
+    await until(`node ${port} in sync`, 20_000, async () => (await infoField(port, 'replication', 'master_link_status')) === 'up');
   }
 
   /** SIGSTOP / SIGCONT one node: it hangs with its sockets open. */
