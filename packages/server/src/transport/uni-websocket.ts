@@ -42,9 +42,10 @@ class UniWebSocketWriter extends Writer {
     super(wsock, limit, flusher, false, join);
   }
 
-  override enqueue(msg: Buffer): void {
+  override enqueue(msg: Buffer, lane?: number, conflation?: string): void {
     if (msg === UNI_PING && !this.closed && this.wsock.readyState === 1) this.wsock.ping();
-    super.enqueue(msg);
+    // the lane and conflation id go on: a uni_websocket has the bidirectional writer's priorities and conflation
+    super.enqueue(msg, lane, conflation);
   }
 
   override close(code: number, reason: string, terminateAfterMs?: number): void {

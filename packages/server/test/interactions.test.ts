@@ -1,0 +1,58 @@
+/**
+ * Where features built apart meet: priority lanes and conflation with the
+ * unidirectional and emulation transports, and other cross-feature paths
+ * found in review. Real server, real sockets; slow readers are clients whose
+ * socket stops being read (ws.pause()).
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { scope } from './helpers/scope.js';
+import { type RunningServer, startServer } from './helpers/server.js';
+import { mintToken } from './helpers/tokens.js';
+import { openUniWs } from './helpers/uni.js';
+import { until } from './helpers/wait.js';
+
+const S = scope();
+after(() => S.close());
+let s: RunningServer;
+let uniWs: string;
+
+before(async () => {
+  s = await startServer(S, {
+    uni_websocket: { enabled: true },
+    client: { queue_max_size: 1024 * 1024 },
+    channel: {
+      without_namespace: { allow_subscribe_for_client: true },
+      namespaces: [{ name: 'quotes', history_size: 1000, history_ttl: '300s' }],
+    },
+  });
+  uniWs = s.ws.replace('/connection/websocket', '/connection/uni_websocket');
+});
+
+test('uni_websocket: a reader that is behind gets conflation like a bidirectional WebSocket (the lane and key reach its writer)', async (t) => {
+  const ch = 'quotes:uni';
+  const { ws, client } = await openUniWs(t, uniWs, JSON.stringify({ token: await mintToken(s.secret, { sub: 'u', channels: [ch] }) }));
+  await client.next((p) => p.connect !== undefined);
+  ws.pause();
+  const c0 = await s.metric('switchboard_queue_conflated_total');
+  const payload = 'z'.repeat(48 * 1024);
+  let n = 0;
+  for (; n < 400; n++) {
+    assert.equal(client.closeCode, 0, `the paused uni_websocket was closed (${client.closeCode}) after ${n} publications instead of conflating`);
+    await s.call('publish', { channel: ch, data: { n, payload }, conflation_key: 'k' });
+    if (n >= 4 && (await s.metric('switchboard_queue_conflated_total')) > c0) break;
+  }
+  assert.ok(n < 400, `no conflation after ${n} publications of 48 KiB to a paused uni_websocket`);
+  const last = n;
+  await s.call('publish', { channel: ch, data: { n: 'end' } });
+  ws.resume();
+  await client.next((p) => p.pub?.data?.n === 'end', 60_000);
+  const ns = client.pushes.filter((p) => p.pub && typeof p.pub.data.n === 'number').map((p) => p.pub.data.n as number);
+  assert.ok(ns.length < last + 1, `publications were replaced (${ns.length} of ${last + 1} arrived)`);
+  assert.ok(
+    ns.every((v, i) => i === 0 || v > ns[i - 1]!),
+    'in order',
+  );
+  assert.equal(ns.at(-1), last, 'the newest keyed publication arrived');
+  await until('still open', 1000, () => client.closeCode === 0);
+});
