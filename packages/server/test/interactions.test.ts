@@ -20,10 +20,13 @@ let uniWs: string;
 before(async () => {
   s = await startServer(S, {
     uni_websocket: { enabled: true },
-    client: { queue_max_size: 1024 * 1024 },
+    client: { queue_max_size: 4 * 1024 * 1024 },
     channel: {
       without_namespace: { allow_subscribe_for_client: true },
-      namespaces: [{ name: 'quotes', history_size: 1000, history_ttl: '300s' }],
+      namespaces: [
+        { name: 'quotes', history_size: 1000, history_ttl: '300s' },
+        { name: 'bulk', priority: 'low' },
+      ],
     },
   });
   uniWs = s.ws.replace('/connection/websocket', '/connection/uni_websocket');
@@ -55,4 +58,27 @@ test('uni_websocket: a reader that is behind gets conflation like a bidirectiona
   );
   assert.equal(ns.at(-1), last, 'the newest keyed publication arrived');
   await until('still open', 1000, () => client.closeCode === 0);
+});
+
+test('uni_websocket: the disconnect push is the last message, after publications still queued in a lower lane', async (t) => {
+  const ch = 'bulk:uni';
+  const { ws, client } = await openUniWs(t, uniWs, JSON.stringify({ token: await mintToken(s.secret, { sub: 'u-bye', channels: [ch] }) }));
+  await client.next((p) => p.connect !== undefined);
+  ws.pause();
+  const payload = 'b'.repeat(48 * 1024);
+  let n = 0;
+  for (; n < 200; n++) {
+    await s.call('publish', { channel: ch, data: { n, payload } });
+    if ((await s.metric('switchboard_queue_pending_bytes')) >= 2 * payload.length) break;
+  }
+  assert.ok(n < 200, 'the paused reader never had publications queued');
+  const r = await s.call('disconnect', { user: 'u-bye', disconnect: { code: 4001, reason: 'bye' } });
+  assert.equal(r.error, undefined);
+  ws.resume();
+  await client.ends(60_000);
+  const last = client.pushes.at(-1);
+  assert.deepEqual(last?.disconnect, { code: 4001, reason: 'bye' }, `last message: ${JSON.stringify(last).slice(0, 80)}`);
+  const ns = client.pushes.filter((p) => p.pub).map((p) => p.pub.data.n as number);
+  assert.equal(ns.length, n + 1, 'every queued publication was written before the close');
+  assert.equal(client.closeCode, 4001);
 });

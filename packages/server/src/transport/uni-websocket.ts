@@ -4,7 +4,7 @@ import { Disconnects } from '../protocol/codes.js';
 import { UNI_PING, uniDisconnectPush, uniJsonCodec } from '../protocol/uni-json.js';
 import type { ClientConnection, ConnectionHandler } from './connection.js';
 import type { Flusher } from './flusher.js';
-import { Writer } from './writer.js';
+import { LANES, Writer } from './writer.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -53,7 +53,8 @@ class UniWebSocketWriter extends Writer {
     if (this.disconnectPush && code !== Disconnects.connectionClosed.code) {
       const push = uniDisconnectPush(code, reason);
       if (this.pendingBytes + push.length > this.limit) this.discard();
-      super.enqueue(push);
+      // the last lane, so it follows whatever is still queued in any lane
+      super.enqueue(push, LANES - 1);
     }
     super.close(code, reason, terminateAfterMs);
   }
