@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { scope } from './helpers/scope.js';
 import { type RunningServer, startServer } from './helpers/server.js';
 import { mintToken } from './helpers/tokens.js';
-import { openUniWs } from './helpers/uni.js';
+import { openUniWs, postStream } from './helpers/uni.js';
 import { until } from './helpers/wait.js';
 
 const S = scope();
@@ -20,6 +20,7 @@ let uniWs: string;
 before(async () => {
   s = await startServer(S, {
     uni_websocket: { enabled: true },
+    uni_http_stream: { enabled: true },
     client: { queue_max_size: 4 * 1024 * 1024 },
     channel: {
       without_namespace: { allow_subscribe_for_client: true },
@@ -81,4 +82,27 @@ test('uni_websocket: the disconnect push is the last message, after publications
   const ns = client.pushes.filter((p) => p.pub).map((p) => p.pub.data.n as number);
   assert.equal(ns.length, n + 1, 'every queued publication was written before the close');
   assert.equal(client.closeCode, 4001);
+});
+
+test('connections API and disconnect by session reach unidirectional sessions: transport names, session ids, the disconnect push', async (t) => {
+  const { client: wsc } = await openUniWs(t, uniWs, JSON.stringify({ token: await mintToken(s.secret, { sub: 'u-conn', channels: ['c1'] }) }));
+  const wsConnect = (await wsc.next((p) => p.connect !== undefined)).connect;
+  const r = await postStream(t, s.http + '/connection/uni_http_stream', JSON.stringify({ token: await mintToken(s.secret, { sub: 'u-conn' }) }));
+  const hsConnect = (await r.client.next((p) => p.connect !== undefined)).connect;
+  const conns = (await s.call('connections', { user: 'u-conn' })).result.connections as Record<string, any>;
+  assert.deepEqual(Object.keys(conns).sort(), [wsConnect.client, hsConnect.client].sort());
+  assert.equal(conns[wsConnect.client].transport, 'uni_websocket');
+  assert.equal(conns[wsConnect.client].session, wsConnect.session);
+  assert.equal(conns[wsConnect.client].protocol, 'json');
+  assert.deepEqual(Object.keys(conns[wsConnect.client].state.channels), ['c1']);
+  assert.equal(conns[hsConnect.client].transport, 'uni_http_stream');
+  assert.equal(conns[hsConnect.client].session, hsConnect.session);
+
+  // the session target closes only the uni_http_stream one, with a disconnect push
+  const d = await s.call('disconnect', { user: 'u-conn', session: hsConnect.session, disconnect: { code: 4002, reason: 'admin' } });
+  assert.equal(d.error, undefined);
+  await r.client.ends(30_000);
+  assert.deepEqual(r.client.pushes.at(-1)?.disconnect, { code: 4002, reason: 'admin' });
+  const left = (await s.call('connections', { user: 'u-conn' })).result.connections as Record<string, any>;
+  assert.deepEqual(Object.keys(left), [wsConnect.client]);
 });
