@@ -11,14 +11,23 @@ import { type RunningServer, startServer } from './helpers/server.js';
 import { mintToken } from './helpers/tokens.js';
 import { openUniWs, postStream } from './helpers/uni.js';
 import { until } from './helpers/wait.js';
+import { WebhookReceiver } from './helpers/webhook-receiver.js';
 
 const S = scope();
 after(() => S.close());
 let s: RunningServer;
 let uniWs: string;
+let hooks: WebhookReceiver;
+const HOOK_SECRET = 'interactions-hook-secret';
 
 before(async () => {
+  hooks = await WebhookReceiver.start(S, HOOK_SECRET);
   s = await startServer(S, {
+    webhooks: {
+      secret: HOOK_SECRET,
+      poll_interval: '100ms',
+      endpoints: [{ name: 'all', url: hooks.url, events: ['connect', 'disconnect', 'subscribe', 'unsubscribe', 'channel_occupied', 'channel_vacated'] }],
+    },
     uni_websocket: { enabled: true },
     uni_http_stream: { enabled: true },
     client: { queue_max_size: 4 * 1024 * 1024 },
@@ -105,4 +114,18 @@ test('connections API and disconnect by session reach unidirectional sessions: t
   assert.deepEqual(r.client.pushes.at(-1)?.disconnect, { code: 4002, reason: 'admin' });
   const left = (await s.call('connections', { user: 'u-conn' })).result.connections as Record<string, any>;
   assert.deepEqual(Object.keys(left), [wsConnect.client]);
+});
+
+test('webhooks for a uni_websocket session: connect, the token channel subscribed and occupied, then unsubscribe, vacated and disconnect, with its client id', async (t) => {
+  const ch = 'wh-uni';
+  const { ws, client } = await openUniWs(t, uniWs, JSON.stringify({ token: await mintToken(s.secret, { sub: 'u-wh', channels: [ch] }) }));
+  const id = (await client.next((p) => p.connect !== undefined)).connect.client as string;
+  const mine = () => hooks.events.filter((e) => e.client === id || (e.client === undefined && e.channel === ch));
+  const kinds = () => mine().map((e) => `${e.type}${e.channel ? ' ' + e.channel : ''}`).sort();
+  await until('connect, subscribe and occupied arrive', 30_000, () => kinds().length >= 3);
+  assert.deepEqual(kinds(), ['channel_occupied wh-uni', 'connect', 'subscribe wh-uni']);
+  ws.close();
+  await until('the rest arrive', 30_000, () => kinds().length >= 6);
+  assert.deepEqual(kinds(), ['channel_occupied wh-uni', 'channel_vacated wh-uni', 'connect', 'disconnect', 'subscribe wh-uni', 'unsubscribe wh-uni']);
+  for (const e of mine()) if (e.client !== undefined) assert.equal(e.user, 'u-wh');
 });
