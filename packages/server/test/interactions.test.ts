@@ -26,7 +26,13 @@ before(async () => {
     webhooks: {
       secret: HOOK_SECRET,
       poll_interval: '100ms',
-      endpoints: [{ name: 'all', url: hooks.url, events: ['connect', 'disconnect', 'subscribe', 'unsubscribe', 'channel_occupied', 'channel_vacated'] }],
+      endpoints: [
+        {
+          name: 'all',
+          url: hooks.url,
+          events: ['connect', 'disconnect', 'subscribe', 'unsubscribe', 'channel_occupied', 'channel_vacated'],
+        },
+      ],
     },
     uni_websocket: { enabled: true },
     uni_http_stream: { enabled: true },
@@ -51,7 +57,11 @@ test('uni_websocket: a reader that is behind gets conflation like a bidirectiona
   const payload = 'z'.repeat(48 * 1024);
   let n = 0;
   for (; n < 400; n++) {
-    assert.equal(client.closeCode, 0, `the paused uni_websocket was closed (${client.closeCode}) after ${n} publications instead of conflating`);
+    assert.equal(
+      client.closeCode,
+      0,
+      `the paused uni_websocket was closed (${client.closeCode}) after ${n} publications instead of conflating`,
+    );
     await s.call('publish', { channel: ch, data: { n, payload }, conflation_key: 'k' });
     if (n >= 4 && (await s.metric('switchboard_queue_conflated_total')) > c0) break;
   }
@@ -94,9 +104,17 @@ test('uni_websocket: the disconnect push is the last message, after publications
 });
 
 test('connections API and disconnect by session reach unidirectional sessions: transport names, session ids, the disconnect push', async (t) => {
-  const { client: wsc } = await openUniWs(t, uniWs, JSON.stringify({ token: await mintToken(s.secret, { sub: 'u-conn', channels: ['c1'] }) }));
+  const { client: wsc } = await openUniWs(
+    t,
+    uniWs,
+    JSON.stringify({ token: await mintToken(s.secret, { sub: 'u-conn', channels: ['c1'] }) }),
+  );
   const wsConnect = (await wsc.next((p) => p.connect !== undefined)).connect;
-  const r = await postStream(t, s.http + '/connection/uni_http_stream', JSON.stringify({ token: await mintToken(s.secret, { sub: 'u-conn' }) }));
+  const r = await postStream(
+    t,
+    s.http + '/connection/uni_http_stream',
+    JSON.stringify({ token: await mintToken(s.secret, { sub: 'u-conn' }) }),
+  );
   const hsConnect = (await r.client.next((p) => p.connect !== undefined)).connect;
   const conns = (await s.call('connections', { user: 'u-conn' })).result.connections as Record<string, any>;
   assert.deepEqual(Object.keys(conns).sort(), [wsConnect.client, hsConnect.client].sort());
@@ -121,11 +139,21 @@ test('webhooks for a uni_websocket session: connect, the token channel subscribe
   const { ws, client } = await openUniWs(t, uniWs, JSON.stringify({ token: await mintToken(s.secret, { sub: 'u-wh', channels: [ch] }) }));
   const id = (await client.next((p) => p.connect !== undefined)).connect.client as string;
   const mine = () => hooks.events.filter((e) => e.client === id || (e.client === undefined && e.channel === ch));
-  const kinds = () => mine().map((e) => `${e.type}${e.channel ? ' ' + e.channel : ''}`).sort();
+  const kinds = () =>
+    mine()
+      .map((e) => `${e.type}${e.channel ? ' ' + e.channel : ''}`)
+      .sort();
   await until('connect, subscribe and occupied arrive', 30_000, () => kinds().length >= 3);
   assert.deepEqual(kinds(), ['channel_occupied wh-uni', 'connect', 'subscribe wh-uni']);
   ws.close();
   await until('the rest arrive', 30_000, () => kinds().length >= 6);
-  assert.deepEqual(kinds(), ['channel_occupied wh-uni', 'channel_vacated wh-uni', 'connect', 'disconnect', 'subscribe wh-uni', 'unsubscribe wh-uni']);
+  assert.deepEqual(kinds(), [
+    'channel_occupied wh-uni',
+    'channel_vacated wh-uni',
+    'connect',
+    'disconnect',
+    'subscribe wh-uni',
+    'unsubscribe wh-uni',
+  ]);
   for (const e of mine()) if (e.client !== undefined) assert.equal(e.user, 'u-wh');
 });
