@@ -5,11 +5,14 @@
  * only the matching publications, each rebuilt exactly from its deltas.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { request, type IncomingMessage } from 'node:http';
 import { after, test } from 'node:test';
 import type { Subscription } from 'centrifuge';
 import { deltaComputations } from '../src/hub/hub.js';
 import { connectedEmuClient, httpNode, type EmulationKind, type HttpNode } from './helpers/emulation.js';
 import { scope } from './helpers/scope.js';
+import { mintToken } from './helpers/tokens.js';
 import { until, waitFor } from './helpers/wait.js';
 
 const S = scope();
@@ -80,3 +83,23 @@ for (const v of VARIANTS) {
     assert.equal(client.state, 'connected');
   });
 }
+
+test('http_stream: connection_limit_per_ip holds for streams whose connect body arrives late (the check is made with the body, as the stream opens)', async (t) => {
+  const n = await httpNode(t, { client: { connection_limit_per_ip: 1 } });
+  const body = JSON.stringify({ id: 1, connect: { token: await mintToken(n.secret, { sub: 'late' }) } });
+  const seen: Promise<unknown>[] = [once(n.server, 'request'), once(n.server, 'request').then(() => once(n.server, 'request'))];
+  const reqs = [0, 1].map(() => {
+    const req = request(n.base + '/connection/http_stream', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+    });
+    req.flushHeaders();
+    t.after(() => req.destroy());
+    return { req, res: once(req, 'response').then(([r]) => r as IncomingMessage) };
+  });
+  // both requests are in (the server's handler runs before this listener) before either body is sent
+  await Promise.all(seen);
+  for (const r of reqs) r.req.end(body);
+  const statuses = (await Promise.all(reqs.map((r) => r.res))).map((r) => r.statusCode).sort();
+  assert.deepEqual(statuses, [200, 429], 'one stream per address');
+});
