@@ -172,8 +172,6 @@ export class HttpEndpoint {
     connectData: Buffer | undefined,
   ): Promise<void> {
     if (!this.accepting) return this.refuse(req, res, 503, 'shutting down', undefined);
-    const refusal = this.opts.check(req);
-    if (refusal) return this.refuse(req, res, refusal.status, refusal.message, undefined);
     let data = connectData;
     if (!data) {
       const limit = transport === 'sse' ? this.opts.sse.max_request_body_size : this.opts.httpStream.max_request_body_size;
@@ -184,6 +182,11 @@ export class HttpEndpoint {
       data = body;
     }
     if (res.destroyed) return;
+    // Checked with the body in hand, just before the stream opens: a check before the await would let
+    // streams whose bodies come late all pass the per-address count before any of them is counted.
+    if (!this.accepting) return this.refuse(req, res, 503, 'shutting down', undefined);
+    const refusal = this.opts.check(req);
+    if (refusal) return this.refuse(req, res, refusal.status, refusal.message, undefined);
     res.writeHead(200, { ...STREAM_HEADERS, 'content-type': framing.contentType });
     res.flushHeaders();
     const conn = new StreamConnection(transport, req, res, this.opts.ipOf(req), codec, framing, this.opts.maxQueue, this.opts.flusher);

@@ -10,7 +10,8 @@ const HIGH_WATER = 256 * 1024;
 const CHUNK_MAX = 256 * 1024;
 
 /**
- * The one writer of a streaming HTTP connection (http_stream, sse): a
+ * The one writer of a streaming HTTP connection (http_stream, sse and the
+ * unidirectional uni_sse, uni_http_stream): a
  * byte-bounded queue drained by the node's flush pass into response writes,
  * each message framed around the shared bytes it was given. Backpressure as
  * on WebSocket: while the response's unsent bytes pass HIGH_WATER nothing is
@@ -30,8 +31,8 @@ export class StreamWriter implements OutboundQueue {
     private readonly maxQueue: number,
     private readonly flusher: Flusher,
     private readonly framing: StreamFraming,
-    /** The last message of a stream: the disconnect push for a code. */
-    private readonly farewell: (code: number, reason: string) => Buffer,
+    /** The last message of a stream: the disconnect push for a code (undefined: none, the response just ends). */
+    private readonly farewell: (code: number, reason: string) => Buffer | undefined,
   ) {}
 
   get pendingBytes(): number {
@@ -122,7 +123,9 @@ export class StreamWriter implements OutboundQueue {
     this.closed = true;
     const res = this.res;
     if (res.destroyed || res.writableEnded) return;
-    res.end(this.framing.one(this.farewell(code, reason)));
+    const last = this.farewell(code, reason);
+    if (last === undefined) res.end();
+    else res.end(this.framing.one(last));
     setTimeout(() => {
       if (!res.writableFinished) res.destroy();
     }, destroyAfterMs).unref();

@@ -1,9 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseParams } from '../protocol/params.js';
-import { uniJsonCodec } from '../protocol/uni-json.js';
+import { Disconnects } from '../protocol/codes.js';
+import { uniDisconnectPush, uniJsonCodec } from '../protocol/uni-json.js';
 import type { ClientConnection, ConnectionHandler } from './connection.js';
 import type { Flusher } from './flusher.js';
-import { NDJSON_FRAMING, SSE_FRAMING, StreamWriter } from './uni-stream-writer.js';
+import { AffixFraming } from './stream-framing.js';
+import { StreamWriter } from './stream-writer.js';
 import type { UpgradeRefusal } from './websocket.js';
 
 /** The URL parameter that carries the connect request (uni_sse GET, uni_websocket), as Centrifugo names it. */
@@ -30,6 +32,19 @@ export function checkConnectRequest(text: string): Buffer | undefined {
   return Buffer.from(text);
 }
 
+/**
+ * Framings of their own (not the emulation's instances): each keeps a
+ * one-entry cache of the last framed push, and uni pushes are other bytes
+ * than the emulation's replies, so sharing one would reframe per writer.
+ */
+const UNI_SSE_FRAMING = new AffixFraming('text/event-stream; charset=utf-8', 'data: ', '\n\n');
+const UNI_NDJSON_FRAMING = new AffixFraming('application/json; charset=utf-8', '', '\n');
+
+/** A server-side close ends the stream with a disconnect push; a client that went away gets none. */
+function uniFarewell(code: number, reason: string): Buffer | undefined {
+  return code === Disconnects.connectionClosed.code ? undefined : uniDisconnectPush(code, reason);
+}
+
 /** A unidirectional connection over one HTTP response (uni_sse, uni_http_stream). */
 export class UniHttpConnection implements ClientConnection {
   readonly codec = uniJsonCodec;
@@ -49,7 +64,7 @@ export class UniHttpConnection implements ClientConnection {
     flusher: Flusher,
   ) {
     this.req = request;
-    this.writer = new StreamWriter(res, maxQueue, flusher, transport === 'uni_sse' ? SSE_FRAMING : NDJSON_FRAMING);
+    this.writer = new StreamWriter(res, maxQueue, flusher, transport === 'uni_sse' ? UNI_SSE_FRAMING : UNI_NDJSON_FRAMING, uniFarewell);
     res.on('close', () => {
       this.writer.closed = true;
       this.handler?.onClosed();

@@ -4,7 +4,7 @@ import { Disconnects } from '../protocol/codes.js';
 import { UNI_PING, uniDisconnectPush, uniJsonCodec } from '../protocol/uni-json.js';
 import type { ClientConnection, ConnectionHandler } from './connection.js';
 import type { Flusher } from './flusher.js';
-import { Writer } from './writer.js';
+import { LANES, Writer } from './writer.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -42,9 +42,10 @@ class UniWebSocketWriter extends Writer {
     super(wsock, limit, flusher, false, join);
   }
 
-  override enqueue(msg: Buffer): void {
+  override enqueue(msg: Buffer, lane?: number, conflation?: string): void {
     if (msg === UNI_PING && !this.closed && this.wsock.readyState === 1) this.wsock.ping();
-    super.enqueue(msg);
+    // the lane and conflation id go on: a uni_websocket has the bidirectional writer's priorities and conflation
+    super.enqueue(msg, lane, conflation);
   }
 
   override close(code: number, reason: string, terminateAfterMs?: number): void {
@@ -52,7 +53,8 @@ class UniWebSocketWriter extends Writer {
     if (this.disconnectPush && code !== Disconnects.connectionClosed.code) {
       const push = uniDisconnectPush(code, reason);
       if (this.pendingBytes + push.length > this.limit) this.discard();
-      super.enqueue(push);
+      // the last lane, so it follows whatever is still queued in any lane
+      super.enqueue(push, LANES - 1);
     }
     super.close(code, reason, terminateAfterMs);
   }
