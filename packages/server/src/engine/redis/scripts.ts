@@ -102,7 +102,15 @@ local epoch
 ${EPOCH('ARGV[2]', 'ARGV[7]')}
 redis.call('pexpire', KEYS[2], ARGV[1])
 local offset = redis.call('hget', KEYS[2], 's') or '0'
-if ARGV[7] == '1' then offset = redis.call('hget', KEYS[2], 'p') or '0' end
+if ARGV[7] == '1' then
+  local appended = tonumber(offset)
+  offset = redis.call('hget', KEYS[2], 'p') or '0'
+  -- A failover can lose the record of the last PUBLISH_HELD but not what it
+  -- sent (WAIT confirmed it): a subscriber that got it is up to date, not ahead.
+  if ARGV[5] ~= '' and ARGV[6] == epoch and tonumber(ARGV[5]) > tonumber(offset) and tonumber(ARGV[5]) <= appended then
+    offset = ARGV[5]
+  end
+end
 local limit = tonumber(ARGV[3])
 if limit == 0 then return {offset, epoch, {}} end
 if ARGV[5] ~= '' and ARGV[6] ~= epoch then return {offset, epoch, {}} end
