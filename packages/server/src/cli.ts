@@ -16,7 +16,7 @@ const HELP = `switchboard ${VERSION} — real-time messaging server (Centrifugo 
 
 Usage:
   switchboard serve [options]          run the server
-  switchboard check-config [options]   validate the configuration and exit
+  switchboard check-config [FILE] [options]   validate the configuration (FILE = --config FILE) and exit
   switchboard token --user ID [--ttl 1h] [--channels a,b] [--info JSON] [options]
                                        mint a connection JWT (HMAC) for development
   switchboard types [--out FILE] [options]
@@ -62,6 +62,9 @@ interface Flags {
   version?: boolean;
 }
 
+/** A command line that cannot mean anything: told with the usage, exit 2. */
+class UsageError extends Error {}
+
 function parse(argv: string[]): { command: string; flags: Flags } {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -87,7 +90,17 @@ function parse(argv: string[]): { command: string; flags: Flags } {
       version: { type: 'boolean', short: 'v' },
     },
   });
-  return { command: positionals[0] ?? (values.version ? 'version' : 'help'), flags: values as Flags };
+  const command = positionals[0] ?? (values.version ? 'version' : 'help');
+  const rest = positionals.slice(1);
+  // `switchboard check-config FILE` (and serve/types): a path where --config was meant. Never ignored silently.
+  if (rest.length === 1 && values.config === undefined && ['serve', 'check-config', 'types'].includes(command)) {
+    values.config = rest[0];
+  } else if (rest.length > 0) {
+    throw new UsageError(
+      `unexpected argument${rest.length > 1 ? 's' : ''} ${rest.map((a) => JSON.stringify(a)).join(' ')} (see switchboard --help)`,
+    );
+  }
+  return { command, flags: values as Flags };
 }
 
 function overridesOf(f: Flags): Record<string, unknown> {
@@ -312,7 +325,7 @@ main().catch((e: unknown) => {
     process.exitCode = 1;
     return;
   }
-  if (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+  if (e instanceof UsageError || (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
     process.stderr.write(`${e.message}\n\n${HELP}`);
     process.exitCode = 2;
     return;

@@ -141,3 +141,19 @@ test('check-config with no file uses the defaults and says so', async (t) => {
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /log\.level/);
 });
+
+test('check-config FILE checks FILE (the path is never ignored for the defaults); stray arguments are a usage error', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'bad.json'), JSON.stringify({ log: { level: 'lots' } }));
+  const bad = await runCli(['check-config', join(dir, 'bad.json')], { cwd: dir });
+  assert.equal(bad.code, 1, 'the bad file is read, not the defaults');
+  assert.match(bad.stderr, /log\.level/);
+  writeFileSync(join(dir, 'good.json'), JSON.stringify({ log: { level: 'warn' } }));
+  const good = await runCli(['check-config', join(dir, 'good.json')], { cwd: dir });
+  assert.equal(good.code, 0, good.stderr);
+  assert.match(good.stdout, /good\.json is valid/);
+  const stray = await runCli(['check-config', 'a.json', 'b.json'], { cwd: dir });
+  assert.equal(stray.code, 2);
+  assert.match(stray.stderr, /unexpected arguments "a\.json" "b\.json"/);
+  assert.doesNotMatch(stray.stderr, /at parse/, 'a usage message, not a stack trace');
+});
