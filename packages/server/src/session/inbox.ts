@@ -18,8 +18,16 @@ interface Entry {
   readonly frame: { left: number };
 }
 
+/** The commands of one connection waiting to be handled (client.concurrency); see `commandInbox`. */
+export interface CommandInbox {
+  /** Queues a frame's commands; false when too many frames wait already (the caller disconnects). */
+  push(commands: Command[]): boolean;
+  /** Resolves once every command pushed so far has been handled. */
+  idle(): Promise<void>;
+}
+
 /**
- * The commands of one connection waiting to be handled (client.concurrency).
+ * The inbox for client.concurrency.
  *
  * Up to 1: one after another in arrival order, as centrifuge does by default;
  * each reply goes out before the next command starts.
@@ -28,42 +36,41 @@ interface Entry {
  * a slow RPC or proxied subscribe does not hold up the commands behind it.
  * Replies go out as each finishes; the client matches them by id. `connect`
  * runs alone (nothing after it starts before the connection is set up).
+ *
+ * Two classes, so an in-order connection (the default) holds only what it
+ * uses: every connection has an inbox, and each field is 8 bytes of it.
  */
-export class CommandInbox {
+export function commandInbox(concurrency: number, owner: InboxOwner): CommandInbox {
+  return concurrency <= 1 ? new SerialInbox(owner) : new ConcurrentInbox(concurrency, owner);
+}
+
+class SerialInbox implements CommandInbox {
   private pendingFrames = 0;
+  /** The last frame's run; dropped once it is done, so an idle connection keeps no settled promise. */
   private chain: Promise<void> | undefined;
-  // Made only when commands overlap (client.concurrency > 1): an idle connection holds none of it.
-  private queue: Entry[] | undefined;
-  private head = 0;
-  private running = 0;
-  private exclusive = false;
-  private idleWaiters: Array<() => void> | undefined;
 
-  constructor(
-    private readonly concurrency: number,
-    private readonly owner: InboxOwner,
-  ) {}
+  constructor(private readonly owner: InboxOwner) {}
 
-  /** Queues a frame's commands; false when too many frames wait already (the caller disconnects). */
   push(commands: Command[]): boolean {
     if (++this.pendingFrames > MAX_PENDING_FRAMES) return false;
-    if (this.concurrency <= 1) {
-      const run = (): Promise<void> => this.inOrder(commands);
-      this.chain = (this.chain ? this.chain.then(run) : run()).catch((e: unknown) => this.owner.failed(e));
-      return true;
-    }
-    const frame = { left: commands.length };
-    const queue = (this.queue ??= []);
-    for (const cmd of commands) queue.push({ cmd, frame });
-    this.pump(queue);
+    const run = (): Promise<void> => this.inOrder(commands);
+    const p: Promise<void> = (this.chain ? this.chain.then(run) : run()).then(
+      () => this.done(p),
+      (e: unknown) => {
+        this.owner.failed(e);
+        this.done(p);
+      },
+    );
+    this.chain = p;
     return true;
   }
 
-  /** Resolves once every command pushed so far has been handled. */
   idle(): Promise<void> {
-    if (this.concurrency <= 1) return this.chain ?? Promise.resolve();
-    if (this.running === 0 && this.head === (this.queue?.length ?? 0)) return Promise.resolve();
-    return new Promise((resolve) => (this.idleWaiters ??= []).push(resolve));
+    return this.chain ?? Promise.resolve();
+  }
+
+  private done(p: Promise<void>): void {
+    if (this.chain === p) this.chain = undefined;
   }
 
   private async inOrder(commands: Command[]): Promise<void> {
@@ -75,6 +82,34 @@ export class CommandInbox {
     } finally {
       this.pendingFrames--;
     }
+  }
+}
+
+class ConcurrentInbox implements CommandInbox {
+  private pendingFrames = 0;
+  private readonly queue: Entry[] = [];
+  private head = 0;
+  private running = 0;
+  private exclusive = false;
+  private idleWaiters: Array<() => void> | undefined;
+
+  constructor(
+    private readonly concurrency: number,
+    private readonly owner: InboxOwner,
+  ) {}
+
+  push(commands: Command[]): boolean {
+    if (++this.pendingFrames > MAX_PENDING_FRAMES) return false;
+    const frame = { left: commands.length };
+    const queue = this.queue;
+    for (const cmd of commands) queue.push({ cmd, frame });
+    this.pump(queue);
+    return true;
+  }
+
+  idle(): Promise<void> {
+    if (this.running === 0 && this.head === this.queue.length) return Promise.resolve();
+    return new Promise((resolve) => (this.idleWaiters ??= []).push(resolve));
   }
 
   private pump(queue: Entry[]): void {

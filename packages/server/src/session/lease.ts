@@ -91,7 +91,7 @@ export class CredentialLease {
       (r) => {
         if (!holder.live) return;
         if (!r || r.expired || !r.expireAt) return holder.disconnect(Disconnects.expired);
-        if (r.info !== undefined) holder.info = { ...holder.info, connInfo: JSON.stringify(r.info) };
+        if (r.info !== undefined) holder.info = { user: holder.info.user, client: holder.info.client, connInfo: JSON.stringify(r.info) };
         this.extend(r.expireAt * 1000);
       },
       (e: unknown) => {

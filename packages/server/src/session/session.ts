@@ -15,7 +15,7 @@ import type { SessionContext } from './context.js';
 import { connectCredentials, type ConnectCredentials } from './credentials.js';
 import { ExpiryTimer } from './expiry.js';
 import { CommandGuard } from './guard.js';
-import { CommandInbox, type InboxOwner } from './inbox.js';
+import { commandInbox, type CommandInbox, type InboxOwner } from './inbox.js';
 import { CredentialLease } from './lease.js';
 import { HANDLERS, type CommandSession, type Reply } from './handlers.js';
 import type { ClientContext, Json } from './hooks.js';
@@ -81,8 +81,9 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
   readonly transport: string;
   /** Unix ms when the connect succeeded (0 before). */
   connectedAt = 0;
-  /** The client's `name` and `version` from its connect command. */
-  app: { readonly name?: string; readonly version?: string } = {};
+  /** The client's `name` and `version` from its connect command (two fields, not an object: 40 bytes less per connection). */
+  private appName: string | undefined;
+  private appVersion: string | undefined;
 
   constructor(
     readonly ctx: SessionContext,
@@ -104,7 +105,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     this.guard = new CommandGuard(ctx, ctx.options, this);
     this.subs = new SubscriptionSet(ctx, this);
     this.lease = new CredentialLease(ctx, this);
-    this.inbox = new CommandInbox(ctx.options.concurrency, this);
+    this.inbox = commandInbox(ctx.options.concurrency, this);
     conn.bind(this);
     if (ctx.options.stale_close_delay > 0) {
       this.stale = new ExpiryTimer(() => {
@@ -145,6 +146,11 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
       this.ctx.metrics.limits.labels('pending_commands').inc();
       this.disconnect(Disconnects.tooManyRequests);
     }
+  }
+
+  /** The client's `name` and `version` from its connect command (for the connections API). */
+  get app(): { readonly name?: string; readonly version?: string } {
+    return { name: this.appName, version: this.appVersion };
   }
 
   onError(err: Error & { code?: unknown }): void {
@@ -315,7 +321,8 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     }
     this.state = 'connected';
     this.connectedAt = Date.now();
-    this.app = { name: p.name ?? undefined, version: p.version ?? undefined };
+    this.appName = p.name ?? undefined;
+    this.appVersion = p.version ?? undefined;
     this.request = undefined;
     this.stale?.clear();
     this.stale = undefined;
@@ -338,7 +345,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
   }
 
   refreshed(creds: ConnectCredentials): { expires?: boolean; ttl?: number } {
-    if (creds.info !== undefined) this.info = { ...this.info, connInfo: creds.info };
+    if (creds.info !== undefined) this.info = { user: this.info.user, client: this.info.client, connInfo: creds.info };
     this.lease.renew(creds);
     return this.lease.fields();
   }
@@ -375,7 +382,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
 
   /** New expiry or immediate expiry. */
   serverRefresh(expired: boolean, expireAt: number | undefined, info: RawJSON | undefined): void {
-    if (info !== undefined) this.info = { ...this.info, connInfo: info };
+    if (info !== undefined) this.info = { user: this.info.user, client: this.info.client, connInfo: info };
     if (expired) return this.disconnect(Disconnects.expired);
     if (expireAt !== undefined) {
       this.lease.extend(expireAt);

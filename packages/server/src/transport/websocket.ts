@@ -1,6 +1,18 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { PROTOBUF_SUBPROTOCOL } from '../protocol/select.js';
+
+/**
+ * ws's own choice (the first subprotocol offered), but the Protobuf one as
+ * our constant: ws keeps the chosen name on every socket, and a string cut
+ * from each request's header is 40 bytes per Protobuf connection.
+ */
+function chooseSubprotocol(protocols: Set<string>): string | false {
+  const first = protocols.values().next().value;
+  if (first === undefined) return false;
+  return first === PROTOBUF_SUBPROTOCOL ? PROTOBUF_SUBPROTOCOL : first;
+}
 
 export interface UpgradeRefusal {
   readonly status: number;
@@ -43,6 +55,7 @@ export class WebSocketEndpoint {
         : false,
       clientTracking: false,
       skipUTF8Validation: false,
+      handleProtocols: chooseSubprotocol,
     });
   }
 

@@ -89,6 +89,13 @@ function joinInto(out: Buffer, pos: number, q: readonly Buffer[], i: number, j: 
 export const LANES = 3;
 /** A conflated message's slot: skipped (and dropped) by the next flush. */
 const HOLE = Buffer.alloc(0);
+/**
+ * Stands for a lane not used yet (shared, never pushed to; `enqueue`
+ * replaces it on first use): an idle connection only ever queued replies
+ * in lane 0, and an empty array costs 32 bytes.
+ */
+const UNUSED: Buffer[] = [];
+const newLanes = (): Buffer[][] => [[], UNUSED, UNUSED];
 
 /** Told when the queue passes its limit (an interface, not a closure: one less allocation per connection). */
 export interface WriterOwner {
@@ -105,8 +112,8 @@ export interface WriterOwner {
 export class Writer implements OutboundQueue {
   /** Told when the queue passes its limit: the connection's session, once bound. */
   owner: WriterOwner | undefined;
-  /** One FIFO per lane (reused across flushes: no garbage per connection per flush). */
-  private lanes: Buffer[][] = [[], [], []];
+  /** One FIFO per lane (reused across flushes: no garbage per connection per flush); lanes 1 and 2 are made on first use. */
+  private lanes: Buffer[][] = newLanes();
   /** Messages queued (holes not counted) and their bytes (a separator each). */
   private queued = 0;
   private queuedBytes = 0;
@@ -167,7 +174,8 @@ export class Writer implements OutboundQueue {
   enqueue(msg: Buffer, lane = 0, id?: string): void {
     if (this.closed) return;
     if (lane >= LANES) lane = this.lanes[lane - LANES]!.length > 0 ? lane - LANES : 0;
-    const q = this.lanes[lane]!;
+    let q = this.lanes[lane]!;
+    if (q === UNUSED) q = this.lanes[lane] = [];
     if (id !== undefined && this.behind) this.conflate(id, q.length * LANES + lane);
     q.push(msg);
     this.queued++;
@@ -371,7 +379,7 @@ export class Writer implements OutboundQueue {
 
   /** Drops everything queued (a slow consumer's backlog is not worth sending). */
   discard(): void {
-    this.lanes = [[], [], []];
+    this.lanes = newLanes();
     this.queued = 0;
     this.queuedBytes = 0;
     this.keyed = undefined;
