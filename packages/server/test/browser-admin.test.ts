@@ -5,20 +5,16 @@
  * the publish console reaches that client, and "Disconnect user" closes it.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { type BrowserContext, type Page } from 'playwright-core';
 import { nodeConfig, SHARED_REDIS, uniquePrefix } from './helpers/redis.js';
 import { scope } from './helpers/scope.js';
 import { subscribedClient } from './helpers/sdk.js';
 import { type RunningServer, startServer } from './helpers/server.js';
+import { chromiumSkip, hasChromium, launchChromium } from './helpers/browser.js';
 import { waitFor } from './helpers/wait.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-const skip = hasChromium ? false : `${CHROMIUM} not found (CI installs Debian chromium via .ci/run)`;
+const skip = chromiumSkip;
 
 const PASSWORD = 'e2e-admin-password';
 /** Generous: the box is loaded; these are waits for something to appear, never timed assertions. */
@@ -42,23 +38,7 @@ before(async () => {
     { timeoutMs: 60_000 },
   );
   if (!hasChromium) return;
-  const profile = mkdtempSync(join(tmpdir(), 'switchboard-chromium-'));
-  S.after(() => rmSync(profile, { recursive: true, force: true }));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  S.after(() => browser?.close());
+  browser = await launchChromium(S);
 });
 
 async function loggedIn(page: Page): Promise<void> {

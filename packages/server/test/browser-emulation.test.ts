@@ -8,22 +8,20 @@
  * never connects.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { type BrowserContext, type Page } from 'playwright-core';
 import { freePort } from './helpers/net.js';
 import { scope } from './helpers/scope.js';
 import { type RunningServer, startServer } from './helpers/server.js';
 import { mintToken } from './helpers/tokens.js';
+import { chromiumSkip, hasChromium, launchChromium } from './helpers/browser.js';
 import { until } from './helpers/wait.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-const skip = hasChromium ? false : `${CHROMIUM} not found (CI installs Debian chromium via .ci/run)`;
+const skip = chromiumSkip;
 
 const S = scope();
 after(() => S.close());
@@ -87,23 +85,7 @@ before(async () => {
   });
   if (!hasChromium) return;
   await Promise.all([pageServer(pagePort), pageServer(evilPort)]);
-  const profile = mkdtempSync(join(tmpdir(), 'switchboard-chromium-'));
-  S.after(() => rmSync(profile, { recursive: true, force: true }));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  S.after(() => browser?.close());
+  browser = await launchChromium(S);
 });
 
 async function openPage(origin: string, protobuf: boolean): Promise<Page> {

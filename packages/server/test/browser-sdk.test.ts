@@ -8,19 +8,18 @@
  * made through the HTTP API.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { type BrowserContext, type Page } from 'playwright-core';
 import { freePort } from './helpers/net.js';
 import { scope } from './helpers/scope.js';
+import { chromiumSkip, launchChromium } from './helpers/browser.js';
 import { type RunningServer, startServer } from './helpers/server.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found (CI installs Debian chromium via .ci/run)`;
+const skip = chromiumSkip;
 
 const TOKEN = /token for user "dev" \(24h\): (\S+)\n/;
 const API_KEY = /http_api\.key = (\S+)/;
@@ -85,23 +84,7 @@ before(async () => {
   S.after(() => new Promise<void>((r) => srv.close(() => r())));
   // Another origin than the server's (127.0.0.1:<port>): another name and another port.
   pageOrigin = `http://localhost:${pagePort}`;
-  const profile = mkdtempSync(join(tmpdir(), 'switchboard-chromium-'));
-  S.after(() => rmSync(profile, { recursive: true, force: true }));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  S.after(() => browser?.close());
+  browser = await launchChromium(S);
 });
 
 async function publish(channel: string, data: unknown): Promise<number> {

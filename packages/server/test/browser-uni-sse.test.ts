@@ -6,20 +6,16 @@
  * refused (403) and gets nothing.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { type BrowserContext, type Page } from 'playwright-core';
 import { freePort } from './helpers/net.js';
 import { scope } from './helpers/scope.js';
 import { type RunningServer, startServer } from './helpers/server.js';
+import { chromiumSkip, hasChromium, launchChromium } from './helpers/browser.js';
 import { mintToken } from './helpers/tokens.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-const skip = hasChromium ? false : `${CHROMIUM} not found (CI installs Debian chromium via .ci/run)`;
+const skip = chromiumSkip;
 
 const S = scope();
 after(() => S.close());
@@ -53,23 +49,7 @@ before(async () => {
   s = await startServer(S, { uni_sse: { enabled: true }, client: { allowed_origins: [goodOrigin] } });
   if (!hasChromium) return;
   await Promise.all([pageServer(goodPort), pageServer(evilPort)]);
-  const profile = mkdtempSync(join(tmpdir(), 'switchboard-chromium-'));
-  S.after(() => rmSync(profile, { recursive: true, force: true }));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  S.after(() => browser?.close());
+  browser = await launchChromium(S);
 });
 
 async function listenFrom(origin: string, user: string): Promise<Page> {

@@ -9,24 +9,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RedisCluster, infoField } from './helpers/redis-cluster.js';
-import { nodeConfig, uniquePrefix } from './helpers/redis.js';
+import { nodeConfig, publishAcked, uniquePrefix } from './helpers/redis.js';
 import { offsetsOf, range, subscribedClient, type Received } from './helpers/sdk.js';
-import { startServer, type RunningServer } from './helpers/server.js';
+import { startServer } from './helpers/server.js';
 import { until } from './helpers/wait.js';
 
 function clusterNode(cluster: RedisCluster, prefix: string, redis: Record<string, unknown> = {}): Record<string, unknown> {
   return nodeConfig('', prefix, { engine: { redis: { cluster_addresses: cluster.addresses, ...redis } } });
-}
-
-/** Publishes through the API until it is acknowledged (a failover answers 100 for a while); the idempotency key makes a retry the same publication. */
-async function publishAcked(node: RunningServer, channel: string, data: unknown, key: string): Promise<{ offset: number; epoch: string }> {
-  for (let attempt = 0; ; attempt++) {
-    const r = await node.call('publish', { channel, data, idempotency_key: key });
-    if (r.result) return r.result;
-    assert.equal(r.error?.code, 100, `only "temporarily unavailable" is expected: ${JSON.stringify(r)}`);
-    if (attempt > 400) throw new Error(`publish ${key} not acknowledged after ${attempt} attempts`);
-    await new Promise((res) => setTimeout(res, 50));
-  }
 }
 
 test('Redis Cluster: three nodes publish without an idempotency key, fan out across nodes and recover on channels of every master', async (t) => {

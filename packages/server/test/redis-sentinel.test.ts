@@ -7,20 +7,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MASTER_NAME, RedisSentinelSet } from './helpers/redis-sentinel.js';
-import { nodeConfig, uniquePrefix } from './helpers/redis.js';
+import { nodeConfig, publishAcked, uniquePrefix } from './helpers/redis.js';
 import { offsetsOf, range, subscribedClient } from './helpers/sdk.js';
-import { startServer, type RunningServer } from './helpers/server.js';
+import { startServer } from './helpers/server.js';
 import { until } from './helpers/wait.js';
-
-async function publishAcked(node: RunningServer, channel: string, data: unknown, key: string): Promise<{ offset: number; epoch: string }> {
-  for (let attempt = 0; ; attempt++) {
-    const r = await node.call('publish', { channel, data, idempotency_key: key });
-    if (r.result) return r.result;
-    assert.equal(r.error?.code, 100, `only "temporarily unavailable" is expected: ${JSON.stringify(r)}`);
-    if (attempt > 600) throw new Error(`publish ${key} not acknowledged after ${attempt} attempts`);
-    await new Promise((res) => setTimeout(res, 50));
-  }
-}
 
 test('Redis Sentinel failover with replica_wait: every acknowledged publication reaches every subscriber once and in order', async (t) => {
   const set = await RedisSentinelSet.start(t);

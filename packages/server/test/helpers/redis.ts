@@ -96,6 +96,27 @@ export class OwnRedis {
   }
 }
 
+/**
+ * Publishes through a node's API until it is acknowledged: a failover
+ * answers 100 for a while, and the idempotency key makes each retry the
+ * same publication.
+ */
+export async function publishAcked(
+  node: { call(method: string, params: unknown): Promise<any> },
+  channel: string,
+  data: unknown,
+  key: string,
+  attempts = 600,
+): Promise<{ offset: number; epoch: string }> {
+  for (let attempt = 0; ; attempt++) {
+    const r = await node.call('publish', { channel, data, idempotency_key: key });
+    if (r.result) return r.result;
+    if (r.error?.code !== 100) throw new Error(`only "temporarily unavailable" is expected: ${JSON.stringify(r)}`);
+    if (attempt > attempts) throw new Error(`publish ${key} not acknowledged after ${attempt} attempts`);
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
+
 /** The connection-token HMAC secret of `nodeConfig` (for tests that mint tokens for in-process nodes). */
 export const SECRET = 'redis-test-secret-0123456789abcdef';
 
