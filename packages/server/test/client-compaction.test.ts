@@ -13,24 +13,12 @@ import { test } from 'node:test';
 import { Centrifuge } from 'centrifuge';
 import { Centrifuge as ProtobufCentrifuge } from 'centrifuge/build/protobuf';
 import type WebSocket from 'ws';
-import { embedded, SECRET, type EmbeddedNode } from './helpers/embedded.js';
+import { embedded, encodesOf, SECRET, type EmbeddedNode } from './helpers/embedded.js';
 import { RawClient } from './helpers/raw.js';
 import type { TestContextLike } from './helpers/scope.js';
 import { BrowserLikeWebSocket } from './helpers/sdk.js';
 import { mintToken } from './helpers/tokens.js';
 import { collect, waitFor } from './helpers/wait.js';
-
-/** Publication pushes this node has encoded for `codec` (its metric). */
-async function encodesOf(
-  sb: {
-    collectMetrics(): void;
-    metrics: { publicationEncodes: { get(): Promise<{ values: Array<{ labels: Record<string, unknown>; value: number }> }> } };
-  },
-  codec: string,
-): Promise<number> {
-  sb.collectMetrics();
-  return (await sb.metrics.publicationEncodes.get()).values.find((v) => v.labels.codec === codec)?.value ?? 0;
-}
 
 const LONG = 'compact:a-rather-long-channel-name-with-a-project-and-quote-id-0000000042';
 

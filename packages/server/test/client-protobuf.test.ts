@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Centrifuge as ProtobufCentrifuge } from 'centrifuge/build/protobuf';
 import WebSocket from 'ws';
-import { embedded, SECRET } from './helpers/embedded.js';
+import { embedded, encodesOf, SECRET } from './helpers/embedded.js';
 import { scope, type TestContextLike } from './helpers/scope.js';
 import { BrowserLikeWebSocket, connectedClient, subscribe } from './helpers/sdk.js';
 import { type RunningServer, startServer } from './helpers/server.js';
@@ -193,10 +193,7 @@ test('embedded: RPC over Protobuf, and each publication is encoded once per enco
     ...(await Promise.all(jss.map((c) => subscribe(c, 'count')))),
   ];
   const got = subs.map(({ sub }) => collect(sub, 'publication'));
-  const encodes = async (codec: string): Promise<number> => {
-    node.sb.collectMetrics();
-    return (await node.sb.metrics.publicationEncodes.get()).values.find((v) => v.labels.codec === codec)?.value ?? 0;
-  };
+  const encodes = (codec: string): Promise<number> => encodesOf(node.sb, codec);
   const [json0, pb0] = [await encodes('json'), await encodes('protobuf')];
   for (let i = 0; i < 10; i++) await node.sb.publish('count', { i });
   await Promise.all(got.map((g) => g.until(10)));

@@ -7,6 +7,7 @@
  * refused WebSocket. Publications from the hub are shared bytes: one
  * encoding per publication per encoding whatever the transport mix.
  */
+import { encodesOf } from './helpers/embedded.js';
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import type { Centrifuge, Subscription } from 'centrifuge';
@@ -16,18 +17,6 @@ import { BrowserLikeWebSocket, connectedClient, subscribe } from './helpers/sdk.
 import { mintToken, nowSec } from './helpers/tokens.js';
 import { collect, until, waitFor } from './helpers/wait.js';
 import { Centrifuge as JsonCentrifuge } from 'centrifuge';
-
-/** Publication pushes this node has encoded for `codec` (its metric). */
-async function encodesOf(
-  sb: {
-    collectMetrics(): void;
-    metrics: { publicationEncodes: { get(): Promise<{ values: Array<{ labels: Record<string, unknown>; value: number }> }> } };
-  },
-  codec: string,
-): Promise<number> {
-  sb.collectMetrics();
-  return (await sb.metrics.publicationEncodes.get()).values.find((v) => v.labels.codec === codec)?.value ?? 0;
-}
 
 const S = scope();
 after(() => S.close());

@@ -13,6 +13,7 @@ import { Switchboard } from '../src/node.js';
 import type { TestContextLike } from './helpers/scope.js';
 import { openSse, openUniWs, postStream } from './helpers/uni.js';
 import { WebSocket } from 'ws';
+import { encodesOf } from './helpers/embedded.js';
 import { collect, until, waitFor } from './helpers/wait.js';
 
 const UNI = { uni_websocket: { enabled: true }, uni_sse: { enabled: true }, uni_http_stream: { enabled: true } };
@@ -55,10 +56,7 @@ test('onConnecting channels become server-side subscriptions; one encoding per p
   for (const cl of [a.client, b.client, c.client]) {
     assert.deepEqual(Object.keys((await cl.next((p) => p.connect !== undefined)).connect.subs), ['room']);
   }
-  const uniEncodes = async (): Promise<number> => {
-    n.sb.collectMetrics();
-    return (await n.sb.metrics.publicationEncodes.get()).values.find((v) => v.labels.codec === 'uni_json')?.value ?? 0;
-  };
+  const uniEncodes = (): Promise<number> => encodesOf(n.sb, 'uni_json');
   const before = await uniEncodes();
   for (let i = 0; i < 5; i++) await n.sb.publish('room', { i });
   for (const cl of [a.client, b.client, c.client])

@@ -56,3 +56,9 @@ function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<s
   }
   return out;
 }
+
+/** Publication pushes the node has encoded for `codec` ('json', 'protobuf', 'uni_json'), as its metric counts them. */
+export async function encodesOf(sb: Switchboard, codec: string): Promise<number> {
+  sb.collectMetrics();
+  return (await sb.metrics.publicationEncodes.get()).values.find((v) => v.labels.codec === codec)?.value ?? 0;
+}
