@@ -40,7 +40,7 @@ test('Redis Sentinel failover with replica_wait: every acknowledged publication 
   set.kill(oldMaster);
   await until('the sentinels promote the replica', 30_000, async () => (await set.currentMaster()) === set.replica);
   // The new master needs a replica for replica_wait: the old one comes back and the sentinels make it one.
-  await set.restart(oldMaster);
+  await set.restart(oldMaster, set.replica);
   await publisher;
 
   assert.deepEqual(acked, range(1, N), 'offsets handed out once, in order');

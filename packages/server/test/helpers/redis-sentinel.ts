@@ -91,9 +91,13 @@ export class RedisSentinelSet {
     this.procs.get(port)?.kill('SIGKILL');
   }
 
-  /** Starts a killed server again on its port, empty; the sentinels make it a replica of the new master. */
-  async restart(port: number): Promise<void> {
-    this.server(port);
+  /**
+   * Starts a killed server again on its port, empty, as a replica of `master`. Not as a master
+   * for the sentinels to demote: until they do, a client that asks a sentinel not yet told of
+   * the failover is sent to it, and a write there starts the streams over.
+   */
+  async restart(port: number, master: number): Promise<void> {
+    this.server(port, ['--replicaof', '127.0.0.1', String(master)]);
     await until(`redis ${port} back`, 10_000, async () => (await redisCommand(port, 'PING')) === '+PONG');
   }
 
