@@ -67,6 +67,8 @@ export class Switchboard {
   private readonly tokens: TokenVerifier;
   private readonly subTokens: TokenVerifier;
   private readonly channelRules: ChannelRules;
+  /** Channel publication schemas: checked on every path (client, HTTP API, in-process). */
+  private readonly payloads: PayloadValidators;
   private readonly heartbeats: HeartbeatWheel;
   readonly limits: NodeLimits;
   private readonly endpoint: WebSocketEndpoint;
@@ -109,6 +111,7 @@ export class Switchboard {
     if (!c.http_api.key && !c.http_api.insecure) c.http_api.key = randomBytes(24).toString('base64url');
     this.name = c.node.name || `switchboard-${process.pid}`;
     this.channelRules = new ChannelRules(c.channel);
+    this.payloads = new PayloadValidators(c);
     this.hooks = anyProxy(c) ? proxyHooks(c, opts.hooks ?? {}, this.channelRules, this.log, this.metrics) : (opts.hooks ?? {});
     this.tokens = new TokenVerifier(c.client.token);
     const st = c.client.subscription_token;
@@ -222,7 +225,7 @@ export class Switchboard {
         userPublication: (user, now) => limits.userPublication(engine.limiter, user, now),
         namespacePublication: (ns, now) => limits.namespacePublication(ns, now),
       },
-      payloads: new PayloadValidators(c),
+      payloads: this.payloads,
       metrics: this.metrics,
       log: this.log,
     };
@@ -339,6 +342,12 @@ export class Switchboard {
   async publish(channel: string, data: unknown, opts: ApiPublishOptions = {}): Promise<PublishResult> {
     this.ensureStarted();
     const ns = this.namespaceOf(channel);
+    try {
+      this.payloads.checkPublication(ns, data);
+    } catch (e) {
+      this.metrics.badInput.labels('publication_schema').inc();
+      throw e;
+    }
     const raw = toRaw(data);
     const res = await this.broker.publish(channel, raw, {
       historySize: opts.skipHistory ? 0 : ns.history_size,

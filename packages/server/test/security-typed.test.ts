@@ -15,6 +15,8 @@ import { schemaToTs } from '../src/typegen.js';
 import { type Backend, startBackend } from './helpers/backend.js';
 import { scope, tempDir } from './helpers/scope.js';
 import { connectedClient } from './helpers/sdk.js';
+import { embedded } from './helpers/embedded.js';
+import { ReplyError } from '../src/protocol/codes.js';
 import { runCli, type RunningServer, startServer } from './helpers/server.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -100,6 +102,50 @@ test('invalid publications get 107 naming the failing path', async () => {
     assert.match(err.message, re);
   }
   assert.ok(client.state === 'connected', 'a schema error is a reply, the connection stays');
+});
+
+test('the HTTP API checks publications against the schema too: 107 naming the path, nothing delivered', async () => {
+  const sub = client.newSubscription('quotes:API');
+  const ok = waitFor(sub, 'subscribed');
+  sub.subscribe();
+  await ok;
+  const seen: unknown[] = [];
+  sub.on('publication', (ctx) => seen.push(ctx.data));
+  const before = await s.metric('switchboard_bad_input_total', { kind: 'publication_schema' });
+  const bad = { type: 'quote.updated', symbol: 'API', price: '12', currency: 'USD', at: 'now' };
+  const r = await s.call('publish', { channel: 'quotes:API', data: bad });
+  assert.equal(r.error?.code, 107, JSON.stringify(r));
+  assert.match(r.error.message, /data\.price must be number/);
+  // b64data is decoded first, then checked like data.
+  const r64 = await s.call('publish', { channel: 'quotes:API', b64data: Buffer.from(JSON.stringify(bad)).toString('base64') });
+  assert.equal(r64.error?.code, 107);
+  // broadcast: the typed channel refuses, the untyped one accepts.
+  const b = await s.call('broadcast', { channels: ['quotes:API', 'lobby'], data: { anything: true } });
+  assert.equal(b.result.responses[0].error?.code, 107, JSON.stringify(b));
+  assert.match(b.result.responses[0].error.message, /data tag "type" must be string/);
+  assert.ok(b.result.responses[1].result, JSON.stringify(b));
+  const good = { ...bad, price: 12 };
+  const got = waitFor<{ data: unknown }>(sub, 'publication');
+  assert.ok((await s.call('publish', { channel: 'quotes:API', data: good })).result);
+  assert.deepEqual((await got).data, good);
+  assert.deepEqual(seen, [good], 'only the valid publication was delivered');
+  assert.equal((await s.metric('switchboard_bad_input_total', { kind: 'publication_schema' })) - before, 3);
+  sub.unsubscribe();
+  client.removeSubscription(sub);
+});
+
+test('the in-process API checks publications against the schema: a ReplyError 107 naming the path', async (t) => {
+  const cfg = JSON.parse(readFileSync(CONFIG, 'utf8')) as Record<string, unknown>;
+  delete (cfg as { rpc?: unknown }).rpc;
+  const node = await embedded(t, { channel: (cfg as { channel: unknown }).channel });
+  await assert.rejects(
+    node.sb.publish('quotes:ACME', { type: 'quote.updated', symbol: 'ACME', price: 1, at: 'now' }),
+    (e: unknown) => e instanceof ReplyError && e.error.code === 107 && /data must have required property 'currency'/.test(e.error.message),
+  );
+  const rs = await node.sb.broadcast(['quotes:ACME', 'lobby'], 'a string');
+  assert.ok(rs[0] instanceof ReplyError && rs[0].error.code === 107 && /data must be object/.test(rs[0].error.message));
+  assert.ok(!(rs[1] instanceof ReplyError));
+  await node.sb.publish('quotes:ACME', { type: 'quote.halted', symbol: 'ACME' });
 });
 
 test('RPC request data is checked before the backend is asked', async () => {
