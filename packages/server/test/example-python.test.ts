@@ -15,7 +15,7 @@ import { scope } from './helpers/scope.js';
 import { startServer } from './helpers/server.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
-const SCRIPT = resolve(ROOT, 'examples/python/switchboard_client.py');
+const SCRIPT = resolve(ROOT, 'examples/python/client.py');
 const PYTHON = '/usr/bin/python3';
 const run = promisify(execFile);
 const S = scope();

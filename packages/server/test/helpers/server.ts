@@ -129,7 +129,7 @@ export async function launch(
     }
   });
   try {
-    await until(opts.what, opts.timeoutMs ?? 15_000, async () => {
+    await until(opts.what, opts.timeoutMs ?? 30_000, async () => {
       if (done) throw new GiveUp(`process exited before ${opts.what}`);
       return opts.ready(p);
     });

@@ -7,7 +7,7 @@ publication to arrive over the WebSocket, then reads the channel's history.
 
 Needs Debian's python3-websockets (no PyPI here): run it with /usr/bin/python3.
 
-    /usr/bin/python3 examples/python/switchboard_client.py \
+    /usr/bin/python3 examples/python/client.py \
         --url http://127.0.0.1:8000 --secret SECRET --api-key KEY --channel news
 
 Exits 0 when the publication came back, 1 otherwise; prints one JSON line per step.
