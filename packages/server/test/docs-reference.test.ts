@@ -84,7 +84,7 @@ test('config key paths named anywhere in the docs exist in the schema', () => {
   for (const f of docFiles().filter((x) => x !== 'docs/ARCHITECTURE.md')) {
     for (const m of read(f).matchAll(/`([a-z_]+(?:\.(?:[a-z_]+|\*))+)/g)) {
       const path = m[1]!;
-      if (!tops.has(path.split('.')[0]!) || /\.(m?[jt]s|json|md)$/.test(path)) continue;
+      if (!tops.has(path.split('.')[0]!) || /\.(m?[jt]s|json|md|py|sh)$/.test(path)) continue;
       // "Centrifugo's `http_server.internal_port`" names Centrifugo's key, not ours.
       if (/Centrifugo's\s*$/.test(read(f).slice(Math.max(0, m.index - 20), m.index))) continue;
       // An RPC method of examples/fastify-app, not the `admin` config section.
