@@ -418,6 +418,9 @@ async function cpuOf(s: Session, fn: () => Promise<void>): Promise<{ node: numbe
   return { node: s.sut.cpu() - c0, redis: s.redis ? cpuSeconds(s.redis.pid) - r0 : 0 };
 }
 
+/** Namespace of the many-channels window: a history the size of the model's own channels. */
+const SMALL = { name: 'small', history_size: WORKLOAD_USER_HISTORY, history_ttl: '600s' };
+
 /**
  * Engine publish and history entry, memory and Redis engines, history on:
  * `publishes` publications into one channel nobody subscribes to (CPU per
@@ -426,9 +429,6 @@ async function cpuOf(s: Session, fn: () => Promise<void>): Promise<{ node: numbe
  * delivering it once adds); for Redis, the same with raw PUB/SUB listeners
  * (what each further node subscribed to a channel costs Redis per publish).
  */
-/** Namespace of the many-channels window: a history the size of the model's own channels. */
-const SMALL = { name: 'small', history_size: WORKLOAD_USER_HISTORY, history_ttl: '600s' };
-
 async function engines(o: CapacityOptions, checks: Checks, log: Log): Promise<CapacityResult['figures']> {
   const out: CapacityResult['figures'] = {};
   const n = o.publishes;
@@ -452,8 +452,12 @@ async function engines(o: CapacityOptions, checks: Checks, log: Log): Promise<Ca
       } else if (m1.heap !== undefined && m0.heap !== undefined) out['history.memory'] = fig((m1.heap - m0.heap) / n);
       // one local subscriber: the node receives each publication (over PUB/SUB for Redis) and delivers it once
       await s.load!.reset();
-      const one = await cpuOf(s, () => publishBatches(s, 'one', n, o.payload));
-      const rep = await s.load!.drain(n, 3000, 60_000);
+      let rep: Awaited<ReturnType<LoadGenerator['drain']>> | undefined;
+      const one = await cpuOf(s, async () => {
+        await publishBatches(s, 'one', n, o.payload);
+        rep = await s.load!.drain(n, 3000, 60_000); // the last publications may still be on their way over PUB/SUB
+      });
+      if (!rep) throw new Error('no report');
       checks.deliveries.push({ system: `${system}, 1 subscriber`, expected: n, delivered: rep.unique, dup: rep.dup });
       out[`receive.${name}`] = fig(((one.node - hist.node) / n) * 1e6);
       // many channels with one publication each: what a channel's history costs beyond its entries
@@ -472,9 +476,11 @@ async function engines(o: CapacityOptions, checks: Checks, log: Log): Promise<Ca
         const quiet = await cpuOf(s, () => publishBatches(s, 'ps.0', n, o.payload));
         const listeners = await redisListeners(s.redis.port, 'switchboard.c.ps.n', o.listeners);
         try {
-          const loud = await cpuOf(s, () => publishBatches(s, 'ps.n', n, o.payload));
-          const deadline = Date.now() + 10_000;
-          while (listeners.count() < n * o.listeners && Date.now() < deadline) await sleep(50);
+          const loud = await cpuOf(s, async () => {
+            await publishBatches(s, 'ps.n', n, o.payload);
+            const deadline = Date.now() + 10_000;
+            while (listeners.count() < n * o.listeners && Date.now() < deadline) await sleep(50);
+          });
           checks.listenerMessages = { got: listeners.count(), expected: n * o.listeners };
           out['redis.per.listener'] = fig(((loud.redis - quiet.redis) / n / o.listeners) * 1e6);
         } finally {
