@@ -15,6 +15,8 @@ export const SWITCHBOARD_CLI = process.env.SWITCHBOARD_CLI ?? here('../../../../
 export interface SutOptions {
   /** Keep channel history so that clients can recover after a reconnect. */
   history?: boolean;
+  /** More channel namespaces (config objects with `name`), e.g. one with a small history for many channels. */
+  namespaces?: Record<string, unknown>[];
 }
 
 export interface RunningSut {
@@ -178,7 +180,7 @@ export function switchboardConfig(port: number, opts: SutOptions, redisPort?: nu
     http_server: { port, address: '127.0.0.1' },
     client,
     http_api: { key: 'bench-key' },
-    channel: { without_namespace: ns },
+    channel: { without_namespace: ns, ...(opts.namespaces ? { namespaces: opts.namespaces } : {}) },
     log: { level: 'warn' },
   };
   if (redisPort !== undefined) cfg.engine = { type: 'redis', redis: { address: `redis://127.0.0.1:${redisPort}` } };
