@@ -5,7 +5,6 @@
  * errors so tests can tell a recovery from a full resync.
  */
 import type { Centrifuge } from 'centrifuge';
-import { waitFor } from './wait.js';
 
 export interface MapMirror {
   readonly sub: any;
@@ -20,6 +19,8 @@ export interface MapMirror {
   /** Subscribed contexts (recovered / wasRecovering flags). */
   readonly subscribed: any[];
   readonly errors: any[];
+  /** Unsubscribed contexts: a refused subscribe (code ≥ 100, not temporary) ends here with its code. */
+  readonly unsubscribed: Array<{ code: number; reason: string }>;
   /** Resolves when `cond` holds after some event (rejects after `ms`). */
   until(cond: () => boolean, what: string, ms?: number): Promise<void>;
 }
@@ -40,17 +41,22 @@ export function mirrorMap(client: Centrifuge, channel: string, opts: Record<stri
     updates: [],
     subscribed: [],
     errors: [],
+    unsubscribed: [],
     async until(cond, what, ms = 10_000) {
       const deadline = Date.now() + ms;
       while (!cond()) {
         const left = deadline - Date.now();
         if (left <= 0) throw new Error(`timed out waiting for ${what}: ${JSON.stringify([...m.state.entries()].slice(0, 5))} (${m.state.size} keys, ${m.syncs} syncs)`);
-        await Promise.race([
-          waitFor(sub, 'update', { ms: left }).catch(() => undefined),
-          waitFor(sub, 'sync', { ms: left }).catch(() => undefined),
-          waitFor(sub, 'subscribed', { ms: left }).catch(() => undefined),
-          new Promise((r) => setTimeout(r, Math.min(left, 100))),
-        ]);
+        await new Promise<void>((resolve) => {
+          const events = ['update', 'sync', 'subscribed', 'error', 'unsubscribed'];
+          const done = (): void => {
+            clearTimeout(timer);
+            for (const e of events) sub.removeListener(e, done);
+            resolve();
+          };
+          const timer = setTimeout(done, Math.min(left, 200));
+          for (const e of events) sub.on(e, done);
+        });
       }
     },
   };
@@ -75,6 +81,7 @@ export function mirrorMap(client: Centrifuge, channel: string, opts: Record<stri
   });
   sub.on('subscribed', (ctx: any) => m.subscribed.push(ctx));
   sub.on('error', (ctx: any) => m.errors.push(ctx));
+  sub.on('unsubscribed', (ctx: any) => m.unsubscribed.push({ code: ctx.code, reason: ctx.reason }));
   sub.subscribe();
   return m;
 }
