@@ -125,7 +125,7 @@ class SwitchboardClient extends WsClient {
     const recovering = this.hadSession;
     this.call(ws, [
       {
-        cmd: { connect: {} },
+        cmd: { connect: this.o.token ? { token: this.o.token } : {} },
         onReply: (r) => {
           if (r.error) return fail(new Error(`connect error ${r.error.code}`));
           let left = this.states.length;

@@ -165,7 +165,12 @@ export class ProtobufSwitchboardClient extends WsClient {
     const recovering = this.hadSession;
     this.call(ws, [
       {
-        write: (w) => w.uint32(tag(4, LEN)).fork().ldelim(), // connect {}
+        write: (w) => {
+          // connect { token }
+          w.uint32(tag(4, LEN)).fork();
+          if (this.o.token) w.uint32(tag(1, LEN)).string(this.o.token);
+          w.ldelim();
+        },
         onReply: (r) => {
           if (r.errorCode !== undefined) return fail(new Error(`connect error ${r.errorCode}`));
           let left = this.states.length;

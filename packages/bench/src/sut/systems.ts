@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import { descendants, freePort, sleep, spawnTracked, treeCpuSeconds, treeRssBytes, treeWrittenBytes, type Spawned } from '../proc.js';
-import type { ClientKind } from '../types.js';
+import { BENCH_TOKEN_SECRET, type ClientKind } from '../types.js';
 
 const here = (rel: string): string => fileURLToPath(new URL(rel, import.meta.url));
 /** packages/server/dist/src/cli.js, from packages/bench/dist/src/sut/ */
@@ -169,7 +169,7 @@ export function switchboardConfig(port: number, opts: SutOptions, redisPort?: nu
   // Centrifugo's default recovery cap (300 publications) is 15 s at the storm's 20 pubs/s;
   // the storm measures recovery after up to a minute away, so the cap is raised to match.
   const client: Record<string, unknown> = {
-    token: { hmac_secret_key: 'bench-secret' },
+    token: { hmac_secret_key: BENCH_TOKEN_SECRET },
     allow_anonymous_connect_without_token: true,
     queue_max_size: 10_485_760,
   };
@@ -235,7 +235,9 @@ function switchboard(name: string, v: SwitchboardVariant, describe: string): Sys
         writeFileSync(configPath, JSON.stringify({ ...switchboardConfig(port, opts, redisPort), ...ops.cfg }));
         const args = [SWITCHBOARD_CLI, 'serve', '--config', configPath];
         if (v.workers && v.workers > 1) args.push('--workers', String(v.workers));
-        const proc = spawnTracked(process.execPath, ['--expose-gc', '--import', GC_ON_SIGNAL, ...args], ops.env);
+        // BENCH_SERVER_NODE_ARGS: extra node flags for the server only (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`)
+        const extra = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+        const proc = spawnTracked(process.execPath, ['--expose-gc', ...extra, '--import', GC_ON_SIGNAL, ...args], ops.env);
         await waitHealthy(proc, `http://127.0.0.1:${port}/health`, 20_000);
         const heap = async (): Promise<number | undefined> => {
           // prom-client default metrics, if the server exposes them
