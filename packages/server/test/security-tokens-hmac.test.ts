@@ -28,7 +28,8 @@ function signed(headerSeg: string, payloadSeg: string, secret = SECRET, hash = '
   const input = `${headerSeg}.${payloadSeg}`;
   return `${input}.${createHmac(hash, secret).update(input).digest('base64url')}`;
 }
-const hs256 = (claims: unknown, header: Record<string, unknown> = {}): string => signed(json({ alg: 'HS256', typ: 'JWT', ...header }), json(claims));
+const hs256 = (claims: unknown, header: Record<string, unknown> = {}): string =>
+  signed(json({ alg: 'HS256', typ: 'JWT', ...header }), json(claims));
 
 type Decision = { ok: true; payload: JWTPayload } | { ok: false; kind: 'expired' | 'invalid' };
 
@@ -56,7 +57,14 @@ async function jose(cfg: TokenKeys, token: string, alg: string): Promise<Decisio
   }
 }
 
-const base: TokenKeys = { hmac_secret_key: SECRET, rsa_public_key: '', ecdsa_public_key: '', ed25519_public_key: '', audience: '', issuer: '' };
+const base: TokenKeys = {
+  hmac_secret_key: SECRET,
+  rsa_public_key: '',
+  ecdsa_public_key: '',
+  ed25519_public_key: '',
+  audience: '',
+  issuer: '',
+};
 const strict: TokenKeys = { ...base, audience: 'aud-1', issuer: 'iss-1', clock_skew: 10_000 };
 
 function cases(): Array<[string, string, string]> {

@@ -50,6 +50,23 @@ export interface SystemDef {
   start(opts: SutOptions): Promise<RunningSut>;
 }
 
+const words = (v: string | undefined): string[] => v?.split(' ').filter(Boolean) ?? [];
+
+/**
+ * The server under test: node with `args`, plus BENCH_SERVER_NODE_ARGS (node flags for the
+ * server only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`), run under BENCH_SERVER_WRAPPER if
+ * set (e.g. `valgrind --tool=callgrind --instr-atstart=no`, see connect-storm.ts --callgrind).
+ */
+function spawnServer(args: string[], env?: NodeJS.ProcessEnv): Spawned {
+  const [first, ...rest] = args;
+  const node = [process.execPath, first!, ...words(process.env.BENCH_SERVER_NODE_ARGS), ...rest];
+  const wrap = words(process.env.BENCH_SERVER_WRAPPER);
+  return wrap.length ? spawnTracked(wrap[0]!, [...wrap.slice(1), ...node], env) : spawnTracked(node[0]!, node.slice(1), env);
+}
+
+/** Start timeout: a server under valgrind starts some 20 times slower. */
+const startTimeout = (ms: number): number => (process.env.BENCH_SERVER_WRAPPER ? ms * 20 : ms);
+
 async function waitHealthy(proc: Spawned, url: string, timeoutMs: number): Promise<void> {
   const t0 = performance.now();
   let lastErr = '';
@@ -107,8 +124,8 @@ function peer(name: string, script: string, kind: ClientKind, describe: string, 
     unavailable: () => undefined,
     async start() {
       const port = await freePort();
-      const proc = spawnTracked(process.execPath, ['--expose-gc', here(`../peers/${script}`), '--port', String(port)]);
-      await waitHealthy(proc, `http://127.0.0.1:${port}/health`, 15_000);
+      const proc = spawnServer(['--expose-gc', here(`../peers/${script}`), '--port', String(port)]);
+      await waitHealthy(proc, `http://127.0.0.1:${port}/health`, startTimeout(15_000));
       const heap = async (): Promise<number | undefined> => {
         try {
           const r = await fetch(`http://127.0.0.1:${port}/stats`, { signal: AbortSignal.timeout(10_000) });
@@ -235,10 +252,9 @@ function switchboard(name: string, v: SwitchboardVariant, describe: string): Sys
         writeFileSync(configPath, JSON.stringify({ ...switchboardConfig(port, opts, redisPort), ...ops.cfg }));
         const args = [SWITCHBOARD_CLI, 'serve', '--config', configPath];
         if (v.workers && v.workers > 1) args.push('--workers', String(v.workers));
-        // BENCH_SERVER_NODE_ARGS: extra node flags for the server only (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`)
-        const extra = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-        const proc = spawnTracked(process.execPath, ['--expose-gc', ...extra, '--import', GC_ON_SIGNAL, ...args], ops.env);
-        await waitHealthy(proc, `http://127.0.0.1:${port}/health`, 20_000);
+        const proc = spawnServer(['--expose-gc', '--import', GC_ON_SIGNAL, ...args], ops.env);
+        // six workers starting on a busy 2-core machine take longer than one process
+        await waitHealthy(proc, `http://127.0.0.1:${port}/health`, startTimeout((v.workers ?? 1) > 1 ? 90_000 : 20_000));
         const heap = async (): Promise<number | undefined> => {
           // prom-client default metrics, if the server exposes them
           try {

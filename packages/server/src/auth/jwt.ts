@@ -110,7 +110,8 @@ export class TokenVerifier {
     if (!alg || !this.allowed.has(alg)) throw new TokenError('invalid', `algorithm ${String(alg)} not allowed`);
     const family = FAMILY[alg]!;
     // Extensions (crit, b64) are left to jose; plain HS* tokens, the usual kind, are checked here.
-    if (family === 'hmac' && this.hmacKey && header.crit === undefined && header.b64 === undefined) return this.verifyHmac(token, alg, this.hmacKey);
+    if (family === 'hmac' && this.hmacKey && header.crit === undefined && header.b64 === undefined)
+      return this.verifyHmac(token, alg, this.hmacKey);
     const key = this.keys[family];
     const opts = {
       algorithms: [alg],
@@ -149,7 +150,8 @@ export class TokenVerifier {
     // the base64url of a MAC is canonical: compare the encodings (of known length) in constant time
     const expected = Buffer.from(createHmac(HMAC_HASH[alg]!, key).update(token.slice(0, b)).digest('base64url'));
     const given = Buffer.from(sigSeg);
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new TokenError('invalid', 'signature verification failed');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected))
+      throw new TokenError('invalid', 'signature verification failed');
     let claims: unknown;
     try {
       claims = JSON.parse(utf8.decode(Buffer.from(payloadSeg, 'base64url')));
