@@ -1,4 +1,4 @@
-import { createHmac, createPublicKey, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createHmac, createPublicKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
 
 export class TokenError extends Error {
@@ -72,15 +72,15 @@ const FAMILY: Record<string, 'hmac' | 'rsa' | 'ec' | 'ed'> = {
 export class TokenVerifier {
   private readonly keys: Partial<Record<'hmac' | 'rsa' | 'ec' | 'ed', Uint8Array | KeyObject>> = {};
   private readonly allowed: ReadonlySet<string>;
-  /** The HMAC secret as a KeyObject, for the synchronous HS* path. */
-  private readonly hmacKey: KeyObject | undefined;
+  /** The HMAC secret for the synchronous HS* path (the same bytes jose gets). */
+  private readonly hmacKey: Uint8Array | undefined;
   /** Keys fetched from a JWKS URL (cached, refetched on an unknown `kid`): rotation without restart. */
   private readonly jwks: RemoteKeys | undefined;
 
   constructor(private readonly cfg: TokenKeys) {
     if (cfg.hmac_secret_key) {
       this.keys.hmac = new TextEncoder().encode(cfg.hmac_secret_key);
-      this.hmacKey = createSecretKey(this.keys.hmac);
+      this.hmacKey = this.keys.hmac;
     }
     if (cfg.rsa_public_key) this.keys.rsa = publicKey(cfg.rsa_public_key, 'rsa', 'rsa_public_key');
     if (cfg.ecdsa_public_key) this.keys.ec = publicKey(cfg.ecdsa_public_key, 'ec', 'ecdsa_public_key');
@@ -140,7 +140,7 @@ export class TokenVerifier {
    * iss and aud when configured, exp, nbf and iat numbers, exp and nbf checked
    * against the clock within the tolerance.
    */
-  private verifyHmac(token: string, alg: string, key: KeyObject): JWTPayload {
+  private verifyHmac(token: string, alg: string, key: Uint8Array): JWTPayload {
     const a = token.indexOf('.');
     const b = token.indexOf('.', a + 1);
     if (a < 0 || b < 0 || token.includes('.', b + 1)) throw new TokenError('invalid', 'Invalid Compact JWS');
