@@ -1,6 +1,9 @@
 /** Which wire protocol a load-generator connection speaks. */
 export type ClientKind = 'raw' | 'switchboard' | 'switchboard-protobuf' | 'socketio';
 
+/** HMAC secret of the Switchboard systems; each bench connection sends a token signed with it (so every connect verifies a JWT). */
+export const BENCH_TOKEN_SECRET = 'bench-secret';
+
 /** Payload every publication carries: per-channel sequence and send time (µs, CLOCK_MONOTONIC). */
 export interface BenchPayload {
   s: number;

@@ -123,38 +123,43 @@ class SwitchboardClient extends WsClient {
       ws.terminate();
     };
     const recovering = this.hadSession;
+    // As centrifuge-js does for subscriptions made before connect(): connect and
+    // subscribe commands in one frame (the server handles them in order).
+    let connected = false;
+    let left = this.states.length;
+    const done = (): void => {
+      if (!connected || left > 0) return;
+      this.hadSession = true;
+      this.ready = true;
+      resolve();
+    };
     this.call(ws, [
       {
-        cmd: { connect: {} },
+        cmd: { connect: this.o.token ? { token: this.o.token } : {} },
         onReply: (r) => {
           if (r.error) return fail(new Error(`connect error ${r.error.code}`));
-          let left = this.states.length;
-          this.call(
-            ws,
-            this.states.map((st) => {
-              const sub: Record<string, unknown> = { channel: st.name };
-              if (this.o.recoverable) sub.recoverable = true;
-              if (recovering && st.epoch !== '') {
-                sub.recover = true;
-                sub.offset = st.offset;
-                sub.epoch = st.epoch;
-              }
-              return {
-                cmd: { subscribe: sub },
-                onReply: (sr: SbReply) => {
-                  if (sr.error) return fail(new Error(`subscribe error ${sr.error.code}`));
-                  this.subscribed(st, sr);
-                  if (--left === 0) {
-                    this.hadSession = true;
-                    this.ready = true;
-                    resolve();
-                  }
-                },
-              };
-            }),
-          );
+          connected = true;
+          done();
         },
       },
+      ...this.states.map((st) => {
+        const sub: Record<string, unknown> = { channel: st.name };
+        if (this.o.recoverable) sub.recoverable = true;
+        if (recovering && st.epoch !== '') {
+          sub.recover = true;
+          sub.offset = st.offset;
+          sub.epoch = st.epoch;
+        }
+        return {
+          cmd: { subscribe: sub },
+          onReply: (sr: SbReply) => {
+            if (sr.error) return fail(new Error(`subscribe error ${sr.error.code}`));
+            this.subscribed(st, sr);
+            left--;
+            done();
+          },
+        };
+      }),
     ]);
   }
 }

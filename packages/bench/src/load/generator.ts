@@ -71,7 +71,12 @@ export class LoadGenerator {
   }
 
   private spawnWorker(): Worker {
-    const proc = track(fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=4096'] }));
+    const proc = track(
+      fork(WORKER, [], {
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        execArgv: ['--max-old-space-size=4096', ...(process.env.BENCH_LOAD_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
+      }),
+    );
     const w: Worker = { proc, waiters: new Map(), open: 0, unique: 0 };
     proc.on('message', (m: WorkerToParent) => {
       if (m.type === 'progress') {

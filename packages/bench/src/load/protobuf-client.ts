@@ -163,39 +163,48 @@ export class ProtobufSwitchboardClient extends WsClient {
       ws.terminate();
     };
     const recovering = this.hadSession;
+    // connect and subscribe in one frame, as centrifuge-js sends them
+    let connected = false;
+    let left = this.states.length;
+    const done = (): void => {
+      if (!connected || left > 0) return;
+      this.hadSession = true;
+      this.ready = true;
+      resolve();
+    };
     this.call(ws, [
       {
-        write: (w) => w.uint32(tag(4, LEN)).fork().ldelim(), // connect {}
+        write: (w) => {
+          // connect { token }
+          w.uint32(tag(4, LEN)).fork();
+          if (this.o.token) w.uint32(tag(1, LEN)).string(this.o.token);
+          w.ldelim();
+        },
         onReply: (r) => {
           if (r.errorCode !== undefined) return fail(new Error(`connect error ${r.errorCode}`));
-          let left = this.states.length;
-          this.call(
-            ws,
-            this.states.map((st) => ({
-              write: (w: protobuf.Writer) => {
-                w.uint32(tag(5, LEN)).fork();
-                w.uint32(tag(1, LEN)).string(st.name);
-                if (recovering && st.epoch !== '') {
-                  w.uint32(tag(3, VARINT)).bool(true);
-                  w.uint32(tag(6, LEN)).string(st.epoch);
-                  w.uint32(tag(7, VARINT)).uint64(st.offset);
-                }
-                if (this.o.recoverable) w.uint32(tag(10, VARINT)).bool(true);
-                w.ldelim();
-              },
-              onReply: (sr: Reply) => {
-                if (sr.errorCode !== undefined) return fail(new Error(`subscribe error ${sr.errorCode}`));
-                this.subscribed(st, sr.subscribe ?? { epoch: '', offset: 0, recovered: false, wasRecovering: false, publications: [] });
-                if (--left === 0) {
-                  this.hadSession = true;
-                  this.ready = true;
-                  resolve();
-                }
-              },
-            })),
-          );
+          connected = true;
+          done();
         },
       },
+      ...this.states.map((st) => ({
+        write: (w: protobuf.Writer) => {
+          w.uint32(tag(5, LEN)).fork();
+          w.uint32(tag(1, LEN)).string(st.name);
+          if (recovering && st.epoch !== '') {
+            w.uint32(tag(3, VARINT)).bool(true);
+            w.uint32(tag(6, LEN)).string(st.epoch);
+            w.uint32(tag(7, VARINT)).uint64(st.offset);
+          }
+          if (this.o.recoverable) w.uint32(tag(10, VARINT)).bool(true);
+          w.ldelim();
+        },
+        onReply: (sr: Reply) => {
+          if (sr.errorCode !== undefined) return fail(new Error(`subscribe error ${sr.errorCode}`));
+          this.subscribed(st, sr.subscribe ?? { epoch: '', offset: 0, recovered: false, wasRecovering: false, publications: [] });
+          left--;
+          done();
+        },
+      })),
     ]);
   }
 }

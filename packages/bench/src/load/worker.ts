@@ -3,7 +3,8 @@
  * tens of thousands of client connections, counts deliveries and answers the
  * parent's IPC commands. Exits when the parent goes away.
  */
-import type { ConnectRequest, ParentToWorker, WorkerToParent } from '../types.js';
+import { createHmac } from 'node:crypto';
+import { BENCH_TOKEN_SECRET, type ConnectRequest, type ParentToWorker, type WorkerToParent } from '../types.js';
 import { createClient, type BenchClient } from './clients.js';
 import { DeliveryStats } from './stats.js';
 
@@ -67,6 +68,13 @@ async function openAll(
   return { ok, failed, ms: performance.now() - t0, errors };
 }
 
+/** An HS256 connection token for `user`, valid for a day: a distinct token per connection, as real clients have. */
+function connectionToken(user: string): string {
+  const b64 = (o: object): string => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: user, exp: Math.floor(Date.now() / 1000) + 86_400 })}`;
+  return `${body}.${createHmac('sha256', BENCH_TOKEN_SECRET).update(body).digest('base64url')}`;
+}
+
 async function connect(req: ConnectRequest): Promise<void> {
   connectReq = req;
   clients = [];
@@ -81,6 +89,7 @@ async function connect(req: ConnectRequest): Promise<void> {
         stats,
         recoverable: req.recoverable,
         transports: req.transports,
+        token: req.kind === 'switchboard' || req.kind === 'switchboard-protobuf' ? connectionToken(`bench-${i}`) : undefined,
       }),
     );
   }

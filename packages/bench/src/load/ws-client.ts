@@ -8,6 +8,8 @@ export interface ClientOptions {
   stats: DeliveryStats;
   recoverable: boolean;
   transports?: string[];
+  /** Connection token (HS256 JWT) for the Switchboard clients. */
+  token?: string;
 }
 
 /** A benchmark client: one connection subscribed to a few channels, counting what it receives. */

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import { descendants, freePort, sleep, spawnTracked, treeCpuSeconds, treeRssBytes, treeWrittenBytes, type Spawned } from '../proc.js';
-import type { ClientKind } from '../types.js';
+import { BENCH_TOKEN_SECRET, type ClientKind } from '../types.js';
 
 const here = (rel: string): string => fileURLToPath(new URL(rel, import.meta.url));
 /** packages/server/dist/src/cli.js, from packages/bench/dist/src/sut/ */
@@ -51,6 +51,23 @@ export interface SystemDef {
   unavailable(): string | undefined;
   start(opts: SutOptions): Promise<RunningSut>;
 }
+
+const words = (v: string | undefined): string[] => v?.split(' ').filter(Boolean) ?? [];
+
+/**
+ * The server under test: node with `args`, plus BENCH_SERVER_NODE_ARGS (node flags for the
+ * server only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`), run under BENCH_SERVER_WRAPPER if
+ * set (e.g. `valgrind --tool=callgrind --instr-atstart=no`, see connect-storm.ts --callgrind).
+ */
+function spawnServer(args: string[], env?: NodeJS.ProcessEnv): Spawned {
+  const [first, ...rest] = args;
+  const node = [process.execPath, first!, ...words(process.env.BENCH_SERVER_NODE_ARGS), ...rest];
+  const wrap = words(process.env.BENCH_SERVER_WRAPPER);
+  return wrap.length ? spawnTracked(wrap[0]!, [...wrap.slice(1), ...node], env) : spawnTracked(node[0]!, node.slice(1), env);
+}
+
+/** Start timeout: a server under valgrind starts some 20 times slower. */
+const startTimeout = (ms: number): number => (process.env.BENCH_SERVER_WRAPPER ? ms * 20 : ms);
 
 async function waitHealthy(proc: Spawned, url: string, timeoutMs: number): Promise<void> {
   const t0 = performance.now();
@@ -109,8 +126,8 @@ function peer(name: string, script: string, kind: ClientKind, describe: string, 
     unavailable: () => undefined,
     async start() {
       const port = await freePort();
-      const proc = spawnTracked(process.execPath, ['--expose-gc', here(`../peers/${script}`), '--port', String(port)]);
-      await waitHealthy(proc, `http://127.0.0.1:${port}/health`, 15_000);
+      const proc = spawnServer(['--expose-gc', here(`../peers/${script}`), '--port', String(port)]);
+      await waitHealthy(proc, `http://127.0.0.1:${port}/health`, startTimeout(15_000));
       const heap = async (): Promise<number | undefined> => {
         try {
           const r = await fetch(`http://127.0.0.1:${port}/stats`, { signal: AbortSignal.timeout(10_000) });
@@ -171,7 +188,7 @@ export function switchboardConfig(port: number, opts: SutOptions, redisPort?: nu
   // Centrifugo's default recovery cap (300 publications) is 15 s at the storm's 20 pubs/s;
   // the storm measures recovery after up to a minute away, so the cap is raised to match.
   const client: Record<string, unknown> = {
-    token: { hmac_secret_key: 'bench-secret' },
+    token: { hmac_secret_key: BENCH_TOKEN_SECRET },
     allow_anonymous_connect_without_token: true,
     queue_max_size: 10_485_760,
   };
@@ -237,8 +254,9 @@ function switchboard(name: string, v: SwitchboardVariant, describe: string): Sys
         writeFileSync(configPath, JSON.stringify({ ...switchboardConfig(port, opts, redisPort), ...ops.cfg }));
         const args = [SWITCHBOARD_CLI, 'serve', '--config', configPath];
         if (v.workers && v.workers > 1) args.push('--workers', String(v.workers));
-        const proc = spawnTracked(process.execPath, ['--expose-gc', '--import', GC_ON_SIGNAL, ...args], ops.env);
-        await waitHealthy(proc, `http://127.0.0.1:${port}/health`, 20_000);
+        const proc = spawnServer(['--expose-gc', '--import', GC_ON_SIGNAL, ...args], ops.env);
+        // six workers starting on a busy 2-core machine take longer than one process
+        await waitHealthy(proc, `http://127.0.0.1:${port}/health`, startTimeout((v.workers ?? 1) > 1 ? 90_000 : 20_000));
         const heap = async (): Promise<number | undefined> => {
           // prom-client default metrics, if the server exposes them
           try {
