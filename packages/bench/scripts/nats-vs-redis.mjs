@@ -69,7 +69,7 @@ if (process.argv[2] === 'clients') {
       c.on('error', () => r(false));
     });
   const waitPort = async (port, what) => {
-    for (let i = 0; i < 100; i++) if (await answers(port)) return;
+    for (let i = 0; i < 300; i++) if (await answers(port)) return;
     else await new Promise((r) => setTimeout(r, 100));
     throw new Error(`${what} did not start on ${port}`);
   };
