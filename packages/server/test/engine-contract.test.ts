@@ -92,7 +92,12 @@ const engines: Array<[string, () => Engine]> = [
         loadConfig({
           object: {
             log: { level: 'error' },
-            engine: { type: 'redis', broker: 'nats', redis: { address: SHARED_REDIS, prefix: uniquePrefix('contract-nats') }, nats: { url: natsUrl } },
+            engine: {
+              type: 'redis',
+              broker: 'nats',
+              redis: { address: SHARED_REDIS, prefix: uniquePrefix('contract-nats') },
+              nats: { url: natsUrl },
+            },
           },
         }).config,
       ),

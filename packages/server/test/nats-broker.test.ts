@@ -67,9 +67,17 @@ test('two nodes over NATS: publish on A reaches B live, client publications and 
   assert.deepEqual(onA.pubs.at(-1), { offset: 21, data: { from: 'bob' } });
 
   const presence = await b.call('presence', { channel: 'room' });
-  assert.deepEqual(Object.values(presence.result.presence).map((p: any) => p.user).sort(), ['ann', 'bob']);
+  assert.deepEqual(
+    Object.values(presence.result.presence)
+      .map((p: any) => p.user)
+      .sort(),
+    ['ann', 'bob'],
+  );
   const hist = await b.call('history', { channel: 'room', limit: 3, reverse: true });
-  assert.deepEqual(hist.result.publications.map((p: any) => p.offset), [21, 20, 19]);
+  assert.deepEqual(
+    hist.result.publications.map((p: any) => p.offset),
+    [21, 20, 19],
+  );
   const channels = await a.call('channels', {});
   assert.ok('room' in channels.result.channels, `channels over NATS: ${JSON.stringify(channels)}`);
   assert.equal(onB.unsubscribed.length, 0, 'no resync was needed');
@@ -128,7 +136,10 @@ test('a publication NATS never carried (its publisher appended it to history, th
       [1, 2, 3, 4],
     );
     assert.ok(c.unsubscribed.every((code) => code === 2500) && c.unsubscribed.length >= 1, `told to recover: ${c.unsubscribed}`);
-    assert.ok(c.subscribed.slice(1).every((s) => s.recovered), 'recovered every time');
+    assert.ok(
+      c.subscribed.slice(1).every((s) => s.recovered),
+      'recovered every time',
+    );
   }
 });
 
@@ -176,7 +187,10 @@ test('NATS killed and restarted: API publish answers 100 and /ready is 503 meanw
       c.pubs.map((p) => (p.data as { i: number }).i),
       range(1, N),
     );
-    assert.ok(c.subscribed.slice(1).every((s) => s.recovered), 'resubscribed with recovery');
+    assert.ok(
+      c.subscribed.slice(1).every((s) => s.recovered),
+      'resubscribed with recovery',
+    );
   }
 });
 

@@ -97,26 +97,32 @@ export class NatsBroker implements Broker {
     this.timer.unref();
     // A node that starts while NATS is away keeps trying in the background and reports not ready.
     const first = this.connect();
-    const ok = await Promise.race([first.then(() => true), new Promise<boolean>((r) => setTimeout(r, Math.max(100, this.cfg.connect_timeout), false).unref())]);
-    if (!ok && !this.closed) this.errors.warn('nats_connect', { url: this.cfg.url }, 'nats not reachable at start; retrying in the background');
+    const ok = await Promise.race([
+      first.then(() => true),
+      new Promise<boolean>((r) => setTimeout(r, Math.max(100, this.cfg.connect_timeout), false).unref()),
+    ]);
+    if (!ok && !this.closed)
+      this.errors.warn('nats_connect', { url: this.cfg.url }, 'nats not reachable at start; retrying in the background');
   }
 
+  /** Connects, retrying every half second until it does or the broker is closed (a closed broker keeps no timer alive). */
   private async connect(): Promise<void> {
-    const nc = await connect({
-      servers: this.cfg.url,
-      name: 'switchboard',
-      timeout: Math.max(100, this.cfg.connect_timeout),
-      waitOnFirstConnect: true,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 250,
-      reconnectJitter: 100,
-      // Publications the node sent itself come back to it like any other's.
-      noEcho: false,
-    }).catch((e: unknown) => {
-      this.errors.warn('nats_connect_failed', { err: String(e) }, 'nats connect failed');
-      return undefined;
-    });
-    if (!nc) return;
+    let nc: NatsConnection | undefined;
+    while (!nc) {
+      if (this.closed) return;
+      nc = await connect({
+        servers: this.cfg.url,
+        name: 'switchboard',
+        timeout: Math.max(100, this.cfg.connect_timeout),
+        // Once connected, it reconnects for ever (each reconnect resyncs the subscribed channels).
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        reconnectJitter: 100,
+      }).catch((e: unknown) => {
+        this.errors.warn('nats_connect_failed', { err: String(e) }, 'nats connect failed; retrying');
+        return new Promise<undefined>((r) => setTimeout(r, 500, undefined).unref());
+      });
+    }
     if (this.closed) {
       await nc.close();
       return;
@@ -145,7 +151,11 @@ export class NatsBroker implements Broker {
         this.errors.log.info({ server: s.server, channels: channels.length }, 'nats restored: resyncing subscribers');
         if (channels.length > 0) this.handlers?.onResync?.(channels);
       } else if (s.type === 'slowConsumer') {
-        this.errors.warn('nats_slow_consumer', { pending: s.pending }, 'nats slow consumer: messages may be dropped (gaps are recovered from history)');
+        this.errors.warn(
+          'nats_slow_consumer',
+          { pending: s.pending },
+          'nats slow consumer: messages may be dropped (gaps are recovered from history)',
+        );
       }
     }
   }
@@ -248,7 +258,11 @@ export class NatsBroker implements Broker {
     const nc = this.ready();
     const out = new Set<string>();
     try {
-      const replies = await nc.requestMany(`${this.cfg.prefix}.channels`, '', { strategy: 'count', maxMessages: Math.max(1, expected), maxWait: maxWaitMs });
+      const replies = await nc.requestMany(`${this.cfg.prefix}.channels`, '', {
+        strategy: 'count',
+        maxMessages: Math.max(1, expected),
+        maxWait: maxWaitMs,
+      });
       for await (const r of replies) for (const ch of JSON.parse(r.string()) as string[]) out.add(ch);
     } catch (e) {
       throw new EngineUnavailableError('failed', `nats: ${e instanceof Error ? e.message : String(e)}`);
@@ -343,7 +357,11 @@ export class NatsBroker implements Broker {
     st.gapTimer = undefined;
     if (this.states.get(channel) !== st || st.ahead.size === 0) return;
     const first = Math.min(...st.ahead.keys());
-    this.errors.warn('nats_gap', { channel, from: st.offset + 1, to: first - 1 }, 'publications missing from nats; subscribers recover them from history');
+    this.errors.warn(
+      'nats_gap',
+      { channel, from: st.offset + 1, to: first - 1 },
+      'publications missing from nats; subscribers recover them from history',
+    );
     while (st.ahead.size > 0) {
       const off = Math.min(...st.ahead.keys());
       const pub = st.ahead.get(off)!;
@@ -366,7 +384,11 @@ export class NatsBroker implements Broker {
         (top) => {
           if (this.states.get(channel) !== st || st.epoch !== seen.epoch || st.offset !== seen.offset) return;
           if (top.epoch === seen.epoch && top.offset <= seen.offset) return;
-          this.errors.warn('nats_position', { channel, seen: seen.offset, top: top.offset }, 'publications missing from nats; resyncing subscribers');
+          this.errors.warn(
+            'nats_position',
+            { channel, seen: seen.offset, top: top.offset },
+            'publications missing from nats; resyncing subscribers',
+          );
           this.forget(channel);
           this.handlers?.onResync?.([channel]);
         },
@@ -377,4 +399,3 @@ export class NatsBroker implements Broker {
     }
   }
 }
-
