@@ -208,3 +208,28 @@ test('a node started while NATS is away is not ready, answers 100, and serves on
   await c.until(1);
   assert.deepEqual(c.pubs[0], { offset: 1, data: 2 }, 'the refused publish appended nothing');
 });
+
+test('an engine without NATS: not healthy, subscribe and publish refused as unavailable (100), and it closes while still trying to connect', async (t) => {
+  const nats = await OwnNats.start(t);
+  await nats.stop();
+  const engine = new RedisEngine(
+    loadConfig({
+      object: {
+        log: { level: 'error' },
+        engine: {
+          type: 'redis',
+          broker: 'nats',
+          redis: { address: SHARED_REDIS, prefix: uniquePrefix('nats-close') },
+          nats: { url: nats.url, connect_timeout: '200ms' },
+        },
+      },
+    }).config,
+  );
+  await engine.start({ onPublication() {}, onJoin() {}, onLeave() {}, onControl() {} });
+  assert.equal(engine.healthy(), false, 'not healthy without NATS');
+  await assert.rejects(engine.broker.subscribe('x'), { name: 'EngineUnavailableError' });
+  await assert.rejects(engine.broker.publish('x', '1', { historySize: 10, historyTtlMs: 60_000, historyMetaTtlMs: 0 }), {
+    name: 'EngineUnavailableError',
+  });
+  await engine.close();
+});

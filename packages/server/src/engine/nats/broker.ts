@@ -64,6 +64,8 @@ export class NatsBroker implements Broker {
   private closed = false;
   private readonly tailCap: number;
   private timer: NodeJS.Timeout | undefined;
+  /** Ends the wait between connect attempts. */
+  private retry: (() => void) | undefined;
   /** Reads a channel's stream position from history (the quiet-channel check). */
   position: ((channel: string) => Promise<StreamPosition>) | undefined;
 
@@ -99,13 +101,13 @@ export class NatsBroker implements Broker {
     const first = this.connect();
     const ok = await Promise.race([
       first.then(() => true),
-      new Promise<boolean>((r) => setTimeout(r, Math.max(100, this.cfg.connect_timeout), false).unref()),
+      new Promise<boolean>((r) => setTimeout(r, Math.max(100, this.cfg.connect_timeout), false)),
     ]);
     if (!ok && !this.closed)
       this.errors.warn('nats_connect', { url: this.cfg.url }, 'nats not reachable at start; retrying in the background');
   }
 
-  /** Connects, retrying every half second until it does or the broker is closed (a closed broker keeps no timer alive). */
+  /** Connects, retrying every half second until it does or the broker is closed (closing ends the wait). */
   private async connect(): Promise<void> {
     let nc: NatsConnection | undefined;
     while (!nc) {
@@ -120,7 +122,10 @@ export class NatsBroker implements Broker {
         reconnectJitter: 100,
       }).catch((e: unknown) => {
         this.errors.warn('nats_connect_failed', { err: String(e) }, 'nats connect failed; retrying');
-        return new Promise<undefined>((r) => setTimeout(r, 500, undefined).unref());
+        return new Promise<undefined>((r) => {
+          const timer = setTimeout(r, 500, undefined);
+          this.retry = () => (clearTimeout(timer), r(undefined));
+        });
       });
     }
     if (this.closed) {
@@ -163,6 +168,7 @@ export class NatsBroker implements Broker {
   stop(): void {
     this.closed = true;
     this.connected = false;
+    this.retry?.();
     if (this.timer) clearInterval(this.timer);
     for (const st of this.states.values()) if (st.gapTimer) clearTimeout(st.gapTimer);
     this.control.stop();
