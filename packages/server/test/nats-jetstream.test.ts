@@ -6,19 +6,19 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
+import { connect, headers, type NatsConnection } from 'nats';
 import { OwnNats } from './helpers/nats.js';
 import { until } from './helpers/wait.js';
 
 async function api(nc: NatsConnection, subject: string, body: unknown = ''): Promise<any> {
   const r = await nc.request(`$JS.API.${subject}`, body === '' ? '' : JSON.stringify(body), { timeout: 2000 });
-  return r.json();
+  return r.json<any>();
 }
 
 async function jsPublish(nc: NatsConnection, subject: string, data: string, msgId?: string): Promise<any> {
   const h = headers();
   if (msgId) h.set('Nats-Msg-Id', msgId);
-  return (await nc.request(subject, data, { timeout: 2000, headers: h })).json();
+  return (await nc.request(subject, data, { timeout: 2000, headers: h })).json<any>();
 }
 
 test('JetStream facts: one stream for all channels numbers messages across channels, so a channel offset needs a stream per channel', async (t) => {

@@ -1,4 +1,5 @@
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+// Types only: the client is loaded when a NATS broker connects, so Redis-only nodes never load it.
+import type { NatsConnection, RequestStrategy, Subscription } from 'nats';
 import type { Config } from '../../config/load.js';
 import type { ClientInfo, Publication, RawJSON, StreamPosition } from '../../protocol/types.js';
 import { EngineUnavailableError } from '../errors.js';
@@ -109,6 +110,7 @@ export class NatsBroker implements Broker {
 
   /** Connects, retrying every half second until it does or the broker is closed (closing ends the wait). */
   private async connect(): Promise<void> {
+    const { connect } = await import('nats');
     let nc: NatsConnection | undefined;
     while (!nc) {
       if (this.closed) return;
@@ -147,19 +149,19 @@ export class NatsBroker implements Broker {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') {
         this.connected = false;
-        if (!this.closed) this.errors.warn('nats_disconnect', { server: s.server }, 'nats connection lost');
+        if (!this.closed) this.errors.warn('nats_disconnect', { server: s.data }, 'nats connection lost');
       } else if (s.type === 'reconnect') {
         this.connected = true;
         // Messages in flight while we were away are gone: resync every subscribed channel.
         const channels = [...this.states.keys()];
         for (const ch of channels) this.forget(ch);
-        this.errors.log.info({ server: s.server, channels: channels.length }, 'nats restored: resyncing subscribers');
+        this.errors.log.info({ server: s.data, channels: channels.length }, 'nats restored: resyncing subscribers');
         if (channels.length > 0) this.handlers?.onResync?.(channels);
-      } else if (s.type === 'slowConsumer') {
+      } else if (s.type === 'error') {
         this.errors.warn(
-          'nats_slow_consumer',
-          { pending: s.pending },
-          'nats slow consumer: messages may be dropped (gaps are recovered from history)',
+          'nats_error',
+          { err: String(s.data) },
+          'nats error (a slow consumer may drop messages: gaps are recovered from history)',
         );
       }
     }
@@ -265,7 +267,7 @@ export class NatsBroker implements Broker {
     const out = new Set<string>();
     try {
       const replies = await nc.requestMany(`${this.cfg.prefix}.channels`, '', {
-        strategy: 'count',
+        strategy: 'count' as RequestStrategy,
         maxMessages: Math.max(1, expected),
         maxWait: maxWaitMs,
       });
