@@ -1,7 +1,8 @@
 /**
  * One engine suite, run unchanged against the memory engine and against the
  * Redis engine on a real Redis (the machine's, with a key prefix of this
- * run's own). What the session and hub rely on: offsets and epochs,
+ * run's own), and against the Redis engine with engine.broker "nats" (a
+ * nats-server of the file's own). What the session and hub rely on: offsets and epochs,
  * history windows, idempotent publish, ordered delivery, presence,
  * join/leave and control messages.
  */
@@ -12,7 +13,9 @@ import { MemoryEngine } from '../src/engine/memory/engine.js';
 import { RedisEngine } from '../src/engine/redis/engine.js';
 import type { ControlMessage, Engine, EngineHandlers, PublishOptions } from '../src/engine/types.js';
 import type { ClientInfo, Publication } from '../src/protocol/types.js';
+import { OwnNats } from './helpers/nats.js';
 import { SHARED_REDIS, uniquePrefix } from './helpers/redis.js';
+import { scope } from './helpers/scope.js';
 
 class Recorder implements EngineHandlers {
   pubs: Array<[string, Publication]> = [];
@@ -60,6 +63,11 @@ class Recorder implements EngineHandlers {
   }
 }
 
+// The NATS broker's own nats-server (JetStream on) for the whole file.
+const files = scope();
+after(() => files.close());
+const natsUrl = (await OwnNats.start(files)).url;
+
 const HIST: PublishOptions = { historySize: 10, historyTtlMs: 60_000, historyMetaTtlMs: 0 };
 const READ = { historyTtlMs: 60_000, historyMetaTtlMs: 0 };
 
@@ -73,6 +81,23 @@ const engines: Array<[string, () => Engine]> = [
           object: {
             log: { level: 'error' },
             engine: { type: 'redis', redis: { address: SHARED_REDIS, prefix: uniquePrefix('contract') } },
+          },
+        }).config,
+      ),
+  ],
+  [
+    'redis+nats',
+    () =>
+      new RedisEngine(
+        loadConfig({
+          object: {
+            log: { level: 'error' },
+            engine: {
+              type: 'redis',
+              broker: 'nats',
+              redis: { address: SHARED_REDIS, prefix: uniquePrefix('contract-nats') },
+              nats: { url: natsUrl },
+            },
           },
         }).config,
       ),

@@ -172,6 +172,7 @@ function checkSemantics(c: Config, problems: string[]): void {
   if (c.client.pong_timeout >= c.client.ping_interval && c.client.ping_interval > 0) {
     problems.push('client.pong_timeout: must be shorter than client.ping_interval');
   }
+  checkBroker(c, problems);
   const hookNames = new Set<string>();
   c.webhooks.endpoints.forEach((e, i) => {
     if (!e.secret && !c.webhooks.secret)
@@ -180,6 +181,21 @@ function checkSemantics(c: Config, problems: string[]): void {
     hookNames.add(e.name);
     if (!/^https?:\/\//.test(e.url)) problems.push(`webhooks.endpoints.${i}.url: must be an http:// or https:// URL`);
   });
+}
+
+/** engine.broker "nats": history and presence stay in Redis, so it needs the Redis engine. */
+function checkBroker(c: Config, problems: string[]): void {
+  if (c.engine.broker !== 'nats') return;
+  if (c.engine.type !== 'redis')
+    problems.push(
+      'engine.broker: "nats" needs engine.type "redis" (history and presence live in Redis; memory offsets are per node, so recovery across nodes could not be exact)',
+    );
+  if (c.engine.redis.replica_wait > 0) problems.push('engine.redis.replica_wait: not supported with engine.broker "nats"');
+  const urls = Array.isArray(c.engine.nats.url) ? c.engine.nats.url : [c.engine.nats.url];
+  if (urls.length === 0 || urls.some((u) => !/^(nats|tls):\/\/[^/]+$/.test(u) && !/^[^/:]+:\d+$/.test(u)))
+    problems.push('engine.nats.url: expected nats://host:port (or a list of them)');
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(c.engine.nats.prefix))
+    problems.push('engine.nats.prefix: letters, digits, "_" and "-", in tokens joined by "."');
 }
 
 /** "Expected union value" says nothing: name the allowed values or the duration format. */

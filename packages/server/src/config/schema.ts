@@ -314,6 +314,18 @@ export const ConfigSchema = Obj({
       /** Switchboard: how long a publish waits for replica_wait replicas before it fails with 100. */
       replica_wait_timeout: Duration('1s'),
     }),
+    /** Switchboard: "nats" carries publications and join/leave between nodes over NATS (history and presence stay in Redis); see docs/SCALING.md. */
+    broker: Type.Union([Type.Literal(''), Type.Literal('redis'), Type.Literal('nats')], { default: '' }),
+    nats: Obj({
+      url: Type.Union([Type.String(), Type.Array(Type.String())], { default: 'nats://127.0.0.1:4222' }),
+      /** Every subject starts with it. */
+      prefix: Str('switchboard'),
+      connect_timeout: Duration('1s'),
+      /** How long a publication that arrived ahead of a missing offset waits for it before going out after the gap. */
+      gap_timeout: Duration('1s'),
+      /** A channel quiet this long has its position checked against history once (a last publication lost in NATS). */
+      position_check: Duration('5s'),
+    }),
   }),
   log: Obj({
     level: Type.Union(

@@ -57,24 +57,45 @@ export class RedisBroker implements Broker {
 
   async publish(channel: string, data: RawJSON, opts: PublishOptions): Promise<PublishResult> {
     const b = this.b;
+    const hold = opts.historySize > 0 && opts.historyTtlMs > 0 && b.cfg.replica_wait > 0;
     const payload = encodePayload(data, Date.now(), opts.info, opts.tags, opts.delta, opts.conflationKey);
+    const { result, dup } = await this.run(channel, payload, opts, this.chanPrefix + channel, hold);
+    // A retried idempotent publish is confirmed again: the first attempt may have failed in WAIT.
+    if (hold) await this.release(b.shardOf(channel), channel, b.key('s', channel), b.key('m', channel), result);
+    return dup ? { ...result, duplicate: true } : result;
+  }
+
+  /**
+   * The publish script without its PUBLISH (another broker sends the
+   * publication): history append, offset, epoch and idempotency, atomically.
+   * `payload` is encodePayload's.
+   */
+  async append(channel: string, payload: string, opts: PublishOptions): Promise<{ result: PublishResult; dup: boolean }> {
+    return this.run(channel, payload, opts, '', false);
+  }
+
+  private async run(
+    channel: string,
+    payload: string,
+    opts: PublishOptions,
+    pubsubName: string,
+    hold: boolean,
+  ): Promise<{ result: PublishResult; dup: boolean }> {
+    const b = this.b;
     const withHistory = opts.historySize > 0 && opts.historyTtlMs > 0;
     const idemTtl = opts.idempotentResultTtlMs || b.cfg.idempotent_result_ttl || 300_000;
-    const hold = withHistory && b.cfg.replica_wait > 0;
     const shard = b.shardOf(channel);
-    const stream = b.key('s', channel);
-    const meta = b.key('m', channel);
     const [res, dup] = await b.run(shard, (s) =>
       s.sbPublish(
-        stream,
-        meta,
+        b.key('s', channel),
+        b.key('m', channel),
         // Always a key of the channel's slot (never ""), so the script runs on Redis Cluster.
         `${b.key('i', channel)}.${opts.idempotencyKey ?? ''}`,
         payload,
         withHistory ? String(opts.historySize) : '0',
         String(opts.historyTtlMs),
         String(b.metaTtl(opts.historyMetaTtlMs)),
-        this.chanPrefix + channel,
+        pubsubName,
         newEpoch(),
         String(idemTtl),
         opts.idempotencyKey ? '1' : '0',
@@ -82,10 +103,7 @@ export class RedisBroker implements Broker {
       ),
     );
     const sp = res.indexOf(' ');
-    const result: PublishResult = { offset: Number(res.slice(0, sp)), epoch: res.slice(sp + 1) };
-    // A retried idempotent publish is confirmed again: the first attempt may have failed in WAIT.
-    if (hold) await this.release(shard, channel, stream, meta, result);
-    return dup === 1 ? { ...result, duplicate: true } : result;
+    return { result: { offset: Number(res.slice(0, sp)), epoch: res.slice(sp + 1) }, dup: dup === 1 };
   }
 
   /**

@@ -1,6 +1,8 @@
 import type { Config } from '../../config/load.js';
 import { createLogger, type Logger } from '../../observability/logger.js';
-import type { Engine, EngineHandlers, EngineStartOptions } from '../types.js';
+import { NatsBroker } from '../nats/broker.js';
+import { NatsNodes } from '../nats/nodes.js';
+import type { Broker, Engine, EngineHandlers, EngineStartOptions } from '../types.js';
 import { RedisBackend } from './backend.js';
 import { RedisBroker } from './broker.js';
 import { RedisHistory } from './history.js';
@@ -26,7 +28,8 @@ export interface RedisEngineOptions {
  */
 export class RedisEngine implements Engine {
   readonly name = 'redis';
-  readonly broker: RedisBroker;
+  /** Redis PUB/SUB, or NATS with engine.broker "nats" (control messages stay on Redis). */
+  readonly broker: Broker;
   readonly history: RedisHistory;
   readonly presence: RedisPresence;
   readonly nodes: RedisNodes;
@@ -35,14 +38,23 @@ export class RedisEngine implements Engine {
   readonly outbox: RedisOutbox;
   readonly occupancy: RedisOccupancy;
   private readonly backend: RedisBackend;
+  private readonly redisBroker: RedisBroker;
+  private readonly nats: NatsBroker | undefined;
 
   constructor(config: Config, opts: RedisEngineOptions = {}) {
     const log = (opts.log ?? createLogger(config.log.level)).child({ engine: 'redis' });
     const b = (this.backend = new RedisBackend(config, log));
-    this.broker = new RedisBroker(b, config.client.recovery_max_publication_limit);
-    this.history = new RedisHistory(b, this.broker);
+    const limit = config.client.recovery_max_publication_limit;
+    const redis = (this.redisBroker = new RedisBroker(b, limit));
+    const nats = (this.nats = config.engine.broker === 'nats' ? new NatsBroker(config.engine.nats, redis, b.errors, limit) : undefined);
+    this.broker = nats ?? redis;
+    this.history = new RedisHistory(b, nats ?? redis);
     this.presence = new RedisPresence(b);
-    this.nodes = new RedisNodes(b, this.broker);
+    this.nodes = nats ? new NatsNodes(b, redis, nats, Math.max(100, config.engine.redis.io_timeout)) : new RedisNodes(b, redis);
+    if (nats) {
+      const history = this.history;
+      nats.position = async (channel) => (await history.read(channel, { limit: 0, historyTtlMs: 0, historyMetaTtlMs: 0 })).position;
+    }
     this.limiter = new RedisLimiter(b);
     this.revocations = new RedisRevocations(b);
     this.outbox = new RedisOutbox(b);
@@ -56,18 +68,19 @@ export class RedisEngine implements Engine {
     await this.broker.start(handlers);
     // A node that starts while Redis is away serves what it can, reports not ready, and keeps trying.
     await b.connect();
-    if (!this.healthy()) b.log.warn('redis not reachable at start; retrying in the background');
+    if (!b.healthy()) b.log.warn('redis not reachable at start; retrying in the background');
     this.presence.start();
   }
 
   healthy(): boolean {
-    return this.backend.healthy();
+    return this.backend.healthy() && (this.nats?.healthy() ?? true);
   }
 
   async close(): Promise<void> {
     if (this.backend.closed) return;
     this.presence.stop();
-    this.broker.stop();
+    this.redisBroker.stop();
+    await this.nats?.close();
     await this.nodes.leave();
     await this.backend.close();
   }

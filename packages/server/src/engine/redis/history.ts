@@ -1,9 +1,9 @@
-import type { Publication } from '../../protocol/types.js';
+import type { Publication, StreamPosition } from '../../protocol/types.js';
 import type { HistoryOptions, HistoryResult, HistoryStore } from '../types.js';
 import type { RedisBackend } from './backend.js';
-import type { RedisBroker } from './broker.js';
 import { newEpoch } from './broker.js';
 import { decodePayload } from './codec.js';
+import type { Tail } from './tail.js';
 
 /**
  * Streams in Redis (XADD by the publish script, read here). A recovery
@@ -14,7 +14,12 @@ import { decodePayload } from './codec.js';
 export class RedisHistory implements HistoryStore {
   constructor(
     private readonly b: RedisBackend,
-    private readonly broker: RedisBroker,
+    /** The broker that keeps the recovery tails of the subscribed channels (Redis PUB/SUB or NATS). */
+    private readonly broker: {
+      readonly tails: Map<string, Tail>;
+      /** Told where a subscribed channel's stream stood when a subscriber's recovery read it. */
+      positionRead?(channel: string, position: StreamPosition): void;
+    },
   ) {}
 
   async read(channel: string, opts: HistoryOptions): Promise<HistoryResult> {
@@ -26,7 +31,10 @@ export class RedisHistory implements HistoryStore {
     }
     const res = await this.readRedis(channel, opts);
     // A complete recovery read made while subscribed joins up with what PUB/SUB brought meanwhile.
-    if (tail && tails.get(channel) === tail) tail.seed(opts.since!, res.publications, res.position);
+    if (tail && tails.get(channel) === tail) {
+      tail.seed(opts.since!, res.publications, res.position);
+      this.broker.positionRead?.(channel, res.position);
+    }
     return res;
   }
 

@@ -34,7 +34,7 @@ end`;
  * hash slot, so it runs on Redis Cluster.
  * KEYS: stream, meta, idempotency key (used only when ARGV[8] is "1")
  * ARGV: payload, history size (0 = no history), history ttl ms, meta ttl ms (> 0),
- *       pub/sub channel, epoch to use when the stream is new, idempotent ttl ms,
+ *       pub/sub channel ("" = append only: another broker sends it), epoch to use when the stream is new, idempotent ttl ms,
  *       "1" = idempotent, "1" = hold: append only, PUBLISH_HELD sends it once
  *       a replica has it (engine.redis.replica_wait)
  * Returns "offset epoch" and 1 when the idempotency key matched.
@@ -54,7 +54,7 @@ if ARGV[2] ~= '0' then
   redis.call('xadd', KEYS[1], 'MAXLEN', ARGV[2], offset, 'd', ARGV[1])
   redis.call('pexpire', KEYS[1], ARGV[3])
 end
-if ARGV[9] ~= '1' or offset == 0 then
+if ARGV[5] ~= '' and (ARGV[9] ~= '1' or offset == 0) then
   redis.call('publish', ARGV[5], offset .. ' ' .. epoch .. ' ' .. ARGV[1])
   if offset > 0 then redis.call('hset', KEYS[2], 'p', offset) end
 end
