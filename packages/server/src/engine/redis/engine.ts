@@ -1,10 +1,11 @@
 import type { Config } from '../../config/load.js';
 import { createLogger, type Logger } from '../../observability/logger.js';
-import type { Engine, EngineHandlers, EngineStartOptions } from '../types.js';
+import type { Engine, EngineHandlers, EngineStartOptions, MapStoreOptions } from '../types.js';
 import { RedisBackend } from './backend.js';
 import { RedisBroker } from './broker.js';
 import { RedisHistory } from './history.js';
 import { RedisLimiter } from './limiter.js';
+import { RedisMaps } from './map.js';
 import { RedisNodes } from './nodes.js';
 import { RedisOccupancy } from './occupancy.js';
 import { RedisOutbox } from './outbox.js';
@@ -14,6 +15,8 @@ import { RedisRevocations } from './revocations.js';
 export interface RedisEngineOptions {
   /** Where the engine logs until `start` hands it the embedder's logger (default: a pino logger at config.log.level). */
   readonly log?: Logger;
+  /** The map role's options (how often lapsed keys are swept). */
+  readonly maps?: MapStoreOptions;
 }
 
 /**
@@ -34,6 +37,7 @@ export class RedisEngine implements Engine {
   readonly revocations: RedisRevocations;
   readonly outbox: RedisOutbox;
   readonly occupancy: RedisOccupancy;
+  readonly maps: RedisMaps;
   private readonly backend: RedisBackend;
 
   constructor(config: Config, opts: RedisEngineOptions = {}) {
@@ -47,6 +51,7 @@ export class RedisEngine implements Engine {
     this.revocations = new RedisRevocations(b);
     this.outbox = new RedisOutbox(b);
     this.occupancy = new RedisOccupancy(b);
+    this.maps = new RedisMaps(b, this.broker, opts.maps);
   }
 
   async start(handlers: EngineHandlers, opts: EngineStartOptions = {}): Promise<void> {
@@ -58,6 +63,7 @@ export class RedisEngine implements Engine {
     await b.connect();
     if (!this.healthy()) b.log.warn('redis not reachable at start; retrying in the background');
     this.presence.start();
+    this.maps.start();
   }
 
   healthy(): boolean {
@@ -67,6 +73,7 @@ export class RedisEngine implements Engine {
   async close(): Promise<void> {
     if (this.backend.closed) return;
     this.presence.stop();
+    this.maps.stop();
     this.broker.stop();
     await this.nodes.leave();
     await this.backend.close();
