@@ -13,6 +13,7 @@ import { EngineUnavailableError } from '../src/engine/errors.js';
 import { RedisEngine } from '../src/engine/redis/engine.js';
 import type { ControlMessage, EngineHandlers, MapChannelOptions } from '../src/engine/types.js';
 import type { Publication } from '../src/protocol/types.js';
+import { RedisCluster } from './helpers/redis-cluster.js';
 import { OwnRedis, SHARED_REDIS, uniquePrefix } from './helpers/redis.js';
 import type { TestContextLike } from './helpers/scope.js';
 import { until } from './helpers/wait.js';
@@ -74,13 +75,16 @@ test('two nodes: a publish and a remove on node A reach node B with key, data, i
   assert.equal(new Set([r1.epoch, r2.epoch, r3.epoch]).size, 1);
   await until('three updates on node B', 3000, () => b.feed.of('doc').length === 3);
   const [p1, p2, p3] = b.feed.of('doc');
-  assert.deepEqual({ key: p1!.key, data: p1!.data, offset: p1!.offset, info: p1!.info, tags: p1!.tags }, {
-    key: 'premium',
-    data: '{"v":1}',
-    offset: 1,
-    info,
-    tags: { t: 'x' },
-  });
+  assert.deepEqual(
+    { key: p1!.key, data: p1!.data, offset: p1!.offset, info: p1!.info, tags: p1!.tags },
+    {
+      key: 'premium',
+      data: '{"v":1}',
+      offset: 1,
+      info,
+      tags: { t: 'x' },
+    },
+  );
   assert.deepEqual({ key: p2!.key, data: p2!.data, delta: p2!.delta }, { key: 'clause/ü', data: '"text"', delta: true });
   assert.deepEqual({ key: p3!.key, removed: p3!.removed, offset: p3!.offset }, { key: 'premium', removed: true, offset: 3 });
 
@@ -146,7 +150,12 @@ test('a lapsed key is removed once, with one removal publication, while two node
   await a.engine.maps.publish('cursors', 'kept', '1', { ...DURABLE, keyTtlMs: 400 });
   for (let i = 0; i < 4; i++) {
     await new Promise((r) => setTimeout(r, 150));
-    const r = await b.engine.maps.publish('cursors', 'kept', '1', { ...DURABLE, keyTtlMs: 400, keyMode: 'if_new', refreshTtlOnSuppress: true });
+    const r = await b.engine.maps.publish('cursors', 'kept', '1', {
+      ...DURABLE,
+      keyTtlMs: 400,
+      keyMode: 'if_new',
+      refreshTtlOnSuppress: true,
+    });
     assert.equal(r.suppressReason, 'key_exists');
   }
   assert.equal(a.feed.of('cursors').filter((p) => p.key === 'kept' && p.removed).length, 0, 'refreshed, not removed');
@@ -165,7 +174,11 @@ test('key modes, max keys and idempotency are decided in the script, whichever n
   assert.equal((await b.engine.maps.remove('lobby', 'seat9', DURABLE)).suppressReason, 'key_not_found');
   await a.engine.maps.publish('lobby', 'seat2', '"cy"', { ...o, maxKeys: 2 });
   assert.equal((await b.engine.maps.publish('lobby', 'seat3', '"di"', { ...o, maxKeys: 2 })).suppressReason, 'too_many_keys');
-  assert.equal((await b.engine.maps.publish('lobby', 'seat2', '"ed"', { ...o, maxKeys: 2 })).suppressed, undefined, 'an existing key may change');
+  assert.equal(
+    (await b.engine.maps.publish('lobby', 'seat2', '"ed"', { ...o, maxKeys: 2 })).suppressed,
+    undefined,
+    'an existing key may change',
+  );
   const first = await a.engine.maps.publish('lobby', 'seat1', '"fay"', { ...o, idempotencyKey: 'op-1' });
   const again = await b.engine.maps.publish('lobby', 'seat1', '"gus"', { ...o, idempotencyKey: 'op-1' });
   assert.deepEqual([again.offset, again.epoch, again.suppressReason], [first.offset, first.epoch, 'idempotency']);
@@ -250,4 +263,60 @@ test('Redis away: map calls fail as unavailable; back, a map works again (the sw
     ),
   );
   await until('the lapsed key is removed and delivered', 5000, () => a.feed.of('m').some((p) => p.key === 'k' && p.removed));
+});
+
+test('Redis Cluster: map publish, remove, pages, stream and key expiry on channels of every master, across two nodes', async (t) => {
+  const cluster = await RedisCluster.start(t);
+  const prefix = uniquePrefix('mapcluster');
+  const redis = { cluster_addresses: cluster.addresses };
+  const a = await redisNode(t, redis, prefix, 50);
+  const b = await redisNode(t, redis, prefix, 50);
+  const channels = ['quote:1', 'quote:2', 'quote:3', 'quote:4', 'quote:5', 'quote:6'];
+  const masters = new Set(await Promise.all(channels.map((ch) => cluster.masterOf(`${prefix}.mh.{${ch}}`))));
+  assert.ok(masters.size >= 2, `the maps live on ${masters.size} masters`);
+  for (const ch of channels) await b.engine.broker.subscribe(ch);
+  const o = { ...DURABLE, keyTtlMs: 0 };
+  for (const ch of channels) {
+    for (let i = 0; i < 30; i++) await a.engine.maps.publish(ch, `field${i}`, String(i), o);
+    assert.equal((await a.engine.maps.publish(ch, 'field0', '0', { ...o, keyMode: 'if_new' })).suppressReason, 'key_exists');
+    await a.engine.maps.remove(ch, 'field29', { ...DURABLE, idempotencyKey: 'rm-29' });
+    await a.engine.maps.publish(ch, 'lock', '"ann"', { ...DURABLE, keyTtlMs: 200 });
+  }
+  for (const ch of channels) {
+    await until(`${ch}: 31 updates and the lapsed lock's removal on node B`, 10_000, () => b.feed.of(ch).length === 33);
+    const pubs = b.feed.of(ch);
+    assert.deepEqual(
+      pubs.map((p) => p.offset),
+      pubs.map((_, i) => i + 1),
+    );
+    assert.deepEqual(
+      pubs.slice(30).map((p) => [p.key, p.removed === true]),
+      [
+        ['field29', true],
+        ['lock', false],
+        ['lock', true],
+      ],
+    );
+    const keys: string[] = [];
+    let cursor = '';
+    let first;
+    do {
+      const page = await b.engine.maps.readState(ch, { limit: 7, cursor, metaTtlMs: 0 });
+      first ??= page.position;
+      keys.push(...page.entries.map((e) => e.key!));
+      cursor = page.cursor;
+    } while (cursor !== '');
+    assert.deepEqual(keys.sort(), Array.from({ length: 29 }, (_, i) => `field${i}`).sort());
+    const top = await a.engine.maps.readStream(ch, { limit: 0, streamTtlMs: 0, metaTtlMs: 0 });
+    assert.deepEqual(first, top.position, 'the pages were read at the top position');
+    assert.equal(top.position.offset, 33);
+    const s = await a.engine.maps.readStream(ch, { since: { offset: 29, epoch: first!.epoch }, streamTtlMs: 0, metaTtlMs: 0 });
+    assert.deepEqual(
+      s.publications.map((p) => p.offset),
+      [30, 31, 32, 33],
+    );
+    assert.equal((await b.engine.maps.stats(ch)).numKeys, 29);
+    await b.engine.maps.clear(ch);
+    assert.equal((await a.engine.maps.stats(ch)).numKeys, 0);
+  }
 });

@@ -276,7 +276,9 @@ export class RedisMaps implements MapStore {
   private async sweepShard(shard: Shard): Promise<void> {
     if (!shard.cmdReady) return;
     for (;;) {
-      const claimed = await this.b.run(shard, () => this.cmds(shard).sbMapClaim(...this.registry, String(CLAIM_BATCH), String(CLAIM_LEASE_MS)));
+      const claimed = await this.b.run(shard, () =>
+        this.cmds(shard).sbMapClaim(...this.registry, String(CLAIM_BATCH), String(CLAIM_LEASE_MS)),
+      );
       const jobs: Promise<void>[] = [];
       for (let i = 0; i < claimed.length; i += 2) jobs.push(this.expireChannel(shard, claimed[i]!, claimed[i + 1]!));
       await Promise.all(jobs);
