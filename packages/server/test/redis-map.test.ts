@@ -162,6 +162,34 @@ test('a lapsed key is removed once, with one removal publication, while two node
   await until('kept lapses once nobody refreshes it', 5000, () => a.feed.of('cursors').some((p) => p.key === 'kept' && p.removed));
 });
 
+test('a removal (explicit or by expiry) carries the removed entry tags, whatever characters they hold', async (t) => {
+  const prefix = uniquePrefix('maptags');
+  const a = await redisNode(t, { address: SHARED_REDIS }, prefix, 50);
+  const b = await redisNode(t, { address: SHARED_REDIS }, prefix, 50);
+  await b.engine.broker.subscribe('tagged');
+  const tags = { team: 'ünïcode ✓', emoji: '😀 "q" \\ /', plain: 'x' };
+  const info = { client: 'c-ü', user: 'zoë 😀', connInfo: '{"n":"ü"}' };
+  await a.engine.maps.publish('tagged', 'k/😀', '{"v":"ü"}', { ...DURABLE, keyTtlMs: 0, tags, info });
+  await a.engine.maps.publish('tagged', 'lapses', '1', { ...DURABLE, keyTtlMs: 150, tags });
+  await a.engine.maps.remove('tagged', 'k/😀', { ...DURABLE, info: { client: 'c2', user: 'bob' } });
+  await until('both removals on node B', 5000, () => b.feed.of('tagged').filter((p) => p.removed).length === 2);
+  const [explicit, expired] = b.feed.of('tagged').filter((p) => p.removed);
+  assert.deepEqual([explicit!.key, explicit!.tags, explicit!.info, explicit!.data], ['k/😀', tags, { client: 'c2', user: 'bob' }, '']);
+  assert.deepEqual([expired!.key, expired!.tags, expired!.info], ['lapses', tags, undefined]);
+  const set = b.feed.of('tagged')[0]!;
+  assert.deepEqual([set.key, set.data, set.tags, set.info], ['k/😀', '{"v":"ü"}', tags, info]);
+  const s = await b.engine.maps.readStream('tagged', { streamTtlMs: 0, metaTtlMs: 0 });
+  assert.deepEqual(
+    s.publications.map((p) => [p.key, p.removed === true, p.tags]),
+    [
+      ['k/😀', false, tags],
+      ['lapses', false, tags],
+      ['k/😀', true, tags],
+      ['lapses', true, tags],
+    ],
+  );
+});
+
 test('key modes, max keys and idempotency are decided in the script, whichever node asks', async (t) => {
   const prefix = uniquePrefix('mapmodes');
   const a = await redisNode(t, { address: SHARED_REDIS }, prefix);

@@ -60,7 +60,6 @@ export function encodePayload(
   delta?: boolean,
   conflationKey?: string,
   mapKey?: string,
-  removed?: boolean,
 ): string {
   let header = '';
   if (info || (tags && Object.keys(tags).length > 0) || delta || conflationKey !== undefined || mapKey !== undefined) {
@@ -75,7 +74,6 @@ export function encodePayload(
     if (delta) h.dl = 1;
     if (conflationKey !== undefined) h.k = conflationKey;
     if (mapKey !== undefined) h.mk = mapKey;
-    if (removed) h.rm = 1;
     header = JSON.stringify(h);
   }
   return `${time} ${header.length} ${header}${data}`;

@@ -28,9 +28,51 @@ local t = redis.call('time')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
 /**
+ * Removal payloads built here: the header carries the key, the removal
+ * flag, the remover's info (when given) and the removed entry's tags (so
+ * tags filters route the removal as they routed the entry).
+ */
+const REMOVAL = `
+local function utf16len(s)
+  local _, cont = string.gsub(s, '[\\128-\\191]', '')
+  local _, four = string.gsub(s, '[\\240-\\247]', '')
+  return #s - cont + four
+end
+-- The tags in the header of a state value "<offset> <time> <units> <header><data>" (units: UTF-16 code units).
+local function tagsOf(value)
+  if not value or not string.find(value, '"t":{', 1, true) then return nil end
+  local sp0 = string.find(value, ' ', 1, true)
+  local sp1 = string.find(value, ' ', sp0 + 1, true)
+  local sp2 = string.find(value, ' ', sp1 + 1, true)
+  local units = tonumber(string.sub(value, sp1 + 1, sp2 - 1))
+  if not units or units == 0 then return nil end
+  local i = sp2 + 1
+  local n = 0
+  while n < units do
+    local c = string.byte(value, i)
+    if c >= 240 then n = n + 2; i = i + 4
+    elseif c >= 224 then n = n + 1; i = i + 3
+    elseif c >= 192 then n = n + 1; i = i + 2
+    else n = n + 1; i = i + 1 end
+  end
+  local ok, h = pcall(cjson.decode, string.sub(value, sp2 + 1, i - 1))
+  if ok and type(h) == 'table' then return h.t end
+  return nil
+end
+local function removal(now, key, info, tags)
+  local h = info or {}
+  h.mk = key
+  h.rm = 1
+  if tags then h.t = tags end
+  local header = cjson.encode(h)
+  return now .. ' ' .. utf16len(header) .. ' ' .. header
+end`;
+
+/**
  * Publish or remove one key.
  * KEYS: stream, meta, idempotency key, state hash, expiry zset, key index zset
- * ARGV: 1 map key, 2 payload, 3 stream size (0 = no stream), 4 stream key ttl ms (> 0),
+ * ARGV: 1 map key, 2 payload (a removal: the remover's info as header JSON, or ""),
+ *       3 stream size (0 = no stream), 4 stream key ttl ms (> 0),
  *       5 meta ttl ms (> 0), 6 pub/sub channel, 7 epoch to use when new,
  *       8 idempotent ttl ms, 9 "1" = idempotent, 10 key ttl ms (0 = none),
  *       11 "1" = remove, 12 key mode ("" | "if_new" | "if_exists"),
@@ -47,6 +89,7 @@ if idem then
   if prev then return {prev, 1} end
 end
 ${NOW}
+${REMOVAL}
 local key = ARGV[1]
 local remove = ARGV[11] == '1'
 local epoch = ''
@@ -69,9 +112,15 @@ if status ~= 0 then
   end
   return {(redis.call('hget', KEYS[2], 's') or '0') .. ' ' .. epoch, status}
 end
+local payload = ARGV[2]
+if remove then
+  local info = nil
+  if ARGV[2] ~= '' then info = cjson.decode(ARGV[2]) end
+  payload = removal(now, key, info, tagsOf(redis.call('hget', KEYS[4], key)))
+end
 local offset = redis.call('hincrby', KEYS[2], 's', 1)
 if ARGV[3] ~= '0' then
-  redis.call('xadd', KEYS[1], 'MAXLEN', ARGV[3], offset, 'd', ARGV[2])
+  redis.call('xadd', KEYS[1], 'MAXLEN', ARGV[3], offset, 'd', payload)
   redis.call('pexpire', KEYS[1], ARGV[4])
 end
 if remove then
@@ -79,14 +128,14 @@ if remove then
   redis.call('zrem', KEYS[5], key)
   redis.call('zrem', KEYS[6], key)
 else
-  redis.call('hset', KEYS[4], key, offset .. ' ' .. ARGV[2])
+  redis.call('hset', KEYS[4], key, offset .. ' ' .. payload)
   redis.call('zadd', KEYS[6], 0, key)
   local ttl = tonumber(ARGV[10])
   if ttl > 0 then redis.call('zadd', KEYS[5], now + ttl, key) elseif exp then redis.call('zrem', KEYS[5], key) end
 end
 for i = 4, 6 do redis.call('pexpire', KEYS[i], ARGV[5]) end
 if ARGV[13] ~= '1' then
-  redis.call('publish', ARGV[6], offset .. ' ' .. epoch .. ' ' .. ARGV[2])
+  redis.call('publish', ARGV[6], offset .. ' ' .. epoch .. ' ' .. payload)
   redis.call('hset', KEYS[2], 'p', offset)
 end
 local res = offset .. ' ' .. epoch
@@ -108,6 +157,7 @@ return {res, 0}
  */
 export const MAP_EXPIRE = `
 ${NOW}
+${REMOVAL}
 local expired = redis.call('zrangebyscore', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local offset = 0
 local epoch = ''
@@ -119,11 +169,7 @@ if #expired > 0 then
   ${EPOCH('ARGV[3]', "(hold and '1' or '0')")}
   for _, key in ipairs(expired) do
     offset = redis.call('hincrby', KEYS[2], 's', 1)
-    local header = cjson.encode({mk = key, rm = 1})
-    -- UTF-16 length (what the decoder counts): one per character, two for one outside the BMP (4 UTF-8 bytes).
-    local _, cont = string.gsub(header, '[\\128-\\191]', '')
-    local _, four = string.gsub(header, '[\\240-\\247]', '')
-    local payload = now .. ' ' .. (#header - cont + four) .. ' ' .. header
+    local payload = removal(now, key, nil, tagsOf(redis.call('hget', KEYS[3], key)))
     if osize ~= '0' then
       redis.call('xadd', KEYS[1], 'MAXLEN', osize, offset, 'd', payload)
       redis.call('pexpire', KEYS[1], ottl)

@@ -15,7 +15,7 @@ import type {
 } from '../map.js';
 import type { RedisBackend } from './backend.js';
 import { newEpoch, type RedisBroker } from './broker.js';
-import { decodePayload, encodePayload } from './codec.js';
+import { decodePayload, encodeInfo, encodePayload } from './codec.js';
 import type { Client } from './connection.js';
 import { MAP_CLAIM, MAP_EXPIRE, MAP_REGISTER, MAP_RESCHEDULE, MAP_STATE, MAP_UPDATE } from './map-scripts.js';
 import type { Shard } from './shard.js';
@@ -129,7 +129,8 @@ export class RedisMaps implements MapStore {
   }
 
   async remove(channel: string, key: string, opts: MapRemoveOptions): Promise<MapUpdateResult> {
-    const payload = encodePayload('', Date.now(), opts.info, undefined, undefined, undefined, key, true);
+    // The script builds the removal (it carries the removed entry's tags): it gets the remover's info.
+    const payload = opts.info ? encodeInfo(opts.info) : '';
     return this.update(channel, key, payload, opts, { keyTtl: 0, remove: true, keyMode: '', maxKeys: 0, refresh: false });
   }
 
