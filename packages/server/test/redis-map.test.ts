@@ -14,7 +14,7 @@ import { RedisEngine } from '../src/engine/redis/engine.js';
 import type { ControlMessage, EngineHandlers, MapChannelOptions } from '../src/engine/types.js';
 import type { Publication } from '../src/protocol/types.js';
 import { RedisCluster } from './helpers/redis-cluster.js';
-import { OwnRedis, SHARED_REDIS, uniquePrefix } from './helpers/redis.js';
+import { OwnRedis, redisCommand, SHARED_REDIS, uniquePrefix } from './helpers/redis.js';
 import type { TestContextLike } from './helpers/scope.js';
 import { until } from './helpers/wait.js';
 
@@ -272,6 +272,29 @@ test('state pages read while another node writes, then the stream since the firs
   assert.deepEqual(new Map([...seen].sort()), new Map([...truth].sort()));
 });
 
+test("two Redis shards (address list): each map lives on its channel's shard, keys expire on both", async (t) => {
+  const own = await OwnRedis.start(t);
+  const prefix = uniquePrefix('mapshards');
+  const redis = { address: [SHARED_REDIS, own.url] };
+  const a = await redisNode(t, redis, prefix, 50);
+  const b = await redisNode(t, redis, prefix, 50);
+  const channels = Array.from({ length: 8 }, (_, i) => `room-${i}`);
+  for (const ch of channels) await b.engine.broker.subscribe(ch);
+  for (const ch of channels) await a.engine.maps.publish(ch, 'typing', '"ann"', { ...DURABLE, keyTtlMs: 150 });
+  for (const ch of channels) {
+    await until(`${ch}: set and lapsed on node B`, 5000, () => b.feed.of(ch).length === 2);
+    assert.deepEqual(
+      b.feed.of(ch).map((p) => [p.offset, p.removed === true]),
+      [
+        [1, false],
+        [2, true],
+      ],
+    );
+  }
+  const onOwn = Number((await redisCommand(own.port, 'EVAL', `return #redis.call('keys', ARGV[1])`, '0', `${prefix}.m.*`)).slice(1));
+  assert.ok(onOwn > 0 && onOwn < channels.length, `the maps are spread over both shards (${onOwn} of ${channels.length} on one)`);
+});
+
 test('Redis away: map calls fail as unavailable; back, a map works again (the sweep too)', async (t) => {
   const own = await OwnRedis.start(t);
   const a = await redisNode(t, { address: own.url }, uniquePrefix('mapdown'), 50);
@@ -293,10 +316,11 @@ test('Redis away: map calls fail as unavailable; back, a map works again (the sw
   await until('the lapsed key is removed and delivered', 5000, () => a.feed.of('m').some((p) => p.key === 'k' && p.removed));
 });
 
-test('Redis Cluster: map publish, remove, pages, stream and key expiry on channels of every master, across two nodes', async (t) => {
+test('Redis Cluster with replica_wait: map publish, remove, pages, stream and key expiry on channels of every master, across two nodes', async (t) => {
   const cluster = await RedisCluster.start(t);
   const prefix = uniquePrefix('mapcluster');
-  const redis = { cluster_addresses: cluster.addresses };
+  // replica_wait: every mutation (and every expiry's removal) is sent once a replica has it.
+  const redis = { cluster_addresses: cluster.addresses, replica_wait: 1, replica_wait_timeout: '2s' };
   const a = await redisNode(t, redis, prefix, 50);
   const b = await redisNode(t, redis, prefix, 50);
   const channels = ['quote:1', 'quote:2', 'quote:3', 'quote:4', 'quote:5', 'quote:6'];
