@@ -25,9 +25,13 @@ const NAMESPACES = [
     name: 'doc',
     subscription_type: 'map',
     allow_subscribe_for_client: true,
+    map_clients_presence_channel_prefix: 'clients:',
+    map_users_presence_channel_prefix: 'users:',
     map: { mode: 'persistent', stream_size: 10_000, allow_publish_for_subscriber: true, allow_remove_for_subscriber: true },
   },
   { name: 'cursors', subscription_type: 'map', allow_subscribe_for_client: true, map: { mode: 'ephemeral', key_ttl: '1s' } },
+  { name: 'clients', subscription_type: 'map_clients', allow_subscribe_for_client: true, map: { mode: 'ephemeral', key_ttl: '3s' } },
+  { name: 'users', subscription_type: 'map_users', allow_subscribe_for_client: true, map: { mode: 'ephemeral', key_ttl: '1s' } },
 ];
 
 /** An embedded node on the Redis engine (`redisUrl`, key prefix `prefix`: nodes with one prefix are one cluster). */
@@ -147,6 +151,26 @@ test('two nodes: a key that lapses is removed once for subscribers on both nodes
     ]);
     assert.equal(c.state.size, 0);
   }
+});
+
+test('two nodes: map presence (map_clients, map_users) shows who is on the document on either node', async (t) => {
+  const prefix = uniquePrefix('mappresence');
+  const a = await mapNode(t, SHARED_REDIS, prefix);
+  const b = await mapNode(t, SHARED_REDIS, prefix);
+  const ann = await mapClient(t, a, 'ann', 'doc:9');
+  await mapClient(t, b, 'bob', 'doc:9');
+  const watcher = makeClient(t, b, { token: await mintToken(SECRET, { sub: 'carol' }) });
+  const clients = mirrorMap(watcher, 'clients:doc:9', {}, 'clients');
+  const users = mirrorMap(watcher, 'users:doc:9', {}, 'users');
+  watcher.connect();
+  await clients.until(() => clients.state.size === 2, 'both connections in map_clients');
+  await users.until(() => users.state.size === 2, 'both users in map_users');
+  assert.deepEqual([...users.state.keys()].sort(), ['ann', 'bob']);
+  assert.deepEqual([...clients.infos.values()].map((i) => i.user).sort(), ['ann', 'bob']);
+  ann.client.disconnect();
+  await clients.until(() => clients.state.size === 1, "ann's connection leaves map_clients");
+  await users.until(() => users.state.size === 1 && users.state.has('bob'), "ann's user entry lapses from map_users");
+  assert.equal(clients.updates.filter((u) => u.removed).length, 1, 'one removal for the connection that left');
 });
 
 test('Redis away: a map subscribe is answered 100 (temporary) and the SDK retries; an in-process map publish fails; back, both work', async (t) => {
