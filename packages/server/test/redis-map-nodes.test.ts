@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Centrifuge } from 'centrifuge';
+import { execute } from '../src/api/executor.js';
 import { loadConfig } from '../src/config/load.js';
 import { EngineUnavailableError } from '../src/engine/errors.js';
 import { RedisEngine } from '../src/engine/redis/engine.js';
@@ -173,12 +174,21 @@ test('two nodes: map presence (map_clients, map_users) shows who is on the docum
   assert.equal(clients.updates.filter((u) => u.removed).length, 1, 'one removal for the connection that left');
 });
 
-test('Redis away: a map subscribe is answered 100 (temporary) and the SDK retries; an in-process map publish fails; back, both work', async (t) => {
+test('Redis away: the map API and a map subscribe are answered 100 (the SDK retries); back, both work', async (t) => {
   const own = await OwnRedis.start(t);
   const a = await mapNode(t, own.url, uniquePrefix('mapdown'));
   const { client, m: c } = await mapClient(t, a, 'ann', 'doc:1');
   await own.stop();
   await until('unhealthy', 10_000, () => !a.sb.engine.healthy());
+  for (const [method, params] of [
+    ['map_publish', { channel: 'doc:1', key: 'k', data: { v: 1 } }],
+    ['map_remove', { channel: 'doc:1', key: 'k' }],
+    ['map_read_state', { channel: 'doc:1' }],
+    ['map_stats', { channel: 'doc:1' }],
+  ] as const) {
+    const r = await execute(a.sb, method, params);
+    assert.equal('error' in r && r.error.code, 100, `${method} answers 100`);
+  }
   await assert.rejects(
     a.sb.mapPublish('doc:1', 'k', { v: 1 }),
     (e: unknown) => e instanceof EngineUnavailableError || (e as { error?: { code: number } }).error?.code === 100,
