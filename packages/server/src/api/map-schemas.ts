@@ -40,7 +40,9 @@ export const MapParamsSchemas = {
         }),
       ),
       key_mode: Type.Optional(
-        Type.Union([Type.Literal('if_new'), Type.Literal('if_exists')], {
+        Type.Unsafe<'if_new' | 'if_exists'>({
+          type: 'string',
+          enum: ['if_new', 'if_exists'],
           description: 'if_new: only when the key is absent; if_exists: only when it is present (else suppressed).',
         }),
       ),
