@@ -191,6 +191,12 @@ function checkBroker(c: Config, problems: string[]): void {
       'engine.broker: "nats" needs engine.type "redis" (history and presence live in Redis; memory offsets are per node, so recovery across nodes could not be exact)',
     );
   if (c.engine.redis.replica_wait > 0) problems.push('engine.redis.replica_wait: not supported with engine.broker "nats"');
+  // Map updates are published by the Redis map script itself (one atomic step), on Redis PUB/SUB.
+  const isMap = (t: string | undefined): boolean => t !== undefined && t.startsWith('map');
+  const maps = c.channel.namespaces.filter((n) => isMap(n.subscription_type)).map((n) => n.name);
+  if (isMap(c.channel.without_namespace.subscription_type)) maps.push('without_namespace');
+  if (maps.length > 0)
+    problems.push(`channel.namespaces: map subscriptions (${maps.join(', ')}) need the Redis broker, not engine.broker "nats"`);
   const urls = Array.isArray(c.engine.nats.url) ? c.engine.nats.url : [c.engine.nats.url];
   if (urls.length === 0 || urls.some((u) => !/^(nats|tls):\/\/[^/]+$/.test(u) && !/^[^/:]+:\d+$/.test(u)))
     problems.push('engine.nats.url: expected nats://host:port (or a list of them)');

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ClientInfo, RawJSON } from '../../protocol/types.js';
+import type { ClientInfo, RawJSON, StreamPosition } from '../../protocol/types.js';
 import type { Broker, ControlMessage, EngineHandlers, PublishOptions, PublishResult } from '../types.js';
 import type { RedisBackend } from './backend.js';
 import { EngineUnavailableError } from '../errors.js';
@@ -111,7 +111,7 @@ export class RedisBroker implements Broker {
    * subscribers, only once a replica has it, so a failover cannot lose an
    * offset anybody has seen.
    */
-  private async release(shard: Shard, channel: string, stream: string, meta: string, r: PublishResult): Promise<void> {
+  async release(shard: Shard, channel: string, stream: string, meta: string, r: StreamPosition): Promise<void> {
     const b = this.b;
     const acked = await b.run(shard, () => waitReplicas(shard.cmd, stream, b.cfg.replica_wait, Math.max(1, b.cfg.replica_wait_timeout)));
     if (acked < b.cfg.replica_wait) {
@@ -148,6 +148,11 @@ export class RedisBroker implements Broker {
     if (!(await this.b.shardOf(channel).unsubscribe(this.chanPrefix + channel))) {
       this.b.errors.warn('redis_unsubscribe', { channel }, 'redis unsubscribe failed (the connection was going away)');
     }
+  }
+
+  /** The PUB/SUB channel of a channel (its publications, map updates, join and leave). */
+  pubsubChannel(channel: string): string {
+    return this.chanPrefix + channel;
   }
 
   /** Channel names of this engine's PUB/SUB channels (for the node registry's listing). */

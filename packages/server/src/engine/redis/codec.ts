@@ -5,8 +5,8 @@ import type { ClientInfo, Publication, RawJSON } from '../../protocol/types.js';
  *
  * A publication is stored in history (stream field "d") as its payload:
  *   `<time> <headerLength> <header><data>`
- * where header is JSON `{"u","c","ci","hi","t","dl","k"}` (info, tags, delta flag, conflation key; empty when
- * there are none) and data is the publication's raw JSON, spliced in and
+ * where header is JSON `{"u","c","ci","hi","t","dl","k","mk","rm"}` (info, tags, delta flag, conflation key,
+ * map key and removal; empty when there are none) and data is the publication's raw JSON, spliced in and
  * sliced out verbatim (never re-parsed on the hot path).
  *
  * The publish script puts offset and epoch in front for PUB/SUB:
@@ -28,6 +28,10 @@ interface Header extends Partial<WireInfo> {
   dl?: 1;
   /** The conflation key. */
   k?: string;
+  /** Map channels: the key set or removed. */
+  mk?: string;
+  /** Map channels: 1 = the key was removed. */
+  rm?: 1;
 }
 
 export function encodeInfo(info: ClientInfo): string {
@@ -55,9 +59,10 @@ export function encodePayload(
   tags?: Readonly<Record<string, string>>,
   delta?: boolean,
   conflationKey?: string,
+  mapKey?: string,
 ): string {
   let header = '';
-  if (info || (tags && Object.keys(tags).length > 0) || delta || conflationKey !== undefined) {
+  if (info || (tags && Object.keys(tags).length > 0) || delta || conflationKey !== undefined || mapKey !== undefined) {
     const h: Header = {};
     if (info) {
       h.u = info.user;
@@ -68,6 +73,7 @@ export function encodePayload(
     if (tags && Object.keys(tags).length > 0) h.t = tags;
     if (delta) h.dl = 1;
     if (conflationKey !== undefined) h.k = conflationKey;
+    if (mapKey !== undefined) h.mk = mapKey;
     header = JSON.stringify(h);
   }
   return `${time} ${header.length} ${header}${data}`;
@@ -84,9 +90,15 @@ export function decodePayload(s: string, offset: number, start = 0): Publication
   const data = s.slice(hstart + hlen);
   if (hlen === 0) return { offset, data, time };
   const h = JSON.parse(s.slice(hstart, hstart + hlen)) as Header;
-  const pub = { offset, data, time, info: h.c !== undefined ? infoOf(h) : undefined, tags: h.t };
-  if (h.dl !== 1 && h.k === undefined) return pub;
-  return { ...pub, ...(h.dl === 1 ? { delta: true } : {}), ...(h.k !== undefined ? { conflationKey: h.k } : {}) };
+  const pub: Publication = { offset, data, time, info: h.c !== undefined ? infoOf(h) : undefined, tags: h.t };
+  if (h.dl !== 1 && h.k === undefined && h.mk === undefined) return pub;
+  return {
+    ...pub,
+    ...(h.dl === 1 ? { delta: true } : {}),
+    ...(h.k !== undefined ? { conflationKey: h.k } : {}),
+    ...(h.mk !== undefined ? { key: h.mk } : {}),
+    ...(h.rm === 1 ? { removed: true } : {}),
+  };
 }
 
 export type PubSubMessage = { kind: 'pub'; epoch: string; pub: Publication } | { kind: 'join' | 'leave'; info: ClientInfo };

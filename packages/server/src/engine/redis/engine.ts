@@ -2,11 +2,12 @@ import type { Config } from '../../config/load.js';
 import { createLogger, type Logger } from '../../observability/logger.js';
 import { NatsBroker } from '../nats/broker.js';
 import { NatsNodes } from '../nats/nodes.js';
-import type { Broker, Engine, EngineHandlers, EngineStartOptions } from '../types.js';
+import type { Broker, Engine, EngineHandlers, EngineStartOptions, MapStoreOptions } from '../types.js';
 import { RedisBackend } from './backend.js';
 import { RedisBroker } from './broker.js';
 import { RedisHistory } from './history.js';
 import { RedisLimiter } from './limiter.js';
+import { RedisMaps } from './map.js';
 import { RedisNodes } from './nodes.js';
 import { RedisOccupancy } from './occupancy.js';
 import { RedisOutbox } from './outbox.js';
@@ -16,6 +17,8 @@ import { RedisRevocations } from './revocations.js';
 export interface RedisEngineOptions {
   /** Where the engine logs until `start` hands it the embedder's logger (default: a pino logger at config.log.level). */
   readonly log?: Logger;
+  /** The map role's options (how often lapsed keys are swept). */
+  readonly maps?: MapStoreOptions;
 }
 
 /**
@@ -37,6 +40,7 @@ export class RedisEngine implements Engine {
   readonly revocations: RedisRevocations;
   readonly outbox: RedisOutbox;
   readonly occupancy: RedisOccupancy;
+  readonly maps: RedisMaps;
   private readonly backend: RedisBackend;
   private readonly redisBroker: RedisBroker;
   private readonly nats: NatsBroker | undefined;
@@ -59,6 +63,7 @@ export class RedisEngine implements Engine {
     this.revocations = new RedisRevocations(b);
     this.outbox = new RedisOutbox(b);
     this.occupancy = new RedisOccupancy(b);
+    this.maps = new RedisMaps(b, this.redisBroker, opts.maps);
   }
 
   async start(handlers: EngineHandlers, opts: EngineStartOptions = {}): Promise<void> {
@@ -70,6 +75,7 @@ export class RedisEngine implements Engine {
     await b.connect();
     if (!b.healthy()) b.log.warn('redis not reachable at start; retrying in the background');
     this.presence.start();
+    this.maps.start();
   }
 
   healthy(): boolean {
@@ -79,6 +85,7 @@ export class RedisEngine implements Engine {
   async close(): Promise<void> {
     if (this.backend.closed) return;
     this.presence.stop();
+    this.maps.stop();
     this.redisBroker.stop();
     await this.nats?.close();
     await this.nodes.leave();

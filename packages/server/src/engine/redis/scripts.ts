@@ -18,7 +18,7 @@
  * KEYS[1] stream, KEYS[2] meta; `newEpoch` is the ARGV holding the epoch to use;
  * sets the caller's local `epoch`.
  */
-const EPOCH = (newEpoch: string, hold: string): string => `
+export const EPOCH = (newEpoch: string, hold: string): string => `
 local rid = string.match(redis.call('info', 'replication'), 'master_replid:(%x+)') or ''
 local meta = redis.call('hmget', KEYS[2], 'e', 'r')
 epoch = meta[1]
