@@ -116,7 +116,7 @@ if (process.argv[2] === 'client') {
       {
         keys: K,
         subscribers: S,
-        keysPerSnapshot: first.keys / S,
+        keysPerSnapshot: first.keys,
         heapBytesPerKey: Math.round(perKey),
         valueJsonBytes: valueBytes,
         snapshotMs: { p50: Math.round(pct(rep.snapshotMs, 50)), p99: Math.round(pct(rep.snapshotMs, 99)), allLiveMs: Math.round(allLive) },
