@@ -189,7 +189,10 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     const started = performance.now();
     let result = 'ok';
     try {
-      if (method !== 'connect') this.guard.command();
+      if (method !== 'connect') {
+        this.guard.command();
+        this.ctx.connections.active?.(this);
+      }
       const t = this.ctx.tracing;
       const reply = t
         ? await t.run(`client ${method}`, SpanKind.SERVER, { 'rpc.method': method, 'enduser.id': this.user }, () =>

@@ -1,6 +1,7 @@
 import type { Engine, EngineHandlers, EngineStartOptions } from '../types.js';
 import { MemoryBroker } from './broker.js';
 import { DEFAULT_META_TTL_MS, MemoryHistory } from './history.js';
+import { MemoryLocks, MemoryUserStatus } from './locks.js';
 import { MemoryOccupancy } from './occupancy.js';
 import { MemoryOutbox } from './outbox.js';
 import { MemoryPresence } from './presence.js';
@@ -22,6 +23,8 @@ export class MemoryEngine implements Engine {
   readonly revocations = new MemoryRevocations();
   readonly outbox = new MemoryOutbox();
   readonly occupancy = new MemoryOccupancy();
+  readonly locks = new MemoryLocks();
+  readonly userStatus = new MemoryUserStatus();
   private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: MemoryEngineOptions = {}) {
@@ -40,6 +43,7 @@ export class MemoryEngine implements Engine {
     this.history.sweep(now);
     this.broker.sweep(now);
     this.revocations.sweep(now);
+    this.userStatus.sweep();
   }
 
   healthy(): boolean {
