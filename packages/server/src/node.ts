@@ -449,8 +449,8 @@ export class Switchboard {
     return this.collab.locks.renew(key, token, undefined, opts.ttlMs);
   }
 
-  async lockRelease(key: string, token: string): Promise<void> {
-    await this.collab.locks.release(key, token, undefined);
+  lockRelease(key: string, token: string): Promise<{ released_at: number }> {
+    return this.collab.locks.release(key, token, undefined);
   }
 
   lockGet(document: string): Promise<HolderEntry[]> {

@@ -39,13 +39,14 @@ const Lease = Type.Object({
   token: Type.String({ description: 'Fencing token (decimal string), strictly increasing per key.' }),
   holder: Type.Object({ user: Type.String(), client: Type.String() }),
   expires_at: Ms('Unix ms when the lease ends unless renewed.'),
+  acquired_at: Ms('Unix ms when this token was issued.'),
 });
 const Empty = Type.Object({});
 
 export const LockResultSchemas = {
   lock_acquire: Lease,
   lock_renew: Lease,
-  lock_release: Empty,
+  lock_release: Type.Object({ released_at: Ms('Unix ms when the lease ended.') }),
   lock_get: Type.Object({
     holders: Type.Array(
       Type.Object({
@@ -83,8 +84,7 @@ export const LOCK_HANDLERS = {
     return sb.lockRenew(p.key, p.token, { ttlMs: p.ttl_ms });
   },
   async lock_release(sb: Switchboard, p: P<'lock_release'>) {
-    await sb.lockRelease(p.key, p.token);
-    return {};
+    return sb.lockRelease(p.key, p.token);
   },
   async lock_get(sb: Switchboard, p: P<'lock_get'>) {
     return { holders: await sb.lockGet(p.document) };

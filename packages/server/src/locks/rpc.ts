@@ -44,8 +44,7 @@ export function builtinRpc(locks: LockService, status: UserStatusService, insecu
     },
     'lock.release': async (c, p) => {
       locks.checkKey(p.key);
-      await locks.release(p.key, p.token, c.id);
-      return {};
+      return locks.release(p.key, p.token, c.id);
     },
     'lock.get': async (c, p) => {
       mayLock(c, locks.checkDocument(p.document));

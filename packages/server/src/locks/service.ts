@@ -23,7 +23,8 @@ export interface HolderValue {
  */
 export interface HolderObserver {
   set(channel: string, field: string, value: HolderValue): void;
-  remove(channel: string, field: string): void;
+  /** The lease with `token` ended at `endedAt` (unix ms, store clock: the release, or the expiry time). */
+  remove(channel: string, field: string, ended: { readonly token: string; readonly endedAt: number }): void;
 }
 
 /** A lease as the RPC and the API answer it. */
@@ -32,6 +33,8 @@ export interface LeaseReply {
   readonly token: string;
   readonly holder: LockHolder;
   readonly expires_at: number;
+  /** Unix ms (store clock) when this token was issued. */
+  readonly acquired_at: number;
 }
 
 export interface HolderEntry {
@@ -54,7 +57,13 @@ const TOKEN = /^[0-9]{1,20}$/;
 const BAD_CHARS = /[\s\u0000-\u001f\u007f]/;
 
 export function leaseReply(l: LockLease): LeaseReply {
-  return { key: l.key, token: l.token, holder: { user: l.holder.user, client: l.holder.client }, expires_at: l.expiresAt };
+  return {
+    key: l.key,
+    token: l.token,
+    holder: { user: l.holder.user, client: l.holder.client },
+    expires_at: l.expiresAt,
+    acquired_at: l.acquiredAt,
+  };
 }
 
 /**
@@ -128,7 +137,7 @@ export class LockService {
     if (key.length > this.cfg.max_key_length) return this.refuse('lock_bad_key', Errors.badRequest, `key longer than ${this.cfg.max_key_length}`);
     if (BAD_CHARS.test(key)) return this.refuse('lock_bad_key', Errors.badRequest, 'key has whitespace or control characters');
     const { document, field } = splitLockKey(key);
-    if (document === '' || field === '') return this.refuse('lock_bad_key', Errors.badRequest, 'key must be <document>/<field>');
+    if (!key.includes('/') || document === '' || field === '') return this.refuse('lock_bad_key', Errors.badRequest, 'key must be <document>/<field>');
     return { key, document, field };
   }
 
@@ -219,7 +228,7 @@ export class LockService {
       throw new ReplyError(Errors.lockNotHeld);
     }
     this.count('release', 'ok');
-    this.ended(r.lease);
+    this.ended(r.lease, r.at);
     return { released_at: r.at };
   }
 
@@ -280,7 +289,7 @@ export class LockService {
         (r) => {
           if (!r.ok) return;
           this.count('release', 'disconnect');
-          this.ended(r.lease);
+          this.ended(r.lease, r.at);
         },
         (e: unknown) => this.log.warn({ key, err: String(e) }, 'lock release on disconnect failed; the lease ends at its expiry'),
       );
@@ -294,7 +303,7 @@ export class LockService {
     try {
       for (const l of await this.store.expire()) {
         this.count('expire', 'ok');
-        this.ended(l);
+        this.ended(l, l.expiresAt);
       }
     } catch (e) {
       this.log.warn({ err: String(e) }, 'lock expiry sweep failed');
@@ -316,7 +325,7 @@ export class LockService {
     m.set(key, { token: l.token, expiresAt: l.expiresAt });
   }
 
-  private ended(l: LockLease): void {
+  private ended(l: LockLease, endedAt: number): void {
     const mine = this.byClient.get(l.holder.client);
     if (mine?.get(l.key)?.token === l.token) {
       mine.delete(l.key);
@@ -326,7 +335,7 @@ export class LockService {
     const channel = this.holdersChannel(document);
     for (const o of this.observers) {
       try {
-        o.remove(channel, field);
+        o.remove(channel, field, { token: l.token, endedAt });
       } catch (e) {
         this.log.warn({ err: String(e) }, 'lock holder observer threw');
       }
