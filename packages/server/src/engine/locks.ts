@@ -24,7 +24,14 @@ export interface LockLease {
 }
 
 export type LockOutcome =
-  | { readonly ok: true; readonly lease: LockLease; /** The same holder already had it: same token, later expiry. */ readonly renewed: boolean }
+  | {
+      readonly ok: true;
+      readonly lease: LockLease;
+      /** The same holder already had it: same token, later expiry. */
+      readonly renewed: boolean;
+      /** A lease whose time was up (not yet swept) that this one took the place of: it ended at its expiry. */
+      readonly replaced?: LockLease;
+    }
   | { readonly ok: false; readonly reason: 'held'; readonly lease: LockLease }
   | { readonly ok: false; readonly reason: 'not_held' };
 

@@ -196,6 +196,10 @@ export class LockService {
       throw new ReplyError(Errors.lockHeld);
     }
     this.count('acquire', r.renewed ? 'renewed' : 'ok');
+    if (r.replaced) {
+      this.count('expire', 'replaced');
+      this.ended(r.replaced, r.replaced.expiresAt);
+    }
     if (local) this.index(holder.client, key, r.lease);
     this.emitSet(document, field, r.lease);
     return leaseReply(r.lease);

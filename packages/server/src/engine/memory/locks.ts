@@ -42,11 +42,13 @@ export class MemoryLocks implements LockStore {
       this.put(lease);
       return { ok: true, lease, renewed: true };
     }
+    const { document, field } = splitLockKey(key);
+    const replaced = this.docs.get(document)?.get(field);
     const token = (this.seq.get(key) ?? 0n) + 1n;
     this.seq.set(key, token);
     const lease: LockLease = { key, token: token.toString(), holder: { ...holder }, expiresAt: at + ttlMs, acquiredAt: at };
     this.put(lease);
-    return { ok: true, lease, renewed: false };
+    return { ok: true, lease, renewed: false, replaced };
   }
 
   async renew(key: string, token: string, client: string | undefined, ttlMs: number): Promise<LockOutcome> {

@@ -23,7 +23,8 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
  * (numbers as decimal text, so cjson never rounds them) in the document's hash under its field.
  * KEYS: document hash, counters hash, expiry zset
  * ARGV: field, lock key, user, client, ttl ms
- * Returns {1, lease} taken anew, {2, lease} renewed by its holder, {0, lease} held by another.
+ * Returns {1, lease, replaced lease whose time was up (or nothing)} taken anew, {2, lease} renewed by its holder,
+ * {0, lease} held by another.
  */
 const ACQUIRE = `${NOW}
 local cur = redis.call('hget', KEYS[1], ARGV[1])
@@ -44,6 +45,7 @@ local e = now + tonumber(ARGV[5])
 local enc = cjson.encode({t = string.format('%d', tok), u = ARGV[3], c = ARGV[4], e = string.format('%d', e), a = string.format('%d', now)})
 redis.call('hset', KEYS[1], ARGV[1], enc)
 redis.call('zadd', KEYS[3], e, ARGV[2])
+if cur then return {1, enc, cur} end
 return {1, enc}
 `;
 
@@ -131,7 +133,7 @@ return 1
 `;
 
 interface LockScripts {
-  sbLockAcquire(...args: string[]): Promise<[number, string]>;
+  sbLockAcquire(...args: string[]): Promise<[number, string, string?]>;
   sbLockRenew(...args: string[]): Promise<[number, string?]>;
   sbLockRelease(...args: string[]): Promise<[number, string?, string?]>;
   sbLockDue(...args: string[]): Promise<string[]>;
@@ -202,9 +204,12 @@ export class RedisLocks implements LockStore {
 
   async acquire(key: string, holder: LockHolder, ttlMs: number): Promise<LockOutcome> {
     const w = this.where(key);
-    const [r, enc] = await this.run(w.shard, (s) => s.sbLockAcquire(w.doc, w.seq, w.due, w.field, key, holder.user, holder.client, String(ttlMs)));
+    const [r, enc, old] = await this.run(w.shard, (s) =>
+      s.sbLockAcquire(w.doc, w.seq, w.due, w.field, key, holder.user, holder.client, String(ttlMs)),
+    );
     const lease = decodeLease(key, enc);
-    return r === 0 ? { ok: false, reason: 'held', lease } : { ok: true, lease, renewed: r === 2 };
+    if (r === 0) return { ok: false, reason: 'held', lease };
+    return { ok: true, lease, renewed: r === 2, replaced: old ? decodeLease(key, old) : undefined };
   }
 
   async renew(key: string, token: string, client: string | undefined, ttlMs: number): Promise<LockOutcome> {
