@@ -54,11 +54,16 @@ async function run(t: TestContextLike, kind: EngineKind): Promise<void> {
       clients.map(async (c, i) => {
         while (!winner && i !== sitOut) {
           try {
-            const l = (await c.rpc('lock.acquire', { key: KEY, ttl_ms: round % 3 === 1 ? 150 : 10_000 })).data as { token: string; acquired_at: number; expires_at: number };
+            const l = (await c.rpc('lock.acquire', { key: KEY, ttl_ms: round % 3 === 1 ? 150 : 10_000 })).data as {
+              token: string;
+              acquired_at: number;
+              expires_at: number;
+            };
             acquired.push({ token: BigInt(l.token), acquiredAt: l.acquired_at, expiresAt: l.expires_at, client: i });
             winner ??= { i, token: l.token };
           } catch (e) {
-            if ((e as { code?: number }).code !== 150) throw Object.assign(new Error(`round ${round} client ${i}: ${JSON.stringify(e)}`), { e });
+            if ((e as { code?: number }).code !== 150)
+              throw Object.assign(new Error(`round ${round} client ${i}: ${JSON.stringify(e)}`), { e });
             await sleep(Math.random() * 8);
           }
         }
@@ -106,12 +111,17 @@ async function run(t: TestContextLike, kind: EngineKind): Promise<void> {
     if (k + 1 < byToken.length) {
       const b = byToken[k + 1]!;
       assert.ok(b.acquiredAt >= a.acquiredAt, `token ${b.token} issued after ${a.token}`);
-      assert.ok(ends[0]! <= b.acquiredAt, `lease ${a.token} ended (${ends[0]}) before ${b.token} began (${b.acquiredAt}): one holder at a time`);
+      assert.ok(
+        ends[0]! <= b.acquiredAt,
+        `lease ${a.token} ended (${ends[0]}) before ${b.token} began (${b.acquiredAt}): one holder at a time`,
+      );
     }
   }
   assert.ok(staleRefused >= ROUNDS / 2, `stale publications refused (${staleRefused})`);
 }
 
-test('memory: N clients race for one field in rounds: one holder at a time, tokens increase, stale writes refused', (t) => run(t, 'memory'));
+test('memory: N clients race for one field in rounds: one holder at a time, tokens increase, stale writes refused', (t) =>
+  run(t, 'memory'));
 
-test('redis, two nodes: N clients race for one field in rounds: one holder at a time, tokens increase, stale writes refused', (t) => run(t, 'redis'));
+test('redis, two nodes: N clients race for one field in rounds: one holder at a time, tokens increase, stale writes refused', (t) =>
+  run(t, 'redis'));

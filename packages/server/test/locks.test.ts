@@ -12,8 +12,14 @@ import { lockNodes, recordHolders, refusal, rpc, type EngineKind } from './helpe
 import { until, waitFor } from './helpers/wait.js';
 import { executeApiCommand } from '../src/api/executor.js';
 
-async function counter(sb: { metrics: { registry: { getSingleMetric(n: string): unknown } } }, name: string, labels: Record<string, string>): Promise<number> {
-  const m = sb.metrics.registry.getSingleMetric(name) as { get(): Promise<{ values: Array<{ labels: Record<string, unknown>; value: number }> }> };
+async function counter(
+  sb: { metrics: { registry: { getSingleMetric(n: string): unknown } } },
+  name: string,
+  labels: Record<string, string>,
+): Promise<number> {
+  const m = sb.metrics.registry.getSingleMetric(name) as {
+    get(): Promise<{ values: Array<{ labels: Record<string, unknown>; value: number }> }>;
+  };
   const { values } = await m.get();
   return values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((s, v) => s + v.value, 0);
 }
@@ -82,7 +88,11 @@ for (const kind of ['memory', 'redis'] as EngineKind[]) {
     const gone = waitFor(a, 'disconnected');
     a.disconnect();
     await gone;
-    await until('both leases of the closed connection ended', 5000, async () => (await rpc(b, 'lock.get', { document: 'quote:2' })).holders.length === 0);
+    await until(
+      'both leases of the closed connection ended',
+      5000,
+      async () => (await rpc(b, 'lock.get', { document: 'quote:2' })).holders.length === 0,
+    );
     const lb2 = await rpc(b, 'lock.acquire', { key: 'quote:2/b', ttl_ms: 100 });
     assert.ok(BigInt(lb2.token) > BigInt(lb.token));
     assert.ok(la.token !== lb.token || la.key !== lb.key);
@@ -93,7 +103,11 @@ for (const kind of ['memory', 'redis'] as EngineKind[]) {
     const told = events.filter((e) => e.op === 'remove' && e.token === lb2.token);
     assert.equal(told.length, 1, 'the expiry is told once, by one node');
     assert.equal((told[0] as { endedAt: number }).endedAt, lb2.expires_at);
-    assert.equal((await refusal(b.rpc('lock.renew', { key: 'quote:2/b', token: lb2.token }))).code, 152, 'an expired lease cannot be renewed');
+    assert.equal(
+      (await refusal(b.rpc('lock.renew', { key: 'quote:2/b', token: lb2.token }))).code,
+      152,
+      'an expired lease cannot be renewed',
+    );
     const lb3 = await rpc(b, 'lock.acquire', { key: 'quote:2/b' });
     assert.ok(BigInt(lb3.token) > BigInt(lb2.token), 'tokens increase across expiry');
   });
@@ -125,8 +139,15 @@ for (const kind of ['memory', 'redis'] as EngineKind[]) {
 
     // The API's publish: explicit fence param.
     const sb = nodes[0]!.sb;
-    assert.equal((await refusal(sb.publish('quote:3', { premium: 4 }, { fence: { key: 'quote:3/premium', token: old.token } }))).error.code, 151);
-    const api = await executeApiCommand(sb, 'publish', { channel: 'quote:3', data: { premium: 5 }, fence: { key: 'quote:3/premium', token: old.token } });
+    assert.equal(
+      (await refusal(sb.publish('quote:3', { premium: 4 }, { fence: { key: 'quote:3/premium', token: old.token } }))).error.code,
+      151,
+    );
+    const api = await executeApiCommand(sb, 'publish', {
+      channel: 'quote:3',
+      data: { premium: 5 },
+      fence: { key: 'quote:3/premium', token: old.token },
+    });
     assert.deepEqual(api, { error: { code: 151, message: 'stale fencing token' } });
     await sb.publish('quote:3', { premium: 300 }, { fence: { key: 'quote:3/premium', token: cur.token } });
 
@@ -134,7 +155,9 @@ for (const kind of ['memory', 'redis'] as EngineKind[]) {
     await subscribe(a, 'notes:3');
     await a.publish('notes:3', { text: 'free' });
     await rpc(a, 'lock.acquire', { key: 'notes:3/x' }).then((l) =>
-      refusal(b.publish('notes:3', { text: 'old', $fence: { key: 'notes:3/x', token: String(BigInt(l.token) - 1n) } })).then((e) => assert.equal(e.code, 151)),
+      refusal(b.publish('notes:3', { text: 'old', $fence: { key: 'notes:3/x', token: String(BigInt(l.token) - 1n) } })).then((e) =>
+        assert.equal(e.code, 151),
+      ),
     );
 
     await until('publications delivered', 3000, () => got.length === 3);
@@ -221,8 +244,13 @@ for (const kind of ['memory', 'redis'] as EngineKind[]) {
 }
 
 test('locks off: the lock methods are not available (108) and reach no store', async (t) => {
-  const [n] = await lockNodes(t, 'memory', 1, { locks: { enabled: false }, channel: { namespaces: [{ name: 'quote', allow_subscribe_for_client: true }] } });
+  const [n] = await lockNodes(t, 'memory', 1, {
+    locks: { enabled: false },
+    channel: { namespaces: [{ name: 'quote', allow_subscribe_for_client: true }] },
+  });
   const a = await connectedClient(t, n!, 'alice');
   assert.equal((await refusal(a.rpc('lock.acquire', { key: 'quote:1/a' }))).code, 108);
-  assert.deepEqual(await executeApiCommand(n!.sb, 'lock_acquire', { key: 'quote:1/a' }), { error: { code: 108, message: 'not available' } });
+  assert.deepEqual(await executeApiCommand(n!.sb, 'lock_acquire', { key: 'quote:1/a' }), {
+    error: { code: 108, message: 'not available' },
+  });
 });

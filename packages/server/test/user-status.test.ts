@@ -28,7 +28,11 @@ for (const kind of ['memory', 'redis'] as EngineKind[]) {
 
     const a = await connectedClient(t, last, user);
     let s: Status[] = [];
-    await until('status after connect', 3000, async () => (s = await first.sb.getUserStatus([user]))[0]!.connected && s[0]!.active !== undefined);
+    await until(
+      'status after connect',
+      3000,
+      async () => (s = await first.sb.getUserStatus([user]))[0]!.connected && s[0]!.active !== undefined,
+    );
     assert.ok(s[0]!.active! >= before && s[0]!.online! >= before);
 
     // Another user asks over the client RPC, from the other node.
@@ -115,7 +119,9 @@ test('HTTP API over a real server: update, get, delete user status; off = 108', 
   assert.equal(r.result.statuses[0]!.user, 'http-user');
   assert.ok(r.result.statuses[0]!.active! >= nowSec() - 5);
   assert.deepEqual(await s.call('delete_user_status', { users: ['http-user'] }), { result: {} });
-  assert.deepEqual(await s.call('get_user_status', { users: ['http-user'] }), { result: { statuses: [{ user: 'http-user', connected: false }] } });
+  assert.deepEqual(await s.call('get_user_status', { users: ['http-user'] }), {
+    result: { statuses: [{ user: 'http-user', connected: false }] },
+  });
 
   const off = await startServer(t, {});
   assert.deepEqual(await off.call('get_user_status', { users: ['x'] }), { error: { code: 108, message: 'not available' } });

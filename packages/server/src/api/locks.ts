@@ -9,7 +9,9 @@ import type { Switchboard } from '../node.js';
 
 const Key = Type.String({ minLength: 1, description: 'Lock key `<document>/<field>`, e.g. `quote:42/premium`.' });
 const Token = Type.String({ pattern: '^[0-9]{1,20}$', description: 'Fencing token: a decimal integer as a string.' });
-const TtlMs = Type.Optional(Type.Integer({ minimum: 1, description: 'Lease length in ms (default locks.default_ttl_ms; locks.min_ttl_ms to locks.max_ttl_ms).' }));
+const TtlMs = Type.Optional(
+  Type.Integer({ minimum: 1, description: 'Lease length in ms (default locks.default_ttl_ms; locks.min_ttl_ms to locks.max_ttl_ms).' }),
+);
 const Users = Type.Array(Type.String(), { minItems: 1, maxItems: 1000, description: 'User IDs.' });
 const Ms = (description: string) => Type.Integer({ minimum: 0, description });
 
@@ -23,8 +25,14 @@ export const LockParamsSchemas = {
     },
     { description: 'Switchboard: take a field lock for the backend; error 150 when another client holds it.' },
   ),
-  lock_renew: Type.Object({ key: Key, token: Token, ttl_ms: TtlMs }, { description: 'Switchboard: extend a live lease (error 152 when it is not live with this token).' }),
-  lock_release: Type.Object({ key: Key, token: Token }, { description: 'Switchboard: end a live lease (error 152 when it is not live with this token).' }),
+  lock_renew: Type.Object(
+    { key: Key, token: Token, ttl_ms: TtlMs },
+    { description: 'Switchboard: extend a live lease (error 152 when it is not live with this token).' },
+  ),
+  lock_release: Type.Object(
+    { key: Key, token: Token },
+    { description: 'Switchboard: end a live lease (error 152 when it is not live with this token).' },
+  ),
   lock_get: Type.Object(
     { document: Type.String({ minLength: 1, description: 'Document, e.g. `quote:42`.' }) },
     { description: "Switchboard: the live leases of a document's fields." },

@@ -59,7 +59,10 @@ const PublishCommon = {
   fence: Type.Optional(
     Type.Object(
       { key: Type.String({ description: 'Lock key `<channel>/<field>`.' }), token: Type.String({ description: 'Fencing token.' }) },
-      { description: "Switchboard: refused with 151 when the token is older than the lock key's current one (152: never issued); docs/LOCKS.md." },
+      {
+        description:
+          "Switchboard: refused with 151 when the token is older than the lock key's current one (152: never issued); docs/LOCKS.md.",
+      },
     ),
   ),
 };

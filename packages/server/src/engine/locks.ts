@@ -35,7 +35,8 @@ export type LockOutcome =
   | { readonly ok: false; readonly reason: 'held'; readonly lease: LockLease }
   | { readonly ok: false; readonly reason: 'not_held' };
 
-export type ReleaseOutcome = { readonly ok: true; readonly lease: LockLease; /** Unix ms (store clock). */ readonly at: number } | { readonly ok: false };
+export type ReleaseOutcome =
+  { readonly ok: true; readonly lease: LockLease; /** Unix ms (store clock). */ readonly at: number } | { readonly ok: false };
 
 /** A fence check of a publication: `ok` (token is the current one), `stale` (older), `forged` (never issued). */
 export type FenceOutcome = 'ok' | 'stale' | 'forged';

@@ -26,7 +26,8 @@ type Params = Record<string, unknown>;
 export function builtinRpc(locks: LockService, status: UserStatusService, insecure: boolean): BuiltinRpc {
   const params = (data: unknown): Params => {
     if (data === undefined || data === null) return {};
-    if (typeof data !== 'object' || Array.isArray(data)) throw new ReplyError({ code: Errors.badRequest.code, message: 'bad request: data must be an object' });
+    if (typeof data !== 'object' || Array.isArray(data))
+      throw new ReplyError({ code: Errors.badRequest.code, message: 'bad request: data must be an object' });
     return data as Params;
   };
   const mayLock = (c: RpcCaller, document: string): void => {

@@ -134,10 +134,12 @@ export class LockService {
   /** `<document>/<field>` → its parts, or 107. */
   checkKey(key: unknown): { key: string; document: string; field: string } {
     if (typeof key !== 'string' || key.length === 0) return this.refuse('lock_bad_key', Errors.badRequest, 'key required');
-    if (key.length > this.cfg.max_key_length) return this.refuse('lock_bad_key', Errors.badRequest, `key longer than ${this.cfg.max_key_length}`);
+    if (key.length > this.cfg.max_key_length)
+      return this.refuse('lock_bad_key', Errors.badRequest, `key longer than ${this.cfg.max_key_length}`);
     if (BAD_CHARS.test(key)) return this.refuse('lock_bad_key', Errors.badRequest, 'key has whitespace or control characters');
     const { document, field } = splitLockKey(key);
-    if (!key.includes('/') || document === '' || field === '') return this.refuse('lock_bad_key', Errors.badRequest, 'key must be <document>/<field>');
+    if (!key.includes('/') || document === '' || field === '')
+      return this.refuse('lock_bad_key', Errors.badRequest, 'key must be <document>/<field>');
     return { key, document, field };
   }
 
@@ -150,7 +152,11 @@ export class LockService {
   private checkTtl(ttl: unknown): number {
     if (ttl === undefined || ttl === null) return this.cfg.default_ttl_ms;
     if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < this.cfg.min_ttl_ms || ttl > this.cfg.max_ttl_ms)
-      return this.refuse('lock_bad_ttl', Errors.badRequest, `ttl_ms must be an integer from ${this.cfg.min_ttl_ms} to ${this.cfg.max_ttl_ms}`);
+      return this.refuse(
+        'lock_bad_ttl',
+        Errors.badRequest,
+        `ttl_ms must be an integer from ${this.cfg.min_ttl_ms} to ${this.cfg.max_ttl_ms}`,
+      );
     return ttl;
   }
 

@@ -32,7 +32,12 @@ export const LOCKS_CONFIG = {
 };
 
 /** `count` nodes on `kind` (memory: every node has its own engine, so use one). */
-export async function lockNodes(t: TestContextLike, kind: EngineKind, count: number, extra: Record<string, unknown> = {}): Promise<LockNode[]> {
+export async function lockNodes(
+  t: TestContextLike,
+  kind: EngineKind,
+  count: number,
+  extra: Record<string, unknown> = {},
+): Promise<LockNode[]> {
   const config = deepMerge(LOCKS_CONFIG, extra);
   const prefix = uniquePrefix('locks');
   const out: LockNode[] = [];
@@ -40,8 +45,9 @@ export async function lockNodes(t: TestContextLike, kind: EngineKind, count: num
     const engine =
       kind === 'redis'
         ? new RedisEngine(
-            loadConfig({ object: deepMerge(config, { engine: { type: 'redis', redis: { address: SHARED_REDIS, prefix, presence_ttl: '5s' } } }) })
-              .config,
+            loadConfig({
+              object: deepMerge(config, { engine: { type: 'redis', redis: { address: SHARED_REDIS, prefix, presence_ttl: '5s' } } }),
+            }).config,
           )
         : undefined;
     const n = await embedded(t, config, engine ? { engine } : {});
@@ -66,8 +72,11 @@ export async function rpc<T = any>(c: Centrifuge, method: string, data: unknown)
 }
 
 /** Every holder change of the nodes, in the order each node told it. */
-export function recordHolders(nodes: readonly { readonly sb: Switchboard }[]): Array<
-  { node: number; op: 'set'; channel: string; field: string; value: HolderValue } | { node: number; op: 'remove'; channel: string; field: string; token: string; endedAt: number }
+export function recordHolders(
+  nodes: readonly { readonly sb: Switchboard }[],
+): Array<
+  | { node: number; op: 'set'; channel: string; field: string; value: HolderValue }
+  | { node: number; op: 'remove'; channel: string; field: string; token: string; endedAt: number }
 > {
   const events: ReturnType<typeof recordHolders> = [];
   nodes.forEach((n, node) =>

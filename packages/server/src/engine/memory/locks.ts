@@ -1,4 +1,14 @@
-import { splitLockKey, type FenceOutcome, type LockHolder, type LockLease, type LockOutcome, type LockStore, type ReleaseOutcome, type StoredUserStatus, type UserStatusStore } from '../locks.js';
+import {
+  splitLockKey,
+  type FenceOutcome,
+  type LockHolder,
+  type LockLease,
+  type LockOutcome,
+  type LockStore,
+  type ReleaseOutcome,
+  type StoredUserStatus,
+  type UserStatusStore,
+} from '../locks.js';
 
 /**
  * Locks in this process. Every node sharing the engine (nodes embedded in

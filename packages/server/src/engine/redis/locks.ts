@@ -1,4 +1,14 @@
-import { splitLockKey, type FenceOutcome, type LockHolder, type LockLease, type LockOutcome, type LockStore, type ReleaseOutcome, type StoredUserStatus, type UserStatusStore } from '../locks.js';
+import {
+  splitLockKey,
+  type FenceOutcome,
+  type LockHolder,
+  type LockLease,
+  type LockOutcome,
+  type LockStore,
+  type ReleaseOutcome,
+  type StoredUserStatus,
+  type UserStatusStore,
+} from '../locks.js';
 import type { RedisBackend } from './backend.js';
 import type { Client } from './connection.js';
 import { hash, type Shard } from './shard.js';
