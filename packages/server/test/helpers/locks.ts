@@ -37,6 +37,8 @@ export async function lockNodes(
   kind: EngineKind,
   count: number,
   extra: Record<string, unknown> = {},
+  /** engine.redis overrides (e.g. cluster_addresses). */
+  redis: Record<string, unknown> = {},
 ): Promise<LockNode[]> {
   const config = deepMerge(LOCKS_CONFIG, extra);
   const prefix = uniquePrefix('locks');
@@ -46,7 +48,9 @@ export async function lockNodes(
       kind === 'redis'
         ? new RedisEngine(
             loadConfig({
-              object: deepMerge(config, { engine: { type: 'redis', redis: { address: SHARED_REDIS, prefix, presence_ttl: '5s' } } }),
+              object: deepMerge(config, {
+                engine: { type: 'redis', redis: { address: SHARED_REDIS, prefix, presence_ttl: '5s', ...redis } },
+              }),
             }).config,
           )
         : undefined;
