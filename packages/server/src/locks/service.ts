@@ -258,6 +258,13 @@ export class LockService {
       .sort((a, b) => (a.field < b.field ? -1 : a.field > b.field ? 1 : 0));
   }
 
+  /** The live holder of `field` in a holders channel (`<namespace>:<document>`), as the store has it now. */
+  async holderOf(channel: string, field: string): Promise<HolderValue | undefined> {
+    const document = channel.slice(this.cfg.namespace.length + 1);
+    const l = (await this.store.list(document)).find((x) => splitLockKey(x.key).field === field);
+    return l && { user: l.holder.user, client: l.holder.client, token: l.token, expires_at: l.expiresAt };
+  }
+
   /** Refuses a publication into `channel` whose fence token is not the key's current one (151 older, 152 never issued). */
   async fence(channel: string, fenceIn: unknown): Promise<void> {
     this.ensureEnabled();
