@@ -78,6 +78,7 @@ export class LockService {
   private readonly observers = new Set<HolderObserver>();
   private timer: NodeJS.Timeout | undefined;
   private sweeping = false;
+  private sweepWarnedAt = 0;
   private readonly ops: Counter<'op' | 'result'>;
 
   constructor(
@@ -323,7 +324,12 @@ export class LockService {
         this.ended(l, l.expiresAt);
       }
     } catch (e) {
-      this.log.warn({ err: String(e) }, 'lock expiry sweep failed');
+      // Every sweep fails while the engine is away: say so once a minute, not four times a second.
+      const now = Date.now();
+      if (now - this.sweepWarnedAt >= 60_000) {
+        this.sweepWarnedAt = now;
+        this.log.warn({ err: String(e) }, 'lock expiry sweep failed; leases end once the engine is back');
+      }
     } finally {
       this.sweeping = false;
     }
