@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { LockParamsSchemas, LockResultSchemas } from './locks.js';
+import { MapParamsSchemas, MapResultSchemas } from './map-schemas.js';
 
 /**
  * The HTTP server API's params and results as TypeBox schemas, in
@@ -192,6 +193,8 @@ export const ParamsSchemas = {
   ),
   // Switchboard: field locks and user status (docs/LOCKS.md, docs/USER-STATUS.md).
   ...LockParamsSchemas,
+  // Map subscriptions (docs/MAPS.md).
+  ...MapParamsSchemas,
 } satisfies Record<string, TSchema>;
 
 export type ApiMethod = keyof typeof ParamsSchemas;
@@ -309,6 +312,7 @@ export const ResultSchemas = {
     expires: Uint('Unix seconds when it expires.'),
   }),
   ...LockResultSchemas,
+  ...MapResultSchemas,
 } satisfies Record<ApiMethod, TSchema>;
 
 /** The HTTP 200 body of `POST /api/<method>`: `{result}` or `{error}`; batch: `{replies}` or `{error}`. */

@@ -3,7 +3,8 @@ import { MemoryLocks, MemoryUserStatus } from '../engine/memory/locks.js';
 import type { Engine } from '../engine/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { ConnectionIndex } from '../session/context.js';
+import type { ChannelDirectory, ConnectionIndex } from '../session/context.js';
+import { holdersMap, type MapWriter } from './holders-map.js';
 import { builtinRpc, type BuiltinRpc } from './rpc.js';
 import { LockService } from './service.js';
 import { UserStatusService } from './user-status.js';
@@ -18,7 +19,11 @@ export interface Collab {
   readonly rpc: BuiltinRpc | undefined;
   /** Wraps the node's connection index: connect, disconnect and commands feed user status and end a connection's leases. */
   connections(inner: ConnectionIndex): ConnectionIndex;
-  start(): void;
+  /**
+   * Starts the expiry sweep and the activity refresh; with `locks.enabled` and
+   * a map namespace named `locks.namespace`, holder changes go into its channels.
+   */
+  start(maps: MapWriter, channels: ChannelDirectory): void;
   stop(): void;
 }
 
@@ -54,13 +59,30 @@ export function createCollab(c: Config, engine: Engine, metrics: Metrics, log: L
             active: (s) => userStatus.activity(s.user),
           }
         : inner,
-    start() {
+    start(maps, channels) {
       locks.start();
       userStatus.start();
+      if (c.locks.enabled && holdersAreMap(channels, c.locks.namespace)) {
+        locks.observe(holdersMap(maps, (ch, field) => locks.holderOf(ch, field), log));
+      } else if (c.locks.enabled) {
+        log.warn(
+          { namespace: c.locks.namespace },
+          'locks.namespace is not a map namespace: lock holders are not published (lock.get / lock_get still answer)',
+        );
+      }
     },
     stop() {
       locks.stop();
       userStatus.stop();
     },
   };
+}
+
+/** True when channels of `namespace` are map channels (docs/MAPS.md). */
+function holdersAreMap(channels: ChannelDirectory, namespace: string): boolean {
+  try {
+    return channels.resolve(`${namespace}:x`).options.subscription_type === 'map';
+  } catch {
+    return false;
+  }
 }

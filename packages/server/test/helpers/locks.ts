@@ -31,6 +31,20 @@ export const LOCKS_CONFIG = {
   },
 };
 
+/** The holders namespace as a map namespace (server-written, clients read): add it to LOCKS_CONFIG's namespaces. */
+export const HOLDERS_NAMESPACE = {
+  name: 'locks',
+  subscription_type: 'map',
+  allow_subscribe_for_client: true,
+  map: { mode: 'ephemeral', key_ttl: '70s' },
+};
+
+/** True when the Redis engine has a map role on this branch (the map-redis work may not be merged yet). */
+export function redisHasMaps(): boolean {
+  const e = new RedisEngine(loadConfig({ object: { engine: { type: 'redis', redis: { address: SHARED_REDIS } } } }).config);
+  return (e as { maps?: unknown }).maps !== undefined;
+}
+
 /** `count` nodes on `kind` (memory: every node has its own engine, so use one). */
 export async function lockNodes(
   t: TestContextLike,
