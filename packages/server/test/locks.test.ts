@@ -7,7 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { connectedClient, subscribe } from './helpers/sdk.js';
+import { Centrifuge as ProtobufCentrifuge } from 'centrifuge/build/protobuf';
+import { BrowserLikeWebSocket, connectedClient, subscribe } from './helpers/sdk.js';
+import { mintToken } from './helpers/tokens.js';
 import { lockNodes, recordHolders, refusal, rpc, type EngineKind } from './helpers/locks.js';
 import { until, waitFor } from './helpers/wait.js';
 import { executeApiCommand } from '../src/api/executor.js';
@@ -253,4 +255,25 @@ test('locks off: the lock methods are not available (108) and reach no store', a
   assert.deepEqual(await executeApiCommand(n!.sb, 'lock_acquire', { key: 'quote:1/a' }), {
     error: { code: 108, message: 'not available' },
   });
+});
+
+test('memory: a Protobuf client locks with JSON bytes, and its fenced publication is checked', async (t) => {
+  const [n] = await lockNodes(t, 'memory', 1);
+  const token = await mintToken(n!.secret, { sub: 'pb-user' });
+  const c = new ProtobufCentrifuge(n!.ws, { websocket: BrowserLikeWebSocket, token, timeout: 5000 });
+  t.after(() => c.disconnect());
+  const connected = waitFor(c, 'connected');
+  c.connect();
+  await connected;
+  const sub = c.newSubscription('quote:pb');
+  const ok = waitFor(sub, 'subscribed');
+  sub.subscribe();
+  await ok;
+  const bytes = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+  const l = JSON.parse(Buffer.from((await c.rpc('lock.acquire', bytes({ key: 'quote:pb/premium' }))).data as Uint8Array).toString('utf8'));
+  assert.equal(l.holder.user, 'pb-user');
+  await c.publish('quote:pb', bytes({ premium: 1, $fence: { key: 'quote:pb/premium', token: l.token } }));
+  const old = String(BigInt(l.token) - 1n);
+  assert.equal((await refusal(c.publish('quote:pb', bytes({ premium: 2, $fence: { key: 'quote:pb/premium', token: old } })))).code, 151);
+  assert.equal((await refusal(c.rpc('lock.acquire', new Uint8Array([0x7b])))).code, 107);
 });

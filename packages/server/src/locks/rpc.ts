@@ -24,7 +24,16 @@ type Params = Record<string, unknown>;
  * the app's subscribe rules (tokens, hooks, proxy) decide who may lock.
  */
 export function builtinRpc(locks: LockService, status: UserStatusService, insecure: boolean): BuiltinRpc {
-  const params = (data: unknown): Params => {
+  const params = (raw: unknown): Params => {
+    let data = raw;
+    // Protobuf clients send the RPC data as bytes (JSON text).
+    if (data instanceof Uint8Array) {
+      try {
+        data = data.length === 0 ? undefined : (JSON.parse(Buffer.from(data).toString('utf8')) as unknown);
+      } catch {
+        throw new ReplyError({ code: Errors.badRequest.code, message: 'bad request: data must be JSON' });
+      }
+    }
     if (data === undefined || data === null) return {};
     if (typeof data !== 'object' || Array.isArray(data))
       throw new ReplyError({ code: Errors.badRequest.code, message: 'bad request: data must be an object' });
