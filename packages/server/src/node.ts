@@ -44,7 +44,15 @@ import { VERSION } from './version.js';
 import type { FileService } from './files/service.js';
 import { filesPrefix, mountFiles } from './files/mount.js';
 import { NodeWebhooks } from './node/webhooks.js';
-import { NodeMaps, publicMapEntry, type MapPublishOptions, type MapRemoveOptions, type MapStateQuery, type MapStreamQuery, type PublicMapEntry } from './node/maps.js';
+import {
+  NodeMaps,
+  publicMapEntry,
+  type MapPublishOptions,
+  type MapRemoveOptions,
+  type MapStateQuery,
+  type MapStreamQuery,
+  type PublicMapEntry,
+} from './node/maps.js';
 import type { MapUpdateResult } from './engine/map.js';
 export type { MapPublishOptions, MapRemoveOptions, MapStateQuery, MapStreamQuery, PublicMapEntry } from './node/maps.js';
 import { fanoutHandler, tracedBroker } from './node/tracing-paths.js';
@@ -535,7 +543,10 @@ export class Switchboard {
   }
 
   /** One page of a map channel's entries (`cursor` '' on the last page). */
-  async mapReadState(channel: string, q: MapStateQuery = {}): Promise<{ entries: PublicMapEntry[]; cursor: string; position: StreamPosition }> {
+  async mapReadState(
+    channel: string,
+    q: MapStateQuery = {},
+  ): Promise<{ entries: PublicMapEntry[]; cursor: string; position: StreamPosition }> {
     const r = await this.maps.readState(channel, q);
     return { entries: r.entries.map(publicMapEntry), cursor: r.cursor, position: r.position };
   }

@@ -23,7 +23,13 @@ const NAMESPACES = [
     subscription_type: 'map',
     allow_subscribe_for_client: true,
     allow_tags_filter: true,
-    map: { mode: 'persistent', allow_publish_for_subscriber: true, allow_remove_for_subscriber: true, min_page_size: 10, stream_size: 1000 },
+    map: {
+      mode: 'persistent',
+      allow_publish_for_subscriber: true,
+      allow_remove_for_subscriber: true,
+      min_page_size: 10,
+      stream_size: 1000,
+    },
   },
   {
     name: 'small',

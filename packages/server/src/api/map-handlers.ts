@@ -1,8 +1,7 @@
 import { ConfigError, parseDuration } from '../config/load.js';
 import type { MapUpdateResult } from '../engine/map.js';
 import { Errors, ReplyError } from '../protocol/codes.js';
-import { publicMapEntry } from '../node/maps.js';
-import type { Switchboard } from '../node.js';
+import type { PublicMapEntry, Switchboard } from '../node.js';
 import type { StreamPosition } from '../protocol/types.js';
 import type { MapApiMethod, MapParamsOf } from './map-schemas.js';
 
@@ -35,12 +34,17 @@ export function mapHandlers(h: PayloadReaders): { [M in MapApiMethod]: (sb: Swit
       return updateResult(await sb.mapRemove(p.channel, p.key, { idempotencyKey: p.idempotency_key || undefined }));
     },
     async map_read_state(sb, p) {
-      const r = await sb.maps.readState(p.channel, { cursor: p.cursor, limit: p.limit, key: p.key });
-      return { publications: r.entries.map(publicMapEntry).map(wire), cursor: r.cursor, offset: r.position.offset, epoch: r.position.epoch };
+      const r = await sb.mapReadState(p.channel, { cursor: p.cursor, limit: p.limit, key: p.key });
+      return {
+        publications: r.entries.map(wire),
+        cursor: r.cursor,
+        offset: r.position.offset,
+        epoch: r.position.epoch,
+      };
     },
     async map_read_stream(sb, p) {
-      const r = await sb.maps.readStream(p.channel, { since: h.position(p.since), limit: p.limit });
-      return { publications: r.publications.map(publicMapEntry).map(wire), offset: r.position.offset, epoch: r.position.epoch };
+      const r = await sb.mapReadStream(p.channel, { since: h.position(p.since), limit: p.limit });
+      return { publications: r.publications.map(wire), offset: r.position.offset, epoch: r.position.epoch };
     },
     async map_stats(sb, p) {
       return { num_keys: (await sb.mapStats(p.channel)).numKeys };
@@ -63,7 +67,7 @@ function duration(v: string | number): number {
 }
 
 /** The in-process entry in the API's field names. */
-function wire(e: ReturnType<typeof publicMapEntry>): Record<string, unknown> {
+function wire(e: PublicMapEntry): Record<string, unknown> {
   const { info, ...rest } = e;
   return info ? { ...rest, info: { user: info.user, client: info.client, conn_info: info.connInfo, chan_info: info.chanInfo } } : rest;
 }

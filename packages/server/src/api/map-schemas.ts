@@ -10,14 +10,20 @@ const Channel = Type.String({ minLength: 1, description: 'Map channel name.' });
 const Key = Type.String({ minLength: 1, description: 'Entry key.' });
 const Uint = (description: string) => Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description });
 const Tags = Type.Optional(
-  Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: Type.String(), description: 'String tags of the entry (tags filters match them).' }),
+  Type.Unsafe<Record<string, string>>({
+    type: 'object',
+    additionalProperties: Type.String(),
+    description: 'String tags of the entry (tags filters match them).',
+  }),
 );
 const StreamPosition = Type.Object({
   offset: Type.Optional(Uint('Stream offset.')),
   epoch: Type.Optional(Type.String({ description: 'Stream epoch.' })),
 });
 const IdempotencyKey = Type.Optional(
-  Type.String({ description: 'A repeated call with the same key (per channel, 5 minutes) changes nothing and returns the first position.' }),
+  Type.String({
+    description: 'A repeated call with the same key (per channel, 5 minutes) changes nothing and returns the first position.',
+  }),
 );
 
 export const MapParamsSchemas = {
@@ -34,13 +40,19 @@ export const MapParamsSchemas = {
         }),
       ),
       key_mode: Type.Optional(
-        Type.Union([Type.Literal('if_new'), Type.Literal('if_exists')], {
+        Type.Unsafe<'if_new' | 'if_exists'>({
+          type: 'string',
+          enum: ['if_new', 'if_exists'],
           description: 'if_new: only when the key is absent; if_exists: only when it is present (else suppressed).',
         }),
       ),
       tags: Tags,
       idempotency_key: IdempotencyKey,
-      delta: Type.Optional(Type.Boolean({ description: "May go out as a fossil delta against the key's previous value (default the namespace's delta_publish)." })),
+      delta: Type.Optional(
+        Type.Boolean({
+          description: "May go out as a fossil delta against the key's previous value (default the namespace's delta_publish).",
+        }),
+      ),
     },
     { description: 'Set a key of a map channel (subscribers get the change live).' },
   ),
@@ -66,7 +78,10 @@ export const MapParamsSchemas = {
     { description: "A map channel's change stream (durable and persistent maps); 112 when `since` is no longer in it." },
   ),
   map_stats: Type.Object({ channel: Channel }, { description: 'How many keys a map channel holds.' }),
-  map_clear: Type.Object({ channel: Channel }, { description: "Drop a map channel's entries and stream (the next change starts a new epoch)." }),
+  map_clear: Type.Object(
+    { channel: Channel },
+    { description: "Drop a map channel's entries and stream (the next change starts a new epoch)." },
+  ),
 } satisfies Record<string, TSchema>;
 
 export type MapApiMethod = keyof typeof MapParamsSchemas;
@@ -84,7 +99,12 @@ const Entry = Type.Object({
   offset: Uint('Offset of the last change of the key.'),
   removed: Type.Optional(Type.Boolean({ description: 'A removal (stream only).' })),
   info: Type.Optional(
-    Type.Object({ user: Type.String(), client: Type.String(), conn_info: Type.Optional(Type.Unknown()), chan_info: Type.Optional(Type.Unknown()) }),
+    Type.Object({
+      user: Type.String(),
+      client: Type.String(),
+      conn_info: Type.Optional(Type.Unknown()),
+      chan_info: Type.Optional(Type.Unknown()),
+    }),
   ),
   tags: Tags,
   time: Type.Optional(Uint('Milliseconds since epoch of the change.')),

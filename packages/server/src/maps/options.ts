@@ -42,7 +42,9 @@ export function pageSize(ns: NamespaceConfig, asked: number | null | undefined):
 
 /** Most stream publications a subscribe catches up in the step that goes live. */
 export function liveLimit(ns: NamespaceConfig): number {
-  return ns.map.live_transition_max_publication_limit > 0 ? ns.map.live_transition_max_publication_limit : Math.max(1, ns.map.max_page_size);
+  return ns.map.live_transition_max_publication_limit > 0
+    ? ns.map.live_transition_max_publication_limit
+    : Math.max(1, ns.map.max_page_size);
 }
 
 /** 107 for a map operation on a channel that is not a map (or the other way round). */

@@ -56,14 +56,26 @@ export class MapService {
     return ns;
   }
 
-  async publish(channel: string, key: string, data: RawJSON, p: MapPublishParams = {}, ns = this.mapNamespace(channel)): Promise<MapUpdateResult> {
+  async publish(
+    channel: string,
+    key: string,
+    data: RawJSON,
+    p: MapPublishParams = {},
+    ns = this.mapNamespace(channel),
+  ): Promise<MapUpdateResult> {
     this.checkKey(ns, key);
     if (p.keyMode !== undefined && !KEY_MODES.has(p.keyMode)) {
-      throw this.bad('map_key_mode', new ReplyError({ code: Errors.badRequest.code, message: 'bad request: key_mode must be if_new or if_exists' }));
+      throw this.bad(
+        'map_key_mode',
+        new ReplyError({ code: Errors.badRequest.code, message: 'bad request: key_mode must be if_new or if_exists' }),
+      );
     }
     const max = ns.map.max_value_size;
     if (max > 0 && Buffer.byteLength(data, 'utf8') > max) {
-      throw this.bad('map_value_size', new ReplyError({ code: Errors.badRequest.code, message: `bad request: value larger than ${max} bytes` }));
+      throw this.bad(
+        'map_value_size',
+        new ReplyError({ code: Errors.badRequest.code, message: `bad request: value larger than ${max} bytes` }),
+      );
     }
     const r = await this.store.publish(channel, key, data, {
       ...channelOptions(ns),
@@ -92,7 +104,10 @@ export class MapService {
     if (key === '') throw this.bad('map_key', new ReplyError({ code: Errors.badRequest.code, message: 'bad request: empty key' }));
     const max = ns.map.max_key_length;
     if (max > 0 && key.length > max) {
-      throw this.bad('map_key', new ReplyError({ code: Errors.badRequest.code, message: `bad request: key longer than ${max} characters` }));
+      throw this.bad(
+        'map_key',
+        new ReplyError({ code: Errors.badRequest.code, message: `bad request: key longer than ${max} characters` }),
+      );
     }
   }
 

@@ -83,7 +83,9 @@ export class NodeMaps {
     const problems = nss.flatMap(([where, ns]) => mapConfigProblems(ns, where));
     if (!store && nss.some(([, ns]) => isMapNamespace(ns))) problems.push('map namespaces need an engine with maps (memory or redis)');
     if (problems.length > 0) throw new Error('invalid map configuration: ' + problems.join('; '));
-    const ttls = nss.filter(([, ns]) => ns.subscription_type === 'map_clients' || ns.subscription_type === 'map_users').map(([, ns]) => ns.map.key_ttl);
+    const ttls = nss
+      .filter(([, ns]) => ns.subscription_type === 'map_clients' || ns.subscription_type === 'map_users')
+      .map(([, ns]) => ns.map.key_ttl);
     this.presenceRefreshMs = ttls.length > 0 ? Math.floor(Math.min(...ttls) / 3) : 0;
     this.service = new MapService({ store, resolve, metrics, log });
     this.presence = new MapPresence(this.service, log);

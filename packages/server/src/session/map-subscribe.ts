@@ -8,8 +8,29 @@ import { Errors, ReplyError } from '../protocol/codes.js';
 import { parsePosition, rawData, type ParamsOf } from '../protocol/params.js';
 import { matchTags } from '../protocol/tags-filter.js';
 import type { ClientInfo, Publication, RawJSON } from '../protocol/types.js';
-import type { CommandSession, Reply } from './handlers.js';
-import { FLAG_CHANNEL_COMPACTION, mergeBuffered, type PendingSubscribe } from './subscriptions.js';
+import type { SessionContext } from './context.js';
+import {
+  FLAG_CHANNEL_COMPACTION,
+  mergeBuffered,
+  type PendingSubscribe,
+  type SubscriptionOwner,
+  type SubscriptionSet,
+} from './subscriptions.js';
+
+/** The connection as the map commands see it (handlers.ts's CommandSession fits). */
+interface CommandSession extends SubscriptionOwner {
+  readonly ctx: SessionContext;
+  readonly subs: SubscriptionSet;
+  /** Still connected (the socket may close while a handler awaits). */
+  readonly live: boolean;
+}
+
+/** A command's reply (handlers.ts's Reply). */
+interface Reply {
+  readonly result: unknown;
+  readonly after?: () => void;
+  readonly lane?: number;
+}
 
 /*
  * Map subscriptions (the SDK's newMapSubscription), server side. The SDK
@@ -95,7 +116,10 @@ export async function mapSubscribe(
     s.ctx.metrics.badInput.labels('map_channel_type').inc();
     if (want === 0) throw notAMap();
     if (type === 0) throw isAMap();
-    throw new ReplyError({ code: Errors.badRequest.code, message: `bad request: the channel is ${ns.subscription_type}, subscribe with type ${want}` });
+    throw new ReplyError({
+      code: Errors.badRequest.code,
+      message: `bad request: the channel is ${ns.subscription_type}, subscribe with type ${want}`,
+    });
   }
   mapsOf(s);
   const phase = p.phase ?? 0;
@@ -106,7 +130,13 @@ export async function mapSubscribe(
 }
 
 /** A subscriber in the hub, buffering, with the features the client asked for. */
-async function enter(s: CommandSession, p: ParamsOf<'subscribe'>, ns: NamespaceConfig, auth: MapAuth, channel: string): Promise<PendingMap> {
+async function enter(
+  s: CommandSession,
+  p: ParamsOf<'subscribe'>,
+  ns: NamespaceConfig,
+  auth: MapAuth,
+  channel: string,
+): Promise<PendingMap> {
   const features = s.subs.features(ns, {
     delta: p.delta ?? undefined,
     tagsFilter: p.tf,
@@ -146,7 +176,7 @@ async function statePage(
   const store = mapsOf(s).store;
   const cursor = p.cursor ?? '';
   const limit = pageSize(ns, p.limit);
-  let pend = s.subs.pending.get(channel);
+  const pend = s.subs.pending.get(channel);
   if (cursor === '') {
     // the first page of a flow (a repeated first page starts over)
     pend?.drop();
@@ -158,7 +188,9 @@ async function statePage(
     entered.offset = page.position.offset;
     entered.sub.offset = page.position.offset;
     if (page.cursor === '') return goLive(s, ns, entered, page.entries, []);
-    return { result: { phase: 2, epoch: entered.epoch, offset: entered.offset, cursor: page.cursor, state: stateOf(s, entered.sub, page.entries) } };
+    return {
+      result: { phase: 2, epoch: entered.epoch, offset: entered.offset, cursor: page.cursor, state: stateOf(s, entered.sub, page.entries) },
+    };
   }
   if (!(pend instanceof PendingMap) || (p.epoch ?? '') !== pend.epoch) {
     pend?.drop();
@@ -254,11 +286,14 @@ function goLive(
   const channel = sub.channel;
   const oi = s.info;
   const auth = pend.auth;
-  const info: ClientInfo = auth.chanInfo === undefined ? oi : { user: oi.user, client: oi.client, connInfo: oi.connInfo, chanInfo: auth.chanInfo };
+  const info: ClientInfo =
+    auth.chanInfo === undefined ? oi : { user: oi.user, client: oi.client, connInfo: oi.connInfo, chanInfo: auth.chanInfo };
   const service = mapsOf(s);
   const onRemove = ns.map.remove_client_on_unsubscribe
     ? () => {
-        service.remove(channel, s.id, {}, ns).catch((e: unknown) => s.ctx.log.warn({ channel, err: String(e) }, 'map entry removal failed'));
+        service
+          .remove(channel, s.id, {}, ns)
+          .catch((e: unknown) => s.ctx.log.warn({ channel, err: String(e) }, 'map entry removal failed'));
       }
     : undefined;
   Object.assign(result, s.subs.adopt(channel, sub, ns, info, auth.expireAt, auth.serverSideRefresh, onRemove));

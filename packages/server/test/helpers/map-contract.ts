@@ -213,7 +213,11 @@ export function mapContract(kind: string, make: () => Engine): void {
       await new Promise((r) => setTimeout(r, 350));
       await maps().publish(c, 'k', '2', { ...PUB, keyTtlMs: 600 });
       await new Promise((r) => setTimeout(r, 350));
-      assert.equal((await maps().readState(c, { key: 'k', limit: 1, metaTtlMs: 0 })).entries.length, 1, 'alive 700 ms after the first publish');
+      assert.equal(
+        (await maps().readState(c, { key: 'k', limit: 1, metaTtlMs: 0 })).entries.length,
+        1,
+        'alive 700 ms after the first publish',
+      );
     });
 
     test('key modes, remove of an absent key, max keys: suppressed, nothing delivered or appended', async () => {
@@ -259,7 +263,10 @@ export function mapContract(kind: string, make: () => Engine): void {
       const c = ch('idem');
       const first = await maps().publish(c, 'a', '1', { ...PUB, idempotencyKey: 'op-1' });
       const repeat = await maps().publish(c, 'a', '2', { ...PUB, idempotencyKey: 'op-1' });
-      assert.deepEqual([repeat.suppressed, repeat.suppressReason, repeat.offset, repeat.epoch], [true, 'idempotency', first.offset, first.epoch]);
+      assert.deepEqual(
+        [repeat.suppressed, repeat.suppressReason, repeat.offset, repeat.epoch],
+        [true, 'idempotency', first.offset, first.epoch],
+      );
       const s = await maps().readState(c, { key: 'a', limit: 1, metaTtlMs: 0 });
       assert.equal(s.entries[0]!.data, '1');
       const rm1 = await maps().remove(c, 'a', { ...STREAM, idempotencyKey: 'rm-1' });

@@ -32,7 +32,11 @@ export function mirrorMap(client: Centrifuge, channel: string, opts: Record<stri
   const c = client as any;
   const o = { minResubscribeDelay: 50, maxResubscribeDelay: 300, ...opts };
   const sub =
-    kind === 'map' ? c.newMapSubscription(channel, o) : kind === 'clients' ? c.newMapClientsSubscription(channel, o) : c.newMapUsersSubscription(channel, o);
+    kind === 'map'
+      ? c.newMapSubscription(channel, o)
+      : kind === 'clients'
+        ? c.newMapClientsSubscription(channel, o)
+        : c.newMapUsersSubscription(channel, o);
   const m: MapMirror = {
     sub,
     state: new Map(),
@@ -46,7 +50,10 @@ export function mirrorMap(client: Centrifuge, channel: string, opts: Record<stri
       const deadline = Date.now() + ms;
       while (!cond()) {
         const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`timed out waiting for ${what}: ${JSON.stringify([...m.state.entries()].slice(0, 5))} (${m.state.size} keys, ${m.syncs} syncs)`);
+        if (left <= 0)
+          throw new Error(
+            `timed out waiting for ${what}: ${JSON.stringify([...m.state.entries()].slice(0, 5))} (${m.state.size} keys, ${m.syncs} syncs)`,
+          );
         await new Promise<void>((resolve) => {
           const events = ['update', 'sync', 'subscribed', 'error', 'unsubscribed'];
           const done = (): void => {

@@ -230,7 +230,13 @@ export class MemoryMaps implements MapStore {
   }
 
   /** Runs `fn` unless the idempotency key matched inside its window. */
-  private once(channel: string, key: string | undefined, ttlMs: number | undefined, now: number, fn: () => MapUpdateResult): MapUpdateResult {
+  private once(
+    channel: string,
+    key: string | undefined,
+    ttlMs: number | undefined,
+    now: number,
+    fn: () => MapUpdateResult,
+  ): MapUpdateResult {
     if (!key) return fn();
     const k = channel + '\u0000' + key;
     const prev = this.idempotent.get(k);
