@@ -8,6 +8,7 @@ import { RedisBroker } from './broker.js';
 import { RedisHistory } from './history.js';
 import { RedisLimiter } from './limiter.js';
 import { RedisMaps } from './map.js';
+import { RedisLocks, RedisUserStatus } from './locks.js';
 import { RedisNodes } from './nodes.js';
 import { RedisOccupancy } from './occupancy.js';
 import { RedisOutbox } from './outbox.js';
@@ -41,6 +42,8 @@ export class RedisEngine implements Engine {
   readonly outbox: RedisOutbox;
   readonly occupancy: RedisOccupancy;
   readonly maps: RedisMaps;
+  readonly locks: RedisLocks;
+  readonly userStatus: RedisUserStatus;
   private readonly backend: RedisBackend;
   private readonly redisBroker: RedisBroker;
   private readonly nats: NatsBroker | undefined;
@@ -64,6 +67,8 @@ export class RedisEngine implements Engine {
     this.outbox = new RedisOutbox(b);
     this.occupancy = new RedisOccupancy(b);
     this.maps = new RedisMaps(b, this.redisBroker, opts.maps);
+    this.locks = new RedisLocks(b);
+    this.userStatus = new RedisUserStatus(b);
   }
 
   async start(handlers: EngineHandlers, opts: EngineStartOptions = {}): Promise<void> {
