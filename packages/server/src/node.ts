@@ -44,6 +44,7 @@ import { VERSION } from './version.js';
 import type { FileService } from './files/service.js';
 import { filesPrefix, mountFiles } from './files/mount.js';
 import { NodeWebhooks } from './node/webhooks.js';
+import { SharedPollService } from './sharedpoll/service.js';
 import { fanoutHandler, tracedBroker } from './node/tracing-paths.js';
 import { Tracing } from './observability/tracing.js';
 
@@ -94,6 +95,8 @@ export class Switchboard {
   /** OpenTelemetry tracing; undefined (nothing traced, nothing paid) unless `opentelemetry.enabled`. */
   readonly tracing: Tracing | undefined;
   private readonly webhooks: NodeWebhooks | undefined;
+  /** Shared poll subscriptions: this node's trackers and its backend poll loops. */
+  readonly sharedPoll: SharedPollService;
   /** The engine's broker, traced when tracing is on. */
   private readonly broker: Broker;
 
@@ -134,6 +137,7 @@ export class Switchboard {
       metrics: this.metrics,
       log: this.log,
     });
+    this.sharedPoll = new SharedPollService(c, { metrics: this.metrics, log: this.log });
     this.control = new ControlApplier({
       // Sessions are the hub's only clients; the applier sees them through its narrow interface.
       find: (target) => this.hub.matching(target) as Session[],
@@ -225,6 +229,7 @@ export class Switchboard {
       payloads: new PayloadValidators(c),
       metrics: this.metrics,
       log: this.log,
+      sharedPoll: this.sharedPoll,
     };
   }
 
@@ -537,6 +542,7 @@ export class Switchboard {
     this.uni.stopAccepting();
     await drain([...this.sessions], this.config.shutdown);
     this.heartbeats.stop();
+    this.sharedPoll.stop();
     this.files?.stop();
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.endpoint.close();

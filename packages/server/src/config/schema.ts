@@ -12,6 +12,20 @@ const Int = (def: number) => Type.Integer({ default: def, minimum: 0 });
 const Str = (def: string) => Type.String({ default: def });
 const Obj = <T extends Record<string, TSchema>>(props: T) => Type.Object(props, { default: {}, additionalProperties: false });
 
+/** A shared poll namespace's polling (docs/SHARED-POLL.md); read when subscription_type is 'shared_poll'. */
+const SharedPollNamespace = Obj({
+  refresh_interval: Duration('10s'),
+  refresh_batch_size: Type.Integer({ default: 1000, minimum: 1 }),
+  max_keys_per_connection: Type.Integer({ default: 5000, minimum: 1 }),
+  mode: Type.Union([Type.Literal('versionless'), Type.Literal('versioned')], { default: 'versionless' }),
+  /** A channel's poll state is dropped this long after its last key was untracked. */
+  channel_shutdown_delay: Duration('1s'),
+  /** A tracked key whose signature expired this long ago is dropped; a track with such a signature gets 109. */
+  track_expired_extra_delay: Duration('25s'),
+  /** Switchboard: longest wait between polls of a channel while its backend keeps failing (the interval doubles per failure up to this). */
+  max_backoff: Duration('60s'),
+});
+
 export const NamespaceOptionsProps = {
   presence: Bool(false),
   join_leave: Bool(false),
@@ -58,6 +72,9 @@ export const NamespaceOptionsProps = {
   priority: Type.Union([Type.Literal('high'), Type.Literal('normal'), Type.Literal('low')], { default: 'normal' }),
   /** Switchboard: default conflation key of publications: a JSON Pointer into the data ("/symbol") or a fixed key; '' = none. */
   conflation_key: Str(''),
+  /** 'shared_poll': clients track keys and the server polls the backend for them (docs/SHARED-POLL.md). */
+  subscription_type: Type.Union([Type.Literal('stream'), Type.Literal('shared_poll')], { default: 'stream' }),
+  shared_poll: SharedPollNamespace,
 };
 
 const ProxyEndpoint = Obj({
@@ -164,6 +181,7 @@ export const ConfigSchema = Obj({
       subscribe: ProxyEndpoint,
       publish: ProxyEndpoint,
       sub_refresh: ProxyEndpoint,
+      shared_poll_refresh: ProxyEndpoint,
     }),
     without_namespace: Obj(NamespaceOptionsProps),
     namespaces: Type.Array(
@@ -363,6 +381,15 @@ export const ConfigSchema = Obj({
     api: Bool(true),
     /** Switchboard: trace client commands. */
     client: Bool(true),
+  }),
+  /** Shared poll subscriptions: the key that signs track signatures (docs/SHARED-POLL.md). */
+  shared_poll: Obj({
+    hmac_secret_key: Str(''),
+    hmac_previous_secret_key: Str(''),
+    /** Unix seconds: signatures issued after this must use hmac_secret_key (0 = no limit). */
+    hmac_previous_secret_key_valid_until: Int(0),
+    /** Backend refresh calls in flight from one node, over all shared poll channels. */
+    concurrency_limit: Type.Integer({ default: 64, minimum: 1 }),
   }),
   /** Switchboard: node:cluster workers for `serve` (0 = one process). */
   workers: Int(0),

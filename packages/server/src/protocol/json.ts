@@ -90,6 +90,9 @@ function encodePublicationData(pub: Publication, data: string, delta = false): s
   if (pub.offset > 0) out += ',"offset":' + pub.offset;
   if (pub.tags !== undefined) out += ',"tags":' + JSON.stringify(pub.tags);
   if (pub.time !== undefined) out += ',"time":' + pub.time;
+  if (pub.key !== undefined) out += ',"key":' + JSON.stringify(pub.key);
+  if (pub.removed) out += ',"removed":true';
+  if (pub.version) out += ',"version":' + pub.version;
   return out + '}';
 }
 

@@ -81,6 +81,9 @@ function publication(pub: Publication): Record<string, unknown> {
     offset: pub.offset > 0 ? pub.offset : undefined,
     tags: pub.tags,
     time: pub.time,
+    key: pub.key,
+    removed: pub.removed || undefined,
+    version: pub.version || undefined,
   };
 }
 

@@ -25,6 +25,10 @@ export interface Publication {
   readonly time?: number;
   /** Switchboard: a slow connection's queue keeps only the newest publication per channel and key (never sent to clients). */
   readonly conflationKey?: string;
+  /** Shared poll: the tracked key this publication is about, its version, and whether the key was removed. */
+  readonly key?: string;
+  readonly version?: number;
+  readonly removed?: boolean;
 }
 
 export interface StreamPosition {

@@ -7,6 +7,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Tracing } from '../observability/tracing.js';
 import type { Heartbeat } from '../transport/heartbeat.js';
+import type { SharedPollService } from '../sharedpoll/service.js';
 import type { Hooks } from './hooks.js';
 import type { LogOnce } from './ratelimit.js';
 
@@ -108,4 +109,6 @@ export interface SessionContext {
   readonly log: Logger;
   /** Set when client commands are traced (opentelemetry.enabled and .client); absent, commands run untraced. */
   readonly tracing?: Tracing;
+  /** Shared poll subscriptions (sharedpoll/): subscribe type 4, track and untrack. */
+  readonly sharedPoll?: SharedPollService;
 }

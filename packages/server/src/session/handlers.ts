@@ -39,6 +39,7 @@ export const HANDLERS: { readonly [M in Method]: Handler<M> } = {
   connect: (s, p) => s.connect(p),
   subscribe,
   unsubscribe: async (s, p) => {
+    if (s.ctx.sharedPoll?.unsubscribe(s, p.channel)) return { result: {} };
     s.subs.remove(p.channel);
     return { result: {} };
   },
@@ -75,7 +76,9 @@ export const HANDLERS: { readonly [M in Method]: Handler<M> } = {
   },
   sub_refresh: async (s, p) => {
     const { ctx } = s;
+    if (ctx.sharedPoll?.has(s, p.channel)) return ctx.sharedPoll.subRefresh(s, p);
     if (!s.subs.has(p.channel)) throw new ReplyError(Errors.permissionDenied);
+    if (!p.token) throw new ReplyError(Errors.badRequest);
     const payload = await verifyToken(ctx, ctx.credentials.subTokens, p.token, 'sub_refresh', s);
     const claims = subClaims(payload, s.user, p.channel, ctx.options.token.clock_skew);
     if (!s.subs.refreshed(p.channel, claims.expireAt)) throw new ReplyError(Errors.permissionDenied);
@@ -88,6 +91,7 @@ async function subscribe(s: CommandSession, p: ParamsOf<'subscribe'>): Promise<R
   const { ctx } = s;
   const channel = p.channel;
   const resolved = ctx.channels.resolve(channel);
+  if (ctx.sharedPoll && (p.type === 4 || resolved.options.subscription_type === 'shared_poll')) return ctx.sharedPoll.subscribe(s, p);
   if (s.subs.has(channel)) throw new ReplyError(Errors.alreadySubscribed);
   if (ctx.options.channel_limit > 0 && s.subs.size >= ctx.options.channel_limit) {
     ctx.metrics.limits.labels('channel_limit').inc();

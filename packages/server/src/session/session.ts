@@ -451,6 +451,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     this.stale = undefined;
     this.lease.end();
     this.subs.removeAll();
+    ctx.sharedPoll?.closed(this);
     ctx.connections.remove(this);
     if (this.userSlot) {
       // After the add settles, so a remove can never overtake it and leave the entry behind.
