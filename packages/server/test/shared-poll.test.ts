@@ -9,14 +9,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Centrifuge, SharedPollSubscription } from 'centrifuge';
-import { embedded, type EmbeddedNode } from './helpers/embedded.js';
+import { Centrifuge as ProtobufCentrifuge } from 'centrifuge/build/protobuf';
+import { embedded, SECRET, type EmbeddedNode } from './helpers/embedded.js';
 import { POLL_SECRET, recordUpdates, signer, startPollBackend, type PollBackend } from './helpers/poll-backend.js';
 import { RawClient } from './helpers/raw.js';
 import type { TestContextLike } from './helpers/scope.js';
-import { connectedClient } from './helpers/sdk.js';
+import { BrowserLikeWebSocket, connectedClient } from './helpers/sdk.js';
 import { mintToken } from './helpers/tokens.js';
 import { until, waitFor } from './helpers/wait.js';
-import { SECRET } from './helpers/embedded.js';
 
 const CH = 'votes:feed';
 
@@ -252,4 +252,66 @@ test('a failing backend: errors are counted, nobody is disconnected, polls back 
   pb.set('z', { v: 2 });
   await until('data after recovery', 10_000, () => (c.rec.latest.get('z') as { v: number }).v === 2);
   assert.ok((await counter(node, 'switchboard_bad_input_total', { kind: 'proxy_shared_poll_refresh_failure' })) >= 2);
+});
+
+test('Protobuf clients: track, data as bytes, versions, updates and removals over the binary protocol', async (t) => {
+  const pb = await startPollBackend(t);
+  pb.set('q1', { n: 1 });
+  pb.set('q2', { n: 1 });
+  const node = await pollNode(t, pb);
+  const c = new ProtobufCentrifuge(node.ws, { websocket: BrowserLikeWebSocket, token: await mintToken(SECRET, { sub: 'pbuf' }), timeout: 5000 });
+  t.after(() => c.disconnect());
+  const sub = c.newSharedPollSubscription(CH, { getSignature: signer(pb, 'pbuf', CH) });
+  const got: Array<{ key: string; data: unknown; version: number; removed: boolean }> = [];
+  sub.on('update', (ctx) => got.push({ key: ctx.key, data: ctx.data, version: Number(ctx.version ?? 0), removed: !!ctx.removed }));
+  const ok = waitFor(sub, 'subscribed');
+  sub.subscribe();
+  c.connect();
+  await ok;
+  sub.track(['q1', 'q2']);
+  await until('both keys', 5000, () => got.length === 2);
+  const q1 = got.find((u) => u.key === 'q1')!;
+  assert.deepEqual(JSON.parse(Buffer.from(q1.data as Uint8Array).toString('utf8')), { n: 1 });
+  assert.equal(q1.version, 1);
+  pb.set('q1', { n: 2 });
+  pb.items.delete('q2');
+  await until('the update and the removal', 5000, () => got.length === 4);
+  const rest = got.slice(2).sort((a, b) => a.key.localeCompare(b.key));
+  assert.deepEqual(JSON.parse(Buffer.from(rest[0]!.data as Uint8Array).toString('utf8')), { n: 2 });
+  assert.equal(rest[0]!.version, 2);
+  assert.deepEqual([rest[1]!.key, rest[1]!.removed], ['q2', true]);
+});
+
+test('untrack: a key nobody tracks any more is no longer polled; other trackers of other keys are untouched', async (t) => {
+  const pb = await startPollBackend(t);
+  pb.set('m', 1);
+  pb.set('n', 1);
+  const node = await pollNode(t, pb);
+  const a = await tracking(t, node, pb, 'ua', ['m', 'n']);
+  const b = await tracking(t, node, pb, 'ub', ['n']);
+  await until('data', 5000, () => a.rec.latest.size === 2 && b.rec.latest.size === 1);
+  a.sub.untrack(['m', 'n']);
+  await until('m dropped on the node', 5000, async () => (await counter(node, 'switchboard_shared_poll_keys')) === 1);
+  const mPolls = pb.timesPolled('m');
+  const cycles = await counter(node, 'switchboard_shared_poll_cycles_total');
+  await until('three cycles', 10_000, async () => (await counter(node, 'switchboard_shared_poll_cycles_total')) >= cycles + 3);
+  assert.equal(pb.timesPolled('m'), mPolls);
+  pb.set('n', 2);
+  await until('b still gets n', 5000, () => b.rec.latest.get('n') === 2);
+  assert.equal(a.rec.latest.get('n'), 1, 'a untracked n');
+});
+
+test('a tracked key whose signature expired and was never refreshed is dropped after track_expired_extra_delay', async (t) => {
+  const pb = await startPollBackend(t);
+  pb.set('old', 1);
+  const node = await pollNode(t, pb, { track_expired_extra_delay: '200ms' });
+  const raw = await RawClient.open(t, node);
+  await raw.connect(await mintToken(SECRET, { sub: 'lazy' }));
+  assert.ok((await raw.command('subscribe', { channel: CH, type: 4 })).subscribe);
+  const r = await raw.command('sub_refresh', { channel: CH, type: 1, track: [{ signature: pb.sign('lazy', CH, ['old'], 1), items: [{ key: 'old' }] }] });
+  assert.equal(r.sub_refresh.expires, true);
+  assert.ok(r.sub_refresh.ttl >= 1);
+  await until('the key tracked', 5000, async () => (await counter(node, 'switchboard_shared_poll_keys')) === 1);
+  await until('the key dropped after expiry', 10_000, async () => (await counter(node, 'switchboard_shared_poll_keys')) === 0);
+  assert.equal(raw.closeCode, undefined);
 });
