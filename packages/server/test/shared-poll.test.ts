@@ -20,7 +20,12 @@ import { until, waitFor } from './helpers/wait.js';
 
 const CH = 'votes:feed';
 
-async function pollNode(t: TestContextLike, pb: PollBackend, shared: Record<string, unknown> = {}, path = '/refresh'): Promise<EmbeddedNode> {
+async function pollNode(
+  t: TestContextLike,
+  pb: PollBackend,
+  shared: Record<string, unknown> = {},
+  path = '/refresh',
+): Promise<EmbeddedNode> {
   return embedded(t, {
     shared_poll: { hmac_secret_key: POLL_SECRET },
     channel: {
@@ -56,7 +61,8 @@ async function tracking(t: TestContextLike, node: EmbeddedNode, pb: PollBackend,
 }
 
 const counter = async (n: EmbeddedNode, name: string, labels: Record<string, string> = {}): Promise<number> => {
-  const m = (await n.sb.metrics.registry.getSingleMetric(name)?.get()) as { values: Array<{ labels: Record<string, unknown>; value: number }> } | undefined;
+  const m = (await n.sb.metrics.registry.getSingleMetric(name)?.get()) as
+    { values: Array<{ labels: Record<string, unknown>; value: number }> } | undefined;
   return (m?.values ?? []).filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((s, v) => s + v.value, 0);
 };
 
@@ -198,7 +204,8 @@ test('bad input: forged and expired signatures, too many keys, channels not conf
   assert.equal((await raw.command('sub_refresh', { channel: CH, type: 1, track: [] })).error.code, 103, 'track before subscribe');
   assert.ok((await raw.command('subscribe', { channel: CH, type: 4 })).subscribe);
 
-  const track = (batch: unknown, extra: Record<string, unknown> = {}) => raw.command('sub_refresh', { channel: CH, type: 1, track: [batch], ...extra });
+  const track = (batch: unknown, extra: Record<string, unknown> = {}) =>
+    raw.command('sub_refresh', { channel: CH, type: 1, track: [batch], ...extra });
   const forged = await track({ signature: sign(['a']), items: [{ key: 'a' }, { key: 'b' }] });
   assert.deepEqual(forged.error, { code: 103, message: 'permission denied: bad track signature' });
   const otherUser = await track({ signature: pb.sign('someone', CH, ['a']), items: [{ key: 'a' }] });
@@ -238,13 +245,20 @@ test('a failing backend: errors are counted, nobody is disconnected, polls back 
   for (const fail of ['error', 'http500', 'hang'] as const) {
     pb.fail = fail;
     const errors = await counter(node, 'switchboard_shared_poll_backend_calls_total', { result: 'error' });
-    await until(`a counted ${fail}`, 10_000, async () => (await counter(node, 'switchboard_shared_poll_backend_calls_total', { result: 'error' })) > errors);
+    await until(
+      `a counted ${fail}`,
+      10_000,
+      async () => (await counter(node, 'switchboard_shared_poll_backend_calls_total', { result: 'error' })) > errors,
+    );
   }
   // Still failing: polls come at the backed-off pace, slower than refresh_interval (up to max_backoff).
   pb.fail = 'error';
   const from = pb.pollTimes.length;
   await until('four more failed polls', 20_000, () => pb.pollTimes.length >= from + 4);
-  const gaps = pb.pollTimes.slice(from).map((ts, i, a) => (i === 0 ? 0 : ts - a[i - 1]!)).slice(1);
+  const gaps = pb.pollTimes
+    .slice(from)
+    .map((ts, i, a) => (i === 0 ? 0 : ts - a[i - 1]!))
+    .slice(1);
   assert.ok(gaps.at(-1)! >= 600, `polls while failing come slower than the interval: gaps ${gaps.join(', ')} ms`);
   assert.equal(c.client.state, 'connected');
 
@@ -259,7 +273,11 @@ test('Protobuf clients: track, data as bytes, versions, updates and removals ove
   pb.set('q1', { n: 1 });
   pb.set('q2', { n: 1 });
   const node = await pollNode(t, pb);
-  const c = new ProtobufCentrifuge(node.ws, { websocket: BrowserLikeWebSocket, token: await mintToken(SECRET, { sub: 'pbuf' }), timeout: 5000 });
+  const c = new ProtobufCentrifuge(node.ws, {
+    websocket: BrowserLikeWebSocket,
+    token: await mintToken(SECRET, { sub: 'pbuf' }),
+    timeout: 5000,
+  });
   t.after(() => c.disconnect());
   const sub = c.newSharedPollSubscription(CH, { getSignature: signer(pb, 'pbuf', CH) });
   const got: Array<{ key: string; data: unknown; version: number; removed: boolean }> = [];
@@ -308,7 +326,11 @@ test('a tracked key whose signature expired and was never refreshed is dropped a
   const raw = await RawClient.open(t, node);
   await raw.connect(await mintToken(SECRET, { sub: 'lazy' }));
   assert.ok((await raw.command('subscribe', { channel: CH, type: 4 })).subscribe);
-  const r = await raw.command('sub_refresh', { channel: CH, type: 1, track: [{ signature: pb.sign('lazy', CH, ['old'], 1), items: [{ key: 'old' }] }] });
+  const r = await raw.command('sub_refresh', {
+    channel: CH,
+    type: 1,
+    track: [{ signature: pb.sign('lazy', CH, ['old'], 1), items: [{ key: 'old' }] }],
+  });
   assert.equal(r.sub_refresh.expires, true);
   assert.ok(r.sub_refresh.ttl >= 1);
   await until('the key tracked', 5000, async () => (await counter(node, 'switchboard_shared_poll_keys')) === 1);

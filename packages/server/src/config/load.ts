@@ -152,7 +152,10 @@ function warnSwitchedOffProxies(c: Config, warnings: string[]): void {
 
 /** A shared poll namespace cannot work without the key that checks track signatures and the backend it polls. */
 function checkSharedPoll(c: Config, problems: string[]): void {
-  const all = [['channel.without_namespace', c.channel.without_namespace] as const, ...c.channel.namespaces.map((ns, i) => [`channel.namespaces.${i}`, ns] as const)];
+  const all = [
+    ['channel.without_namespace', c.channel.without_namespace] as const,
+    ...c.channel.namespaces.map((ns, i) => [`channel.namespaces.${i}`, ns] as const),
+  ];
   for (const [path, ns] of all) {
     if (ns.subscription_type !== 'shared_poll') continue;
     if (!c.shared_poll.hmac_secret_key) problems.push(`${path}.subscription_type: shared_poll needs shared_poll.hmac_secret_key`);

@@ -7,7 +7,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Tracing } from '../observability/tracing.js';
 import type { Heartbeat } from '../transport/heartbeat.js';
-import type { SharedPollService } from '../sharedpoll/service.js';
+import type { ParamsOf } from '../protocol/params.js';
 import type { Hooks } from './hooks.js';
 import type { LogOnce } from './ratelimit.js';
 
@@ -110,5 +110,24 @@ export interface SessionContext {
   /** Set when client commands are traced (opentelemetry.enabled and .client); absent, commands run untraced. */
   readonly tracing?: Tracing;
   /** Shared poll subscriptions (sharedpoll/): subscribe type 4, track and untrack. */
-  readonly sharedPoll?: SharedPollService;
+  readonly sharedPoll?: SharedPollCommands;
+}
+
+/** What the shared poll commands use of a connection. */
+export interface PollingSession extends HubClient {
+  readonly ctx: SessionContext;
+  readonly ip: string;
+  /** Still connected (the socket may close while a handler awaits). */
+  readonly live: boolean;
+  readonly subs: { has(channel: string): boolean; readonly size: number };
+}
+
+/** Shared poll subscriptions as the command handlers call them (sharedpoll/service.ts). */
+export interface SharedPollCommands {
+  has(client: HubClient, channel: string): boolean;
+  subscribe(s: PollingSession, p: ParamsOf<'subscribe'>): Promise<{ readonly result: unknown; readonly after?: () => void }>;
+  subRefresh(s: PollingSession, p: ParamsOf<'sub_refresh'>): Promise<{ readonly result: unknown; readonly after?: () => void }>;
+  /** True when it was a shared poll subscription (then it is gone). */
+  unsubscribe(client: HubClient, channel: string): boolean;
+  closed(client: HubClient): void;
 }

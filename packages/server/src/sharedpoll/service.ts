@@ -8,7 +8,7 @@ import type { ParamsOf } from '../protocol/params.js';
 import type { Publication } from '../protocol/types.js';
 import { subClaims } from '../session/claims.js';
 import { verifyToken } from '../session/credentials.js';
-import type { CommandSession, Reply } from '../session/handlers.js';
+import type { PollingSession, SharedPollCommands } from '../session/context.js';
 import { SharedPollPoller, send, sendRemoval, type PollSubscription, type Tracker } from './poller.js';
 import { verifyTrack, type SignatureKeys } from './signature.js';
 
@@ -28,6 +28,12 @@ import { verifyTrack, type SignatureKeys } from './signature.js';
  */
 
 export const SUBSCRIPTION_TYPE_SHARED_POLL = 4;
+
+interface PollReply {
+  readonly result: unknown;
+  /** Runs once the reply is queued. */
+  readonly after?: () => void;
+}
 const TRACK = 1;
 const UNTRACK = 2;
 /** Longest key accepted (the channel name limit's default). */
@@ -41,7 +47,7 @@ export interface SharedPollDeps {
 /** What the node keeps per connection: its shared poll subscriptions by channel. */
 type ClientSubs = Map<string, PollSubscription & { readonly opts: NamespaceConfig['shared_poll'] }>;
 
-export class SharedPollService {
+export class SharedPollService implements SharedPollCommands {
   private readonly poller: SharedPollPoller | undefined;
   private readonly keys: SignatureKeys;
   private readonly clients = new Map<HubClient, ClientSubs>();
@@ -51,10 +57,19 @@ export class SharedPollService {
     private readonly deps: SharedPollDeps,
   ) {
     const sp = config.shared_poll;
-    this.keys = { secret: sp.hmac_secret_key, previous: sp.hmac_previous_secret_key, previousValidUntil: sp.hmac_previous_secret_key_valid_until };
+    this.keys = {
+      secret: sp.hmac_secret_key,
+      previous: sp.hmac_previous_secret_key,
+      previousValidUntil: sp.hmac_previous_secret_key_valid_until,
+    };
     const endpoint = config.channel.proxy.shared_poll_refresh;
     if (endpoint.endpoint) {
-      const caller = new ProxyCaller('shared_poll_refresh', { ...endpoint, max_concurrency: Math.max(endpoint.max_concurrency, sp.concurrency_limit) }, deps.log, deps.metrics);
+      const caller = new ProxyCaller(
+        'shared_poll_refresh',
+        { ...endpoint, max_concurrency: Math.max(endpoint.max_concurrency, sp.concurrency_limit) },
+        deps.log,
+        deps.metrics,
+      );
       this.poller = new SharedPollPoller({ caller, metrics: deps.metrics, log: deps.log, concurrency: sp.concurrency_limit });
     }
   }
@@ -70,15 +85,21 @@ export class SharedPollService {
   }
 
   /** A subscribe command to a shared poll namespace, or one with type 4 anywhere. */
-  async subscribe(s: CommandSession, p: ParamsOf<'subscribe'>): Promise<Reply> {
+  async subscribe(s: PollingSession, p: ParamsOf<'subscribe'>): Promise<PollReply> {
     const { ctx } = s;
     const channel = p.channel;
     const resolved = ctx.channels.resolve(channel);
     const ns = resolved.options;
     if (ns.subscription_type !== 'shared_poll') this.refuse('shared_poll_channel', 'bad request: not a shared poll channel');
-    if ((p.type ?? 0) !== SUBSCRIPTION_TYPE_SHARED_POLL) this.refuse('shared_poll_type', 'bad request: shared poll channel needs subscription type 4');
+    if ((p.type ?? 0) !== SUBSCRIPTION_TYPE_SHARED_POLL)
+      this.refuse('shared_poll_type', 'bad request: shared poll channel needs subscription type 4');
     if (!this.poller) throw new ReplyError(Errors.notAvailable);
     if (this.has(s, channel) || s.subs.has(channel)) throw new ReplyError(Errors.alreadySubscribed);
+    const limit = ctx.options.channel_limit;
+    if (limit > 0 && s.subs.size + (this.clients.get(s)?.size ?? 0) >= limit) {
+      ctx.metrics.limits.labels('channel_limit').inc();
+      throw new ReplyError(Errors.limitExceeded);
+    }
     const open = ctx.options.insecure;
     if (p.token) {
       const payload = await verifyToken(ctx, ctx.credentials.subTokens, p.token, 'subscribe', s);
@@ -103,7 +124,7 @@ export class SharedPollService {
   }
 
   /** A sub_refresh of a shared poll subscription: track (type 1) or untrack (type 2). */
-  async subRefresh(s: CommandSession, p: ParamsOf<'sub_refresh'>): Promise<Reply> {
+  async subRefresh(s: PollingSession, p: ParamsOf<'sub_refresh'>): Promise<PollReply> {
     const sub = this.clients.get(s)?.get(p.channel);
     if (!sub || !this.poller) throw new ReplyError(Errors.permissionDenied);
     if (p.type === UNTRACK) {
@@ -114,7 +135,11 @@ export class SharedPollService {
     return this.track(s, sub, p);
   }
 
-  private track(s: CommandSession, sub: PollSubscription & { readonly opts: NamespaceConfig['shared_poll'] }, p: ParamsOf<'sub_refresh'>): Reply {
+  private track(
+    s: PollingSession,
+    sub: PollSubscription & { readonly opts: NamespaceConfig['shared_poll'] },
+    p: ParamsOf<'sub_refresh'>,
+  ): PollReply {
     const poller = this.poller!;
     const opts = sub.opts;
     const now = Date.now();

@@ -43,7 +43,14 @@ function mac(secret: string, iat: string, exp: string, user: string, channel: st
 }
 
 /** Signs `keys` for `user` in `channel` (what a backend does; used by tests and docs). */
-export function signTrack(secret: string, user: string, channel: string, keys: readonly string[], ttlSeconds: number, now = Date.now()): string {
+export function signTrack(
+  secret: string,
+  user: string,
+  channel: string,
+  keys: readonly string[],
+  ttlSeconds: number,
+  now = Date.now(),
+): string {
   const iat = Math.floor(now / 1000);
   const exp = ttlSeconds > 0 ? iat + ttlSeconds : 0;
   return `${iat}:${exp}:${mac(secret, String(iat), String(exp), user, channel, keysHash(keys)).toString('hex')}`;

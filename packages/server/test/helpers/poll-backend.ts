@@ -61,7 +61,8 @@ export async function startPollBackend(t: TestContextLike, opts: { ttl?: number 
       items.set(key, { data, version: (items.get(key)?.version ?? 0) + 1 });
     },
     polls: (path) => pb.backend.requests.filter((r) => r.path.startsWith('/refresh') && (path === undefined || r.path === path)),
-    timesPolled: (key, path) => pb.polls(path).filter((r) => ((r.body.items as Array<{ key: string }>) ?? []).some((i) => i.key === key)).length,
+    timesPolled: (key, path) =>
+      pb.polls(path).filter((r) => ((r.body.items as Array<{ key: string }>) ?? []).some((i) => i.key === key)).length,
     signCalls: () => signs,
     sign: (user, channel, keys, ttl = opts.ttl ?? 0, now = Date.now()) => signTrack(POLL_SECRET, user, channel, keys, ttl, now),
   };
@@ -89,7 +90,11 @@ export async function startPollBackend(t: TestContextLike, opts: { ttl?: number 
 }
 
 /** getSignature for the SDK: asks the backend's /sign over HTTP, as a browser app would ask its own backend. */
-export function signer(pb: PollBackend, user: string, channel: string): (ctx: { keys: string[] }) => Promise<{ keys: string[]; signature: string }> {
+export function signer(
+  pb: PollBackend,
+  user: string,
+  channel: string,
+): (ctx: { keys: string[] }) => Promise<{ keys: string[]; signature: string }> {
   return async (ctx) => {
     const r = await fetch(pb.url + '/sign', { method: 'POST', body: JSON.stringify({ user, channel, keys: ctx.keys }) });
     return (await r.json()) as { keys: string[]; signature: string };
