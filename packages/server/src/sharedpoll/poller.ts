@@ -80,30 +80,16 @@ class Semaphore {
   }
 }
 
-export interface PollerDeps {
-  readonly caller: ProxyCaller;
-  readonly metrics: Metrics;
-  readonly log: Logger;
-  readonly concurrency: number;
-}
-
-const NULL_DATA: RawJSON = 'null';
-
-export class SharedPollPoller {
-  private readonly channels = new Map<string, ChannelState>();
-  private readonly sem: Semaphore;
-  /** Versionless mode: synthetic versions from one counter per process, so they only ever grow (epoch = this process). */
-  private counter = 0;
-  readonly epoch = randomBytes(6).toString('hex');
-  private stopped = false;
+/** The shared poll metrics, registered whether or not any namespace polls (so /metrics always lists them). */
+export class SharedPollStats {
   readonly calls: Counter<'kind' | 'result'>;
   readonly updates: Counter<'kind'>;
   readonly cycles: Counter;
-  private readonly trackedKeys: Gauge;
-
-  constructor(private readonly deps: PollerDeps) {
-    this.sem = new Semaphore(deps.concurrency);
-    const registers = [deps.metrics.registry];
+  readonly trackedKeys: Gauge;
+  /** Distinct keys tracked (set by the poller). */
+  keyCount: () => number = () => 0;
+  constructor(metrics: Metrics) {
+    const registers = [metrics.registry];
     this.calls = new Counter({
       name: 'switchboard_shared_poll_backend_calls_total',
       help: 'Shared poll refresh calls to the backend by kind (cycle: the periodic poll; cold: first poll of new keys) and result',
@@ -121,17 +107,44 @@ export class SharedPollPoller {
       help: 'Periodic shared poll cycles run (one per channel per refresh_interval, longer while backing off)',
       registers,
     });
-    const channels = this.channels;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const stats = this;
     this.trackedKeys = new Gauge({
       name: 'switchboard_shared_poll_keys',
       help: 'Distinct shared poll keys tracked on this node',
       registers,
       collect() {
-        let n = 0;
-        for (const c of channels.values()) n += c.keys.size;
-        this.set(n);
+        this.set(stats.keyCount());
       },
     });
+  }
+}
+
+export interface PollerDeps {
+  readonly caller: ProxyCaller;
+  readonly stats: SharedPollStats;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly concurrency: number;
+}
+
+const NULL_DATA: RawJSON = 'null';
+
+export class SharedPollPoller {
+  private readonly channels = new Map<string, ChannelState>();
+  private readonly sem: Semaphore;
+  /** Versionless mode: synthetic versions from one counter per process, so they only ever grow (epoch = this process). */
+  private counter = 0;
+  readonly epoch = randomBytes(6).toString('hex');
+  private stopped = false;
+
+  constructor(private readonly deps: PollerDeps) {
+    this.sem = new Semaphore(deps.concurrency);
+    deps.stats.keyCount = () => {
+      let n = 0;
+      for (const c of this.channels.values()) n += c.keys.size;
+      return n;
+    };
   }
 
   /** The current version and data of a key (undefined data: not polled yet). */
@@ -235,7 +248,7 @@ export class SharedPollPoller {
   private async cycle(ch: ChannelState): Promise<void> {
     this.sweep(ch);
     if (ch.keys.size === 0) return;
-    this.cycles.inc();
+    this.deps.stats.cycles.inc();
     const keys = [...ch.keys.keys()];
     const size = ch.opts.refresh_batch_size;
     const batches: string[][] = [];
@@ -287,18 +300,18 @@ export class SharedPollPoller {
     try {
       result = await this.sem.run(() => this.deps.caller.call({ channel: ch.channel, items }));
     } catch (e) {
-      this.calls.labels(kind, 'error').inc();
+      this.deps.stats.calls.labels(kind, 'error').inc();
       const msg = e instanceof ReplyError ? `${e.error.code} ${e.error.message}` : String(e);
       this.deps.log.warn({ channel: ch.channel, kind, err: msg }, 'shared poll refresh failed');
       return false;
     }
     const answered = result.items;
     if (answered !== undefined && !Array.isArray(answered)) {
-      this.calls.labels(kind, 'bad_response').inc();
+      this.deps.stats.calls.labels(kind, 'bad_response').inc();
       this.deps.metrics.badInput.labels('shared_poll_bad_response').inc();
       return false;
     }
-    this.calls.labels(kind, 'ok').inc();
+    this.deps.stats.calls.labels(kind, 'ok').inc();
     if (ch.closed) return true;
     for (const raw of (answered ?? []) as unknown[]) this.apply(ch, raw, versioned);
     return true;
@@ -329,7 +342,7 @@ export class SharedPollPoller {
       ks.version = ++this.counter;
     }
     ks.data = data;
-    this.updates.labels('update').inc();
+    this.deps.stats.updates.labels('update').inc();
     const pub: Publication = { offset: 0, data, key: item.key, version: ks.version };
     for (const sub of ks.trackers) {
       const t = sub.keys.get(item.key);
@@ -340,7 +353,7 @@ export class SharedPollPoller {
   }
 
   private remove(ch: ChannelState, key: string, ks: KeyState): void {
-    this.updates.labels('removal').inc();
+    this.deps.stats.updates.labels('removal').inc();
     for (const sub of ks.trackers) {
       sub.keys.delete(key);
       sendRemoval(sub, key);

@@ -9,7 +9,7 @@ import type { Publication } from '../protocol/types.js';
 import { subClaims } from '../session/claims.js';
 import { verifyToken } from '../session/credentials.js';
 import type { PollingSession, SharedPollCommands } from '../session/context.js';
-import { SharedPollPoller, send, sendRemoval, type PollSubscription, type Tracker } from './poller.js';
+import { SharedPollPoller, SharedPollStats, send, sendRemoval, type PollSubscription, type Tracker } from './poller.js';
 import { verifyTrack, type SignatureKeys } from './signature.js';
 
 /*
@@ -62,6 +62,7 @@ export class SharedPollService implements SharedPollCommands {
       previous: sp.hmac_previous_secret_key,
       previousValidUntil: sp.hmac_previous_secret_key_valid_until,
     };
+    const stats = new SharedPollStats(deps.metrics);
     const endpoint = config.channel.proxy.shared_poll_refresh;
     if (endpoint.endpoint) {
       const caller = new ProxyCaller(
@@ -70,13 +71,8 @@ export class SharedPollService implements SharedPollCommands {
         deps.log,
         deps.metrics,
       );
-      this.poller = new SharedPollPoller({ caller, metrics: deps.metrics, log: deps.log, concurrency: sp.concurrency_limit });
+      this.poller = new SharedPollPoller({ caller, stats, metrics: deps.metrics, log: deps.log, concurrency: sp.concurrency_limit });
     }
-  }
-
-  /** Poll counters (for tests and the docs' metrics section). */
-  get stats(): SharedPollPoller | undefined {
-    return this.poller;
   }
 
   /** Whether `client` has a shared poll subscription to `channel`. */
