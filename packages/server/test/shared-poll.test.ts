@@ -337,3 +337,15 @@ test('a tracked key whose signature expired and was never refreshed is dropped a
   await until('the key dropped after expiry', 10_000, async () => (await counter(node, 'switchboard_shared_poll_keys')) === 0);
   assert.equal(raw.closeCode, undefined);
 });
+
+test("the server API's unsubscribe ends a shared poll subscription: the client is told (2000) and its keys are no longer polled", async (t) => {
+  const pb = await startPollBackend(t);
+  pb.set('u', 1);
+  const node = await pollNode(t, pb);
+  const c = await tracking(t, node, pb, 'kicked', ['u']);
+  await until('data', 5000, () => c.rec.latest.has('u'));
+  const gone = waitFor(c.sub, 'unsubscribed');
+  await node.sb.unsubscribe({ user: 'kicked' }, CH);
+  assert.equal((await gone).code, 2000);
+  await until('the key dropped on the node', 5000, async () => (await counter(node, 'switchboard_shared_poll_keys')) === 0);
+});

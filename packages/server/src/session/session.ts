@@ -375,7 +375,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
   /** Unsubscribes and tells the client (2000, it does not resubscribe). */
   serverUnsubscribe(channel: string): void {
     const lane = this.subs.laneOf(channel);
-    if (this.subs.remove(channel)) {
+    if (this.subs.remove(channel) || this.ctx.sharedPoll?.unsubscribe(this, channel)) {
       this.writer.enqueue(this.codec.unsubscribePush(channel, Unsubscribes.server.code, Unsubscribes.server.reason), lane);
     }
   }

@@ -284,7 +284,12 @@ export class SharedPollPoller {
       ch.cold.clear();
       if (ch.closed || keys.length === 0) return;
       const size = ch.opts.refresh_batch_size;
-      for (let i = 0; i < keys.length; i += size) void this.poll(ch, keys.slice(i, i + size), 'cold');
+      for (let i = 0; i < keys.length; i += size) {
+        // A failed first poll backs the channel off too: no burst of cold polls at a backend in trouble.
+        void this.poll(ch, keys.slice(i, i + size), 'cold').then((ok) => {
+          if (!ok) ch.failures = Math.max(ch.failures, 1);
+        });
+      }
     }, 5);
     ch.coldTimer.unref();
   }

@@ -166,6 +166,8 @@ export class SharedPollService implements SharedPollCommands {
       }
     }
     const untrack = p.untrack ?? [];
+    // The SDK's replay signs whole batches and untracks what the user dropped since in the same command.
+    for (const k of untrack) wanted.delete(k);
     const after = new Set(sub.keys.keys());
     for (const k of wanted.keys()) after.add(k);
     for (const k of untrack) after.delete(k);
