@@ -77,8 +77,9 @@ export const HANDLERS: { readonly [M in Method]: Handler<M> } = {
   sub_refresh: async (s, p) => {
     const { ctx } = s;
     if (ctx.sharedPoll?.has(s, p.channel)) return ctx.sharedPoll.subRefresh(s, p);
-    if (!s.subs.has(p.channel)) throw new ReplyError(Errors.permissionDenied);
+    // a token is required here (the schema lets it be absent only for shared poll tracks)
     if (!p.token) throw new ReplyError(Errors.badRequest);
+    if (!s.subs.has(p.channel)) throw new ReplyError(Errors.permissionDenied);
     const payload = await verifyToken(ctx, ctx.credentials.subTokens, p.token, 'sub_refresh', s);
     const claims = subClaims(payload, s.user, p.channel, ctx.options.token.clock_skew);
     if (!s.subs.refreshed(p.channel, claims.expireAt)) throw new ReplyError(Errors.permissionDenied);
