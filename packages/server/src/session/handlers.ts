@@ -78,7 +78,7 @@ export const HANDLERS: { readonly [M in Method]: Handler<M> } = {
     const { ctx } = s;
     if (ctx.sharedPoll?.has(s, p.channel)) return ctx.sharedPoll.subRefresh(s, p);
     // a token is required here (the schema lets it be absent only for shared poll tracks)
-    if (!p.token) throw new ReplyError(Errors.badRequest);
+    if (!p.token) throw new ReplyError(p.type ? Errors.permissionDenied : Errors.badRequest);
     if (!s.subs.has(p.channel)) throw new ReplyError(Errors.permissionDenied);
     const payload = await verifyToken(ctx, ctx.credentials.subTokens, p.token, 'sub_refresh', s);
     const claims = subClaims(payload, s.user, p.channel, ctx.options.token.clock_skew);
