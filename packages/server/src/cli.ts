@@ -177,6 +177,8 @@ async function serve(f: Flags): Promise<void> {
       ([k, v]) =>
         k !== 'history_ttl' &&
         k !== 'history_meta_ttl' &&
+        k !== 'shared_poll' &&
+        !(k === 'subscription_type' && v === 'stream') &&
         v !== false &&
         v !== 0 &&
         v !== '' &&

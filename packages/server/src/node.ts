@@ -55,6 +55,7 @@ import {
 } from './node/maps.js';
 import type { MapUpdateResult } from './engine/map.js';
 export type { MapPublishOptions, MapRemoveOptions, MapStateQuery, MapStreamQuery, PublicMapEntry } from './node/maps.js';
+import { SharedPollService } from './sharedpoll/service.js';
 import { fanoutHandler, tracedBroker } from './node/tracing-paths.js';
 import { Tracing } from './observability/tracing.js';
 import { createCollab, type Collab, type HolderEntry, type LeaseReply, type UserStatus } from './locks/index.js';
@@ -110,6 +111,8 @@ export class Switchboard {
   /** OpenTelemetry tracing; undefined (nothing traced, nothing paid) unless `opentelemetry.enabled`. */
   readonly tracing: Tracing | undefined;
   private readonly webhooks: NodeWebhooks | undefined;
+  /** Shared poll subscriptions: this node's trackers and its backend poll loops. */
+  readonly sharedPoll: SharedPollService;
   /** The engine's broker, traced when tracing is on. */
   private readonly broker: Broker;
   /** Field locks and user status (docs/LOCKS.md, docs/USER-STATUS.md). */
@@ -154,6 +157,7 @@ export class Switchboard {
       metrics: this.metrics,
       log: this.log,
     });
+    this.sharedPoll = new SharedPollService(c, { metrics: this.metrics, log: this.log });
     this.control = new ControlApplier({
       // Sessions are the hub's only clients; the applier sees them through its narrow interface.
       find: (target) => this.hub.matching(target) as Session[],
@@ -249,6 +253,7 @@ export class Switchboard {
       log: this.log,
       builtinRpc: collab.rpc,
       fence: c.locks.enabled ? (channel, ns, data) => collab.locks.fencePublication(channel, ns.fenced, data) : undefined,
+      sharedPoll: this.sharedPoll,
     };
   }
 
@@ -643,6 +648,7 @@ export class Switchboard {
     await drain([...this.sessions], this.config.shutdown);
     this.heartbeats.stop();
     this.collab.stop();
+    this.sharedPoll.stop();
     this.files?.stop();
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.endpoint.close();

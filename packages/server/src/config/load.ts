@@ -150,6 +150,20 @@ function warnSwitchedOffProxies(c: Config, warnings: string[]): void {
     );
 }
 
+/** A shared poll namespace cannot work without the key that checks track signatures and the backend it polls. */
+function checkSharedPoll(c: Config, problems: string[]): void {
+  const all = [
+    ['channel.without_namespace', c.channel.without_namespace] as const,
+    ...c.channel.namespaces.map((ns, i) => [`channel.namespaces.${i}`, ns] as const),
+  ];
+  for (const [path, ns] of all) {
+    if (ns.subscription_type !== 'shared_poll') continue;
+    if (!c.shared_poll.hmac_secret_key) problems.push(`${path}.subscription_type: shared_poll needs shared_poll.hmac_secret_key`);
+    if (!c.channel.proxy.shared_poll_refresh.endpoint)
+      problems.push(`${path}.subscription_type: shared_poll needs channel.proxy.shared_poll_refresh.endpoint`);
+  }
+}
+
 function checkSemantics(c: Config, problems: string[]): void {
   const seen = new Set<string>();
   c.channel.namespaces.forEach((ns, i) => {
@@ -169,6 +183,7 @@ function checkSemantics(c: Config, problems: string[]): void {
       }
     }
   }
+  checkSharedPoll(c, problems);
   if (c.client.pong_timeout >= c.client.ping_interval && c.client.ping_interval > 0) {
     problems.push('client.pong_timeout: must be shorter than client.ping_interval');
   }

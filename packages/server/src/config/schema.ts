@@ -48,6 +48,19 @@ export const MapOptionsProps = {
   /** Switchboard: longest key (characters; code 107 beyond). */
   max_key_length: Int(256),
 };
+/** A shared poll namespace's polling (docs/SHARED-POLL.md); read when subscription_type is 'shared_poll'. */
+const SharedPollNamespace = Obj({
+  refresh_interval: Duration('10s'),
+  refresh_batch_size: Type.Integer({ default: 1000, minimum: 1 }),
+  max_keys_per_connection: Type.Integer({ default: 5000, minimum: 1 }),
+  mode: Type.Union([Type.Literal('versionless'), Type.Literal('versioned')], { default: 'versionless' }),
+  /** A channel's poll state is dropped this long after its last key was untracked. */
+  channel_shutdown_delay: Duration('1s'),
+  /** A tracked key whose signature expired this long ago is dropped; a track with such a signature gets 109. */
+  track_expired_extra_delay: Duration('25s'),
+  /** Switchboard: longest wait between polls of a channel while its backend keeps failing (the interval doubles per failure up to this). */
+  max_backoff: Duration('60s'),
+});
 
 export const NamespaceOptionsProps = {
   presence: Bool(false),
@@ -97,16 +110,18 @@ export const NamespaceOptionsProps = {
   conflation_key: Str(''),
   /** Switchboard: client publications must carry a current fencing token (`$fence`, docs/LOCKS.md). */
   fenced: Bool(false),
-  /** What a subscription to this namespace's channels is: a stream, a map, or server-managed map presence (docs/MAPS.md). */
-  subscription_type: Type.Union([Type.Literal('stream'), Type.Literal('map'), Type.Literal('map_clients'), Type.Literal('map_users')], {
-    default: 'stream',
-  }),
+  /** What a subscription to this namespace's channels is: a stream, a map, server-managed map presence (docs/MAPS.md), or shared poll: clients track keys and the server polls the backend for them (docs/SHARED-POLL.md). */
+  subscription_type: Type.Union(
+    [Type.Literal('stream'), Type.Literal('map'), Type.Literal('map_clients'), Type.Literal('map_users'), Type.Literal('shared_poll')],
+    { default: 'stream' },
+  ),
   /** Subscribing here also keeps an entry per connection in the map_clients channel `prefix + channel` ('' = none). */
   map_clients_presence_channel_prefix: Str(''),
   /** Subscribing here also keeps an entry per user in the map_users channel `prefix + channel` ('' = none). */
   map_users_presence_channel_prefix: Str(''),
   /** Map channels (subscription_type map / map_clients / map_users); docs/MAPS.md. */
   map: Obj(MapOptionsProps),
+  shared_poll: SharedPollNamespace,
 };
 
 const ProxyEndpoint = Obj({
@@ -213,6 +228,7 @@ export const ConfigSchema = Obj({
       subscribe: ProxyEndpoint,
       publish: ProxyEndpoint,
       sub_refresh: ProxyEndpoint,
+      shared_poll_refresh: ProxyEndpoint,
     }),
     without_namespace: Obj(NamespaceOptionsProps),
     namespaces: Type.Array(
@@ -424,6 +440,15 @@ export const ConfigSchema = Obj({
     api: Bool(true),
     /** Switchboard: trace client commands. */
     client: Bool(true),
+  }),
+  /** Shared poll subscriptions: the key that signs track signatures (docs/SHARED-POLL.md). */
+  shared_poll: Obj({
+    hmac_secret_key: Str(''),
+    hmac_previous_secret_key: Str(''),
+    /** Unix seconds: signatures issued after this must use hmac_secret_key (0 = no limit). */
+    hmac_previous_secret_key_valid_until: Int(0),
+    /** Backend refresh calls in flight from one node, over all shared poll channels. */
+    concurrency_limit: Type.Integer({ default: 64, minimum: 1 }),
   }),
   /** Switchboard: node:cluster workers for `serve` (0 = one process). */
   workers: Int(0),

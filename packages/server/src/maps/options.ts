@@ -6,14 +6,15 @@ import { Errors, ReplyError } from '../protocol/codes.js';
 export type SubscriptionType = NamespaceConfig['subscription_type'];
 
 /** The subscribe request's `type` for each subscription type (the SDK: 1 map, 2 map_clients, 3 map_users). */
-export const WIRE_TYPE: Record<SubscriptionType, number> = { stream: 0, map: 1, map_clients: 2, map_users: 3 };
+export const WIRE_TYPE: Record<SubscriptionType, number> = { stream: 0, map: 1, map_clients: 2, map_users: 3, shared_poll: 4 };
 
 /** Stream defaults of durable and persistent maps when stream_size / stream_ttl are 0 (as Centrifugo). */
 export const DEFAULT_STREAM_SIZE = 100;
 export const DEFAULT_STREAM_TTL_MS = 60_000;
 
 export function isMapNamespace(ns: NamespaceConfig): boolean {
-  return ns.subscription_type !== 'stream';
+  const t = ns.subscription_type;
+  return t === 'map' || t === 'map_clients' || t === 'map_users';
 }
 
 /** Ephemeral maps keep no stream: a resubscribe resyncs in full. */

@@ -93,6 +93,7 @@ function encodePublicationData(pub: Publication, data: string, delta = false): s
   if (pub.time !== undefined) out += ',"time":' + pub.time;
   if (pub.key !== undefined) out += ',"key":' + JSON.stringify(pub.key);
   if (pub.removed) out += ',"removed":true';
+  if (pub.version) out += ',"version":' + pub.version;
   return out + '}';
 }
 

@@ -53,8 +53,8 @@ const Subscribe = Type.Object({
   tf: anyValue,
   /** Subscription flags bitmask (1 = channel compaction). */
   flag: nullable(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
-  /** Map subscriptions: 1 map, 2 map_clients, 3 map_users (0 / absent: a stream). */
-  type: nullable(Type.Integer({ minimum: 0, maximum: 3 })),
+  /** Subscription type: 0 / absent a stream; 1 map, 2 map_clients, 3 map_users; 4 shared poll. */
+  type: nullable(Type.Integer({ minimum: 0, maximum: 255 })),
   /** Map subscriptions: 2 state page, 1 stream catch-up (0 / absent: live). */
   phase: nullable(Type.Integer({ minimum: 0, maximum: 2 })),
   /** Map state page cursor from the page before. */
@@ -91,7 +91,20 @@ const Send = Type.Object({ data: anyValue });
 
 const Refresh = Type.Object({ token: name });
 
-const SubRefresh = Type.Object({ channel: name, token: name });
+/** Shared poll keys the client tracks, authorized by one signature over them (in the order signed). */
+const TrackBatch = Type.Object({
+  signature: Type.String(),
+  items: nullable(Type.Array(Type.Object({ key: Type.String(), version: optOffset }))),
+});
+
+/** A token refresh (`token`), or for shared poll a track (type 1) or untrack (type 2) of keys. */
+const SubRefresh = Type.Object({
+  channel: name,
+  token: optString,
+  type: nullable(Type.Integer({ minimum: 0, maximum: 255 })),
+  track: nullable(Type.Array(TrackBatch)),
+  untrack: nullable(Type.Array(Type.String())),
+});
 
 export const ParamSchemas = {
   connect: Connect,

@@ -83,6 +83,7 @@ function publication(pub: Publication): Record<string, unknown> {
     time: pub.time,
     key: pub.key,
     removed: pub.removed || undefined,
+    version: pub.version || undefined,
   };
 }
 

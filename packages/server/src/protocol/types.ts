@@ -25,9 +25,11 @@ export interface Publication {
   readonly time?: number;
   /** Switchboard: a slow connection's queue keeps only the newest publication per channel and key (never sent to clients). */
   readonly conflationKey?: string;
-  /** Map channels: the key this publication sets (or removes). */
+  /** Map channels and shared poll: the key this publication sets (or removes). */
   readonly key?: string;
-  /** Map channels: the key was removed (data is then empty). */
+  /** Shared poll: the tracked key's version. */
+  readonly version?: number;
+  /** Map channels and shared poll: the key was removed (data is then empty). */
   readonly removed?: boolean;
 }
 

@@ -10,6 +10,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { Tracing } from '../observability/tracing.js';
 import type { Heartbeat } from '../transport/heartbeat.js';
 import type { BuiltinRpc } from '../locks/rpc.js';
+import type { ParamsOf } from '../protocol/params.js';
 import type { Hooks } from './hooks.js';
 import type { LogOnce } from './ratelimit.js';
 
@@ -119,4 +120,25 @@ export interface SessionContext {
   readonly fence?: (channel: string, ns: NamespaceConfig, data: unknown) => Promise<void>;
   /** Map channels (mutations with the namespace's rules, and map presence); absent: none configured. */
   readonly maps?: { readonly service: MapService; readonly presence: MapPresence };
+  /** Shared poll subscriptions (sharedpoll/): subscribe type 4, track and untrack. */
+  readonly sharedPoll?: SharedPollCommands;
+}
+
+/** What the shared poll commands use of a connection. */
+export interface PollingSession extends HubClient {
+  readonly ctx: SessionContext;
+  readonly ip: string;
+  /** Still connected (the socket may close while a handler awaits). */
+  readonly live: boolean;
+  readonly subs: { has(channel: string): boolean; readonly size: number };
+}
+
+/** Shared poll subscriptions as the command handlers call them (sharedpoll/service.ts). */
+export interface SharedPollCommands {
+  has(client: HubClient, channel: string): boolean;
+  subscribe(s: PollingSession, p: ParamsOf<'subscribe'>): Promise<{ readonly result: unknown; readonly after?: () => void }>;
+  subRefresh(s: PollingSession, p: ParamsOf<'sub_refresh'>): Promise<{ readonly result: unknown; readonly after?: () => void }>;
+  /** True when it was a shared poll subscription (then it is gone). */
+  unsubscribe(client: HubClient, channel: string): boolean;
+  closed(client: HubClient): void;
 }

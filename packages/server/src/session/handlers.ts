@@ -42,6 +42,7 @@ export const HANDLERS: { readonly [M in Method]: Handler<M> } = {
   connect: (s, p) => s.connect(p),
   subscribe,
   unsubscribe: async (s, p) => {
+    if (s.ctx.sharedPoll?.unsubscribe(s, p.channel)) return { result: {} };
     s.subs.remove(p.channel);
     return { result: {} };
   },
@@ -80,6 +81,9 @@ export const HANDLERS: { readonly [M in Method]: Handler<M> } = {
   },
   sub_refresh: async (s, p) => {
     const { ctx } = s;
+    if (ctx.sharedPoll?.has(s, p.channel)) return ctx.sharedPoll.subRefresh(s, p);
+    // a token is required here (the schema lets it be absent only for shared poll tracks)
+    if (!p.token) throw new ReplyError(p.type ? Errors.permissionDenied : Errors.badRequest);
     if (!s.subs.has(p.channel)) throw new ReplyError(Errors.permissionDenied);
     const payload = await verifyToken(ctx, ctx.credentials.subTokens, p.token, 'sub_refresh', s);
     const claims = subClaims(payload, s.user, p.channel, ctx.options.token.clock_skew);
@@ -93,6 +97,7 @@ async function subscribe(s: CommandSession, p: ParamsOf<'subscribe'>): Promise<R
   const { ctx } = s;
   const channel = p.channel;
   const resolved = ctx.channels.resolve(channel);
+  if (ctx.sharedPoll && (p.type === 4 || resolved.options.subscription_type === 'shared_poll')) return ctx.sharedPoll.subscribe(s, p);
   if (s.subs.has(channel)) throw new ReplyError(Errors.alreadySubscribed);
   if (ctx.options.channel_limit > 0 && s.subs.size >= ctx.options.channel_limit) {
     ctx.metrics.limits.labels('channel_limit').inc();

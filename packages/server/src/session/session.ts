@@ -379,7 +379,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
   /** Unsubscribes and tells the client (2000, it does not resubscribe). */
   serverUnsubscribe(channel: string): void {
     const lane = this.subs.laneOf(channel);
-    if (this.subs.remove(channel)) {
+    if (this.subs.remove(channel) || this.ctx.sharedPoll?.unsubscribe(this, channel)) {
       this.writer.enqueue(this.codec.unsubscribePush(channel, Unsubscribes.server.code, Unsubscribes.server.reason), lane);
     }
   }
@@ -455,6 +455,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     this.stale = undefined;
     this.lease.end();
     this.subs.removeAll();
+    ctx.sharedPoll?.closed(this);
     ctx.connections.remove(this);
     if (this.userSlot) {
       // After the add settles, so a remove can never overtake it and leave the entry behind.
