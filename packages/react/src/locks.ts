@@ -36,7 +36,10 @@ export type LockState = 'free' | 'acquiring' | 'held' | 'refused' | 'lost';
 export interface LockView {
   state: LockState;
   lease: Lease | null;
-  /** `{key, token}` of the live lease, for a fenced save (`$fence` in the data, or `fence` in the API). */
+  /**
+   * `{key, token}` of the last lease this hook got, for a fenced save (`$fence` in the data, or `fence`
+   * in the API). Kept when the lease is lost: the server, not the client, judges a token stale (151).
+   */
   fence: { key: string; token: string } | null;
   problem: LockProblem | null;
   acquire(): Promise<Lease | null>;
@@ -62,6 +65,7 @@ export function useLock(key: string | null, opts: UseLockOptions = {}): LockView
   const [state, setState] = useState<LockState>('free');
   const [lease, setLease] = useState<Lease | null>(null);
   const [problem, setProblem] = useState<LockProblem | null>(null);
+  const [fence, setFence] = useState<LockView['fence']>(null);
   const leaseRef = useRef<Lease | null>(null);
   leaseRef.current = lease;
   const ttl = opts.ttlMs;
@@ -73,6 +77,7 @@ export function useLock(key: string | null, opts: UseLockOptions = {}): LockView
       const r = await client.rpc('lock.acquire', ttl ? { key, ttl_ms: ttl } : { key });
       const l = r.data as Lease;
       setLease(l);
+      setFence({ key: l.key, token: l.token });
       setProblem(null);
       setState('held');
       return l;
@@ -86,6 +91,7 @@ export function useLock(key: string | null, opts: UseLockOptions = {}): LockView
   const release = useCallback(async (): Promise<void> => {
     const l = leaseRef.current;
     setLease(null);
+    setFence(null);
     setState('free');
     if (!l) return;
     try {
@@ -126,13 +132,14 @@ export function useLock(key: string | null, opts: UseLockOptions = {}): LockView
   useEffect(() => {
     setState('free');
     setProblem(null);
+    setFence(null);
     return () => {
       const l = leaseRef.current;
       if (l) client.rpc('lock.release', { key: l.key, token: l.token }).catch(() => {});
     };
   }, [client, key]);
 
-  return { state, lease, fence: lease ? { key: lease.key, token: lease.token } : null, problem, acquire, release };
+  return { state, lease, fence, problem, acquire, release };
 }
 
 /** Who holds which field of `document` (field → holder), from the holders map channel. */

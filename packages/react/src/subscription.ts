@@ -38,6 +38,8 @@ export interface SubscriptionView<T> {
   recovered: boolean;
   /** How many subscribes with recovery succeeded since mount. */
   recoveries: number;
+  /** Publications the last successful recovery brought back (stream offsets between the last one seen and the server's top). */
+  missed: number;
   /** The stream position after the last subscribe / publication (recoverable channels). */
   position: { offset: number; epoch: string } | null;
   /** Why the subscription ended or failed (cleared on the next subscribe). */
@@ -51,6 +53,7 @@ const initial = <T>(): SubscriptionView<T> => ({
   wasRecovering: false,
   recovered: false,
   recoveries: 0,
+  missed: 0,
   position: null,
   problem: null,
 });
@@ -77,6 +80,10 @@ export function useSubscription<T = unknown>(channel: string | null, opts: UseSu
         wasRecovering: ctx.wasRecovering,
         recovered: ctx.recovered,
         recoveries: v.recoveries + (ctx.wasRecovering && ctx.recovered ? 1 : 0),
+        missed:
+          ctx.wasRecovering && ctx.recovered && ctx.streamPosition && v.position && ctx.streamPosition.epoch === v.position.epoch
+            ? ctx.streamPosition.offset - v.position.offset
+            : v.missed,
         position: ctx.streamPosition ?? v.position,
         problem: null,
       }));

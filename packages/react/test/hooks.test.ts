@@ -68,6 +68,7 @@ test('useSubscription: live publications, then a reconnect that recovers the mis
   assert.equal(result.current.wasRecovering, true);
   assert.equal(result.current.recovered, true);
   assert.equal(result.current.recoveries, 1);
+  assert.equal(result.current.missed, 2);
   assert.equal(result.current.position?.offset, 3);
 });
 
