@@ -154,4 +154,6 @@ const config = {
   channel: { namespaces },
   files: { enabled: true, max_size: 10485760, expire_after: '1h' },
 };
-writeFileSync(new URL('../switchboard.json', import.meta.url), JSON.stringify(config, null, 2) + '\n');
+// `node scripts/catalogue.mjs [out.json]` (default: switchboard.json next to this folder).
+const out = process.argv[2] ?? new URL('../switchboard.json', import.meta.url);
+writeFileSync(out, JSON.stringify(config, null, 2) + '\n');
