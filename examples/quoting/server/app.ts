@@ -38,7 +38,11 @@ export interface QuotingApp {
 const COOKIE = 'qsid';
 const here = new URL('.', import.meta.url);
 /** The catalogue (namespaces with their schemas): dist/server → ../../switchboard.json. */
-const catalogue = JSON.parse(readFileSync(new URL('../../switchboard.json', here), 'utf8')) as { channel: object; files: object; client: object };
+const catalogue = JSON.parse(readFileSync(new URL('../../switchboard.json', here), 'utf8')) as {
+  channel: object;
+  files: object;
+  client: object;
+};
 
 type Reply = FastifyReply;
 const fail = (reply: Reply, status: number, message: string, code = status) => reply.code(status).send({ error: { code, message } });
@@ -168,30 +172,41 @@ export async function buildApp(opts: AppOptions = {}): Promise<QuotingApp> {
    * `quote:<id>/<field>`; a save with a token older than the field's newest
    * lease is refused (the agent's lease ended and someone else took it).
    */
-  app.post<{ Params: { id: string }; Body: { field?: string; value?: string; token?: string } }>('/api/quotes/:id/fields', async (req, reply) => {
-    const u = withRole(req, reply, ['agent', 'admin']);
-    const q = u && quoteFor(u, req.params.id, reply);
-    if (!u || !q) return reply;
-    const field = String(req.body?.field ?? '') as Field;
-    if (!FIELDS.includes(field)) return fail(reply, 400, `unknown field ${field}`);
-    const value = String(req.body?.value ?? '');
-    const token = req.body?.token === undefined ? undefined : String(req.body.token);
-    const event: PublicationOf<'quote:x'> = { type: 'quote.field_saved', quoteId: q.id, field, value, by: u.id, version: q.version + 1, at: now() };
-    if (token !== undefined) Object.assign(event, { token });
-    try {
-      await saveFenced(rooms.quote(q.id), event, token === undefined ? undefined : { key: `quote:${q.id}/${field}`, token });
-    } catch (e) {
-      const err = (e as { error?: { code: number; message: string } }).error;
-      if (err) return fail(reply, 409, `save refused: ${err.message}`, err.code);
-      throw e;
-    }
-    q.fields[field] = value;
-    q.version += 1;
-    q.updatedBy = u.id;
-    q.updatedAt = event.at;
-    await emit(rooms.quoteList(), { type: 'quote.changed', quote: summaryOf(q) });
-    return { quote: q };
-  });
+  app.post<{ Params: { id: string }; Body: { field?: string; value?: string; token?: string } }>(
+    '/api/quotes/:id/fields',
+    async (req, reply) => {
+      const u = withRole(req, reply, ['agent', 'admin']);
+      const q = u && quoteFor(u, req.params.id, reply);
+      if (!u || !q) return reply;
+      const field = String(req.body?.field ?? '') as Field;
+      if (!FIELDS.includes(field)) return fail(reply, 400, `unknown field ${field}`);
+      const value = String(req.body?.value ?? '');
+      const token = req.body?.token === undefined ? undefined : String(req.body.token);
+      const event: PublicationOf<'quote:x'> = {
+        type: 'quote.field_saved',
+        quoteId: q.id,
+        field,
+        value,
+        by: u.id,
+        version: q.version + 1,
+        at: now(),
+      };
+      if (token !== undefined) Object.assign(event, { token });
+      try {
+        await saveFenced(rooms.quote(q.id), event, token === undefined ? undefined : { key: `quote:${q.id}/${field}`, token });
+      } catch (e) {
+        const err = (e as { error?: { code: number; message: string } }).error;
+        if (err) return fail(reply, 409, `save refused: ${err.message}`, err.code);
+        throw e;
+      }
+      q.fields[field] = value;
+      q.version += 1;
+      q.updatedBy = u.id;
+      q.updatedAt = event.at;
+      await emit(rooms.quoteList(), { type: 'quote.changed', quote: summaryOf(q) });
+      return { quote: q };
+    },
+  );
   /** The publish of a save; with a fence when the node has field locks (see the README). */
   async function saveFenced(channel: string, event: object, fence: { key: string; token: string } | undefined) {
     return sb.publish(channel, event, fence ? ({ fence } as object) : {});
@@ -205,7 +220,13 @@ export async function buildApp(opts: AppOptions = {}): Promise<QuotingApp> {
     q.version += 1;
     await emit(rooms.policy(q.id), { type: 'policy.decided', quoteId: q.id, decision, premium: q.fields.premium, by: u.id, at: now() });
     await emit(rooms.quoteList(), { type: 'quote.changed', quote: summaryOf(q) });
-    await emit(rooms.notifications(q.client), { type: 'notification.created', id: randomUUID(), title: `Quote ${q.id}: ${decision}`, priority: 'normal', at: now() });
+    await emit(rooms.notifications(q.client), {
+      type: 'notification.created',
+      id: randomUUID(),
+      title: `Quote ${q.id}: ${decision}`,
+      priority: 'normal',
+      at: now(),
+    });
     return { quote: q };
   });
   /** A tus upload token for the quote's attachments room (agents only). */
@@ -230,7 +251,8 @@ export async function buildApp(opts: AppOptions = {}): Promise<QuotingApp> {
     const q = u && quoteFor(u, req.params.id, reply);
     if (!u || !q) return reply;
     const { publications } = await sb.history(rooms.attachments(q.id));
-    if (!publications.some((p) => (p.data as { file?: { id?: string } }).file?.id === req.params.file)) return fail(reply, 404, 'no such file on this quote');
+    if (!publications.some((p) => (p.data as { file?: { id?: string } }).file?.id === req.params.file))
+      return fail(reply, 404, 'no such file on this quote');
     return sb.files!.signedUrl(req.params.file, 300);
   });
   /** Notifies a user; `urgent` goes to the high-priority lane. */
@@ -240,7 +262,13 @@ export async function buildApp(opts: AppOptions = {}): Promise<QuotingApp> {
     const to = String(req.body?.to ?? '');
     if (!USERS[to]) return fail(reply, 400, 'unknown user');
     const priority = req.body?.priority === 'urgent' ? 'urgent' : 'normal';
-    await emit(rooms.notifications(to), { type: 'notification.created', id: randomUUID(), title: String(req.body?.title ?? '').slice(0, 200), priority, at: now() });
+    await emit(rooms.notifications(to), {
+      type: 'notification.created',
+      id: randomUUID(),
+      title: String(req.body?.title ?? '').slice(0, 200),
+      priority,
+      at: now(),
+    });
     return {};
   });
   /**
@@ -257,8 +285,19 @@ export async function buildApp(opts: AppOptions = {}): Promise<QuotingApp> {
     const count = Math.min(Math.max(1, Number(req.body?.count) || 200), 2000);
     const pad = 'x'.repeat(Math.min(Math.max(0, Number(req.body?.size) || 2000), 16000));
     const sends: Promise<unknown>[] = [];
-    for (let seq = 1; seq <= count; seq++) sends.push(emit(rooms.analytics(), { type: 'analytics.tick', metric: 'quotes.per_minute', value: seq % 17, seq, at: now(), labels: { pad } }));
-    sends.push(emit(rooms.notifications(to), { type: 'notification.created', id: randomUUID(), title: `Urgent: review quote queue (after ${count} bulk ticks)`, priority: 'urgent', at: now() }));
+    for (let seq = 1; seq <= count; seq++)
+      sends.push(
+        emit(rooms.analytics(), { type: 'analytics.tick', metric: 'quotes.per_minute', value: seq % 17, seq, at: now(), labels: { pad } }),
+      );
+    sends.push(
+      emit(rooms.notifications(to), {
+        type: 'notification.created',
+        id: randomUUID(),
+        title: `Urgent: review quote queue (after ${count} bulk ticks)`,
+        priority: 'urgent',
+        at: now(),
+      }),
+    );
     await Promise.all(sends);
     return { published: count + 1 };
   });

@@ -72,7 +72,8 @@ test('quoting app: two agents in two browsers through every flow', { skip: chrom
   });
 
   await t.test("agents' online status", async () => {
-    for (const p of [alice, bob]) for (const a of ['alice', 'bob']) await p.getByTestId(`agent-${a}-status`).filter({ hasText: 'online' }).waitFor(T);
+    for (const p of [alice, bob])
+      for (const a of ['alice', 'bob']) await p.getByTestId(`agent-${a}-status`).filter({ hasText: 'online' }).waitFor(T);
   });
 
   await t.test('a room the role may not enter shows why', async () => {
@@ -107,10 +108,18 @@ test('quoting app: two agents in two browsers through every flow', { skip: chrom
     await alice.getByTestId('agent-bob-status').filter({ hasText: 'offline' }).waitFor(T);
     // Meanwhile: Alice notifies Bob (through her backend) and a quote changes.
     await alice.evaluate(() =>
-      fetch('/api/notify', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ to: 'bob', title: 'While you were away' }) }),
+      fetch('/api/notify', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ to: 'bob', title: 'While you were away' }),
+      }),
     );
     await alice.evaluate(() =>
-      fetch('/api/quotes/Q-1001/fields', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ field: 'notes', value: 'survey received' }) }),
+      fetch('/api/quotes/Q-1001/fields', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ field: 'notes', value: 'survey received' }),
+      }),
     );
     await bobNet.restore();
     await bob.getByTestId('connection-state').filter({ hasText: 'connected' }).waitFor(T);
@@ -126,7 +135,11 @@ test('quoting app: two agents in two browsers through every flow', { skip: chrom
     const carol = carolCtx.pages()[0] ?? (await carolCtx.newPage());
     await carol.goto(app.base);
     await carol.evaluate(() =>
-      fetch('/api/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'carol', ttlMs: 3000 }) }),
+      fetch('/api/login', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ user: 'carol', ttlMs: 3000 }),
+      }),
     );
     await carol.reload();
     await carol.getByTestId('connection-state').filter({ hasText: 'connected' }).waitFor(T);

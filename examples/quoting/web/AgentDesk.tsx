@@ -39,7 +39,18 @@ function QuoteList({ selected, onSelect }: { selected: string | null; onSelect: 
   const list = useSubscription<ListEvent>('quotes:list', { keep: 0, onPublication: (e) => upsert(e.quote) });
   useEffect(() => {
     api<{ quotes: Quote[] }>('/api/quotes').then((r) =>
-      r.quotes.forEach((q) => upsert({ id: q.id, customer: q.customer, client: q.client, premium: q.fields.premium, status: q.status, version: q.version, updatedBy: q.updatedBy, updatedAt: q.updatedAt })),
+      r.quotes.forEach((q) =>
+        upsert({
+          id: q.id,
+          customer: q.customer,
+          client: q.client,
+          premium: q.fields.premium,
+          status: q.status,
+          version: q.version,
+          updatedBy: q.updatedBy,
+          updatedAt: q.updatedAt,
+        }),
+      ),
     );
   }, []);
   const create = async () => {
@@ -54,7 +65,12 @@ function QuoteList({ selected, onSelect }: { selected: string | null; onSelect: 
         {Object.values(quotes)
           .sort((a, b) => a.id.localeCompare(b.id))
           .map((q) => (
-            <li key={q.id} className={`quote-item ${q.id === selected ? 'selected' : ''}`} data-testid={`quote-${q.id}`} onClick={() => onSelect(q.id)}>
+            <li
+              key={q.id}
+              className={`quote-item ${q.id === selected ? 'selected' : ''}`}
+              data-testid={`quote-${q.id}`}
+              onClick={() => onSelect(q.id)}
+            >
               <span>
                 {q.id} · {q.customer}
               </span>
@@ -65,7 +81,12 @@ function QuoteList({ selected, onSelect }: { selected: string | null; onSelect: 
           ))}
       </ul>
       <div style={{ display: 'flex', gap: 6, marginTop: 8 }}>
-        <input placeholder="New quote: customer" value={customer} data-testid="new-quote-customer" onChange={(e) => setCustomer(e.target.value)} />
+        <input
+          placeholder="New quote: customer"
+          value={customer}
+          data-testid="new-quote-customer"
+          onChange={(e) => setCustomer(e.target.value)}
+        />
         <button data-testid="new-quote" onClick={() => void create()}>
           Add
         </button>
@@ -145,7 +166,12 @@ function FieldRow({ quoteId, field, value, holder, me }: { quoteId: string; fiel
   return (
     <div className="field" data-testid={`field-${field}`}>
       <label>{field}</label>
-      <input value={editing ? draft : value} disabled={!editing} data-testid={`input-${field}`} onChange={(e) => setDraft(e.target.value)} />
+      <input
+        value={editing ? draft : value}
+        disabled={!editing}
+        data-testid={`input-${field}`}
+        onChange={(e) => setDraft(e.target.value)}
+      />
       <span>
         {!editing && (
           <button data-testid={`edit-${field}`} disabled={!!theirs || lock.state === 'acquiring'} onClick={() => void lock.acquire()}>
@@ -273,12 +299,18 @@ function Attachments({ quoteId }: { quoteId: string }) {
         {files.length === 0 && <li className="muted">none</li>}
         {files.map((f) => (
           <li key={f.id} data-testid="attachment" data-sha256={f.sha256}>
-            📎 {f.name} · {f.size} bytes · by {f.user} · sha256 {f.sha256.slice(0, 12)}… <button onClick={() => void download(f.id)}>Download</button>
+            📎 {f.name} · {f.size} bytes · by {f.user} · sha256 {f.sha256.slice(0, 12)}…{' '}
+            <button onClick={() => void download(f.id)}>Download</button>
           </li>
         ))}
       </ul>
       <input type="file" data-testid="file-input" onChange={(e) => e.target.files?.[0] && void upload(e.target.files[0])} />
-      {progress && <span className="muted" data-testid="upload-progress"> upload {progress}</span>}
+      {progress && (
+        <span className="muted" data-testid="upload-progress">
+          {' '}
+          upload {progress}
+        </span>
+      )}
     </section>
   );
 }

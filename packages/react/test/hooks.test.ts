@@ -55,7 +55,12 @@ test('useSubscription: live publications, then a reconnect that recovers the mis
   await until(() => assert.equal(result.current.state, 'subscribed'));
   assert.equal(result.current.wasRecovering, false);
   await n.sb.publish('quote:7', { n: 1 });
-  await until(() => assert.deepEqual(result.current.publications.map((p) => p.data.n), [1]));
+  await until(() =>
+    assert.deepEqual(
+      result.current.publications.map((p) => p.data.n),
+      [1],
+    ),
+  );
 
   // Offline: the SDK keeps the subscription's position; what is published meanwhile comes back on reconnect.
   await act(async () => ann.disconnect());
@@ -63,7 +68,12 @@ test('useSubscription: live publications, then a reconnect that recovers the mis
   await n.sb.publish('quote:7', { n: 2 });
   await n.sb.publish('quote:7', { n: 3 });
   await act(async () => ann.connect());
-  await until(() => assert.deepEqual(result.current.publications.map((p) => p.data.n), [1, 2, 3]));
+  await until(() =>
+    assert.deepEqual(
+      result.current.publications.map((p) => p.data.n),
+      [1, 2, 3],
+    ),
+  );
   assert.equal(result.current.state, 'subscribed');
   assert.equal(result.current.wasRecovering, true);
   assert.equal(result.current.recovered, true);
@@ -83,7 +93,12 @@ test('useSubscription: a forbidden channel is a problem with its code, and two h
   assert.equal(result.current.admin.state, 'unsubscribed');
   await until(() => assert.equal(result.current.b.state, 'subscribed'));
   await n.sb.publish('quote:1', 5);
-  await until(() => assert.deepEqual([result.current.a.publications, result.current.b.publications].map((l) => l.map((p) => p.data)), [[5], [5]]));
+  await until(() =>
+    assert.deepEqual(
+      [result.current.a.publications, result.current.b.publications].map((l) => l.map((p) => p.data)),
+      [[5], [5]],
+    ),
+  );
   assert.deepEqual(Object.keys(ann.subscriptions()).sort(), ['admin:ops', 'quote:1'], 'one SDK subscription per channel');
 });
 

@@ -40,7 +40,13 @@ export async function startNode(t: After, config: Record<string, unknown> = {}):
   const token = (user: string, exp = Math.floor(Date.now() / 1000) + 3600): Promise<string> =>
     new SignJWT({ sub: user, exp }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(SECRET));
   const client = async (user: string, options: Partial<Options> = {}): Promise<Centrifuge> => {
-    const c = new Centrifuge(url, { websocket: WebSocket, token: await token(user), minReconnectDelay: 50, maxReconnectDelay: 200, ...options });
+    const c = new Centrifuge(url, {
+      websocket: WebSocket,
+      token: await token(user),
+      minReconnectDelay: 50,
+      maxReconnectDelay: 200,
+      ...options,
+    });
     t.after(() => c.disconnect());
     return c;
   };
