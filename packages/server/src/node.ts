@@ -44,6 +44,17 @@ import { VERSION } from './version.js';
 import type { FileService } from './files/service.js';
 import { filesPrefix, mountFiles } from './files/mount.js';
 import { NodeWebhooks } from './node/webhooks.js';
+import {
+  NodeMaps,
+  publicMapEntry,
+  type MapPublishOptions,
+  type MapRemoveOptions,
+  type MapStateQuery,
+  type MapStreamQuery,
+  type PublicMapEntry,
+} from './node/maps.js';
+import type { MapUpdateResult } from './engine/map.js';
+export type { MapPublishOptions, MapRemoveOptions, MapStateQuery, MapStreamQuery, PublicMapEntry } from './node/maps.js';
 import { fanoutHandler, tracedBroker } from './node/tracing-paths.js';
 import { Tracing } from './observability/tracing.js';
 
@@ -91,6 +102,8 @@ export class Switchboard {
   private readonly ctx: SessionContext;
   /** Resumable uploads and downloads under `files.path` (files.enabled; loaded by start()), their tokens and signed URLs. */
   files: FileService | undefined;
+  /** Map channels: mutations with the namespace's rules, map presence (also behind `mapPublish` and the HTTP API). */
+  readonly maps: NodeMaps;
   /** OpenTelemetry tracing; undefined (nothing traced, nothing paid) unless `opentelemetry.enabled`. */
   readonly tracing: Tracing | undefined;
   private readonly webhooks: NodeWebhooks | undefined;
@@ -116,6 +129,7 @@ export class Switchboard {
     this.heartbeats = new HeartbeatWheel(c.client.ping_interval, c.client.pong_timeout);
     this.limits = new NodeLimits(c.client.rate_limit);
     this.engine = opts.engine ?? new MemoryEngine();
+    this.maps = new NodeMaps(c, this.engine.maps, (ch) => this.channelRules.resolve(ch).options, this.metrics, this.log);
     this.gate = new UpgradeGate(c.client, {
       metrics: this.metrics,
       log: this.log,
@@ -209,6 +223,7 @@ export class Switchboard {
       },
       subscribers: this.webhooks ? this.webhooks.subscribers(subscribers) : subscribers,
       engine: this.tracing ? { broker: this.broker, history: engine.history, presence: engine.presence } : engine,
+      maps: { service: this.maps.service, presence: this.maps.presence },
       tracing: this.tracing?.client ? this.tracing : undefined,
       credentials: {
         tokens: this.tokens,
@@ -246,6 +261,7 @@ export class Switchboard {
       { log: this.log },
     );
     this.heartbeats.start();
+    this.maps.start();
     if (this.config.files.enabled) await this.startFiles();
     this.webhooks?.start();
     const registry = this.engine.nodes;
@@ -470,6 +486,42 @@ export class Switchboard {
     await this.engine.history.remove(channel);
   }
 
+  /** Sets a key of a map channel (docs/MAPS.md); `suppressed` when a key mode or idempotency key kept it from changing. */
+  async mapPublish(channel: string, key: string, data: unknown, opts: MapPublishOptions = {}): Promise<MapUpdateResult> {
+    this.ensureStarted();
+    return this.maps.publish(channel, key, data, opts);
+  }
+
+  /** Removes a key of a map channel; `suppressed` (key_not_found) when it was not there. */
+  async mapRemove(channel: string, key: string, opts: MapRemoveOptions = {}): Promise<MapUpdateResult> {
+    this.ensureStarted();
+    return this.maps.remove(channel, key, opts);
+  }
+
+  /** One page of a map channel's entries (`cursor` '' on the last page). */
+  async mapReadState(
+    channel: string,
+    q: MapStateQuery = {},
+  ): Promise<{ entries: PublicMapEntry[]; cursor: string; position: StreamPosition }> {
+    const r = await this.maps.readState(channel, q);
+    return { entries: r.entries.map(publicMapEntry), cursor: r.cursor, position: r.position };
+  }
+
+  /** A map channel's change stream (positioned maps). */
+  async mapReadStream(channel: string, q: MapStreamQuery = {}): Promise<{ publications: PublicMapEntry[]; position: StreamPosition }> {
+    const r = await this.maps.readStream(channel, q);
+    return { publications: r.publications.map(publicMapEntry), position: r.position };
+  }
+
+  async mapStats(channel: string): Promise<{ numKeys: number }> {
+    return this.maps.stats(channel);
+  }
+
+  /** Drops a map channel's state and stream (subscribers are not told; the next subscribe starts a new epoch). */
+  async mapClear(channel: string): Promise<void> {
+    await this.maps.clear(channel);
+  }
+
   /** Channels with subscribers (all nodes when the engine can tell) and this node's subscriber counts. */
   async channels(pattern?: string): Promise<Map<string, number>> {
     const names = this.engine.nodes ? await this.engine.nodes.channels() : this.hub.channelNames();
@@ -542,6 +594,7 @@ export class Switchboard {
     this.endpoint.close();
     this.uni.close();
     this.webhooks?.stop();
+    this.maps.close();
     await this.engine.close();
     await this.tracing?.shutdown();
   }

@@ -6,6 +6,7 @@ import type { StreamPosition } from '../protocol/types.js';
 import type { Switchboard } from '../node.js';
 import { FileRefusal } from '../files/auth.js';
 import { API_METHODS, type ApiMethod, type ParamsOf } from './schemas.js';
+import { mapHandlers } from './map-handlers.js';
 import { badParams, checkParams, normalizeParams, type ValidationIssue } from './validate.js';
 
 export { API_METHODS, type ApiMethod } from './schemas.js';
@@ -256,6 +257,7 @@ const HANDLERS: Handlers = {
     if (!sb.files) throw new ReplyError(Errors.notAvailable);
     return fileCall(async () => sb.files!.signedUrl(p.id, p.ttl));
   },
+  ...mapHandlers({ dataOf, position }),
   async batch(sb, p) {
     const runOne = async (c: unknown): Promise<unknown> => {
       if (!c || typeof c !== 'object' || Array.isArray(c))

@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { MapParamsSchemas, MapResultSchemas } from './map-schemas.js';
 
 /**
  * The HTTP server API's params and results as TypeBox schemas, in
@@ -180,6 +181,8 @@ export const ParamsSchemas = {
     },
     { description: 'A signed download URL (path and query) that expires.' },
   ),
+  // Map subscriptions (docs/MAPS.md).
+  ...MapParamsSchemas,
 } satisfies Record<string, TSchema>;
 
 export type ApiMethod = keyof typeof ParamsSchemas;
@@ -296,6 +299,7 @@ export const ResultSchemas = {
     url: Type.String({ description: 'Path and query of the download, e.g. /files/<id>?expires=...&sig=...' }),
     expires: Uint('Unix seconds when it expires.'),
   }),
+  ...MapResultSchemas,
 } satisfies Record<ApiMethod, TSchema>;
 
 /** The HTTP 200 body of `POST /api/<method>`: `{result}` or `{error}`; batch: `{replies}` or `{error}`. */

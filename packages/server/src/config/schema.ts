@@ -12,6 +12,43 @@ const Int = (def: number) => Type.Integer({ default: def, minimum: 0 });
 const Str = (def: string) => Type.String({ default: def });
 const Obj = <T extends Record<string, TSchema>>(props: T) => Type.Object(props, { default: {}, additionalProperties: false });
 
+/** A namespace's `map` block (Centrifugo 6.8 key names; Switchboard additions marked). */
+export const MapOptionsProps = {
+  /** ephemeral: streamless, a resubscribe resyncs in full; durable / persistent: a stream, recovery after a disconnect. */
+  mode: Type.Union([Type.Literal('ephemeral'), Type.Literal('durable'), Type.Literal('persistent')], { default: 'persistent' }),
+  /** Keys lapse this long after their last publish (required for ephemeral and durable; 0s = never). */
+  key_ttl: Duration('0s'),
+  /** Stream entries kept (durable / persistent; 0 = 100). */
+  stream_size: Int(0),
+  /** Stream entries older than this are dropped (durable / persistent; 0s = 1m). */
+  stream_ttl: Duration('0s'),
+  /** Channel meta (epoch, offset) outlives its last mutation by this (0s = engine default, 30 days). */
+  meta_ttl: Duration('0s'),
+  allow_publish_for_client: Bool(false),
+  allow_publish_for_subscriber: Bool(false),
+  allow_publish_for_anonymous: Bool(false),
+  allow_remove_for_client: Bool(false),
+  allow_remove_for_subscriber: Bool(false),
+  allow_remove_for_anonymous: Bool(false),
+  /** The key of a client publish/remove: as sent (''), or the connection's client id / user id. */
+  client_key: Type.Union([Type.Literal(''), Type.Literal('client_id'), Type.Literal('user_id')], { default: '' }),
+  /** A connection's entry (key = its client id) is removed when it unsubscribes or disconnects. */
+  remove_client_on_unsubscribe: Bool(false),
+  default_page_size: Int(100),
+  min_page_size: Int(100),
+  max_page_size: Int(1000),
+  /** Most stream publications a subscribe catches up in its live step (0 = max_page_size). */
+  live_transition_max_publication_limit: Int(0),
+  /** Longest a subscribe may take from its first state page to live (else it starts over). */
+  subscribe_catch_up_timeout: Duration('5s'),
+  /** Switchboard: keys a channel may hold (a publish of a new key beyond is refused, code 106; 0 = no limit). */
+  max_keys: Int(0),
+  /** Switchboard: largest value (bytes of JSON) a publish may set (code 107 beyond; 0 = no limit). */
+  max_value_size: Int(0),
+  /** Switchboard: longest key (characters; code 107 beyond). */
+  max_key_length: Int(256),
+};
+
 export const NamespaceOptionsProps = {
   presence: Bool(false),
   join_leave: Bool(false),
@@ -58,6 +95,16 @@ export const NamespaceOptionsProps = {
   priority: Type.Union([Type.Literal('high'), Type.Literal('normal'), Type.Literal('low')], { default: 'normal' }),
   /** Switchboard: default conflation key of publications: a JSON Pointer into the data ("/symbol") or a fixed key; '' = none. */
   conflation_key: Str(''),
+  /** What a subscription to this namespace's channels is: a stream, a map, or server-managed map presence (docs/MAPS.md). */
+  subscription_type: Type.Union([Type.Literal('stream'), Type.Literal('map'), Type.Literal('map_clients'), Type.Literal('map_users')], {
+    default: 'stream',
+  }),
+  /** Subscribing here also keeps an entry per connection in the map_clients channel `prefix + channel` ('' = none). */
+  map_clients_presence_channel_prefix: Str(''),
+  /** Subscribing here also keeps an entry per user in the map_users channel `prefix + channel` ('' = none). */
+  map_users_presence_channel_prefix: Str(''),
+  /** Map channels (subscription_type map / map_clients / map_users); docs/MAPS.md. */
+  map: Obj(MapOptionsProps),
 };
 
 const ProxyEndpoint = Obj({

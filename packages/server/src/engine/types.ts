@@ -1,5 +1,8 @@
 import type { Logger } from '../observability/logger.js';
 import type { ClientInfo, Publication, RawJSON, StreamPosition } from '../protocol/types.js';
+import type { MapStore } from './map.js';
+
+export type * from './map.js';
 
 export interface PublishOptions {
   /** 0 = no history: the publication gets no offset and is not kept. */
@@ -258,6 +261,8 @@ export interface Engine {
   readonly outbox?: WebhookOutbox;
   /** Absent: occupancy is this node's own view. */
   readonly occupancy?: ChannelOccupancy;
+  /** Map channels (engine/map.ts). Absent: the engine has none, and a config with map namespaces is refused. */
+  readonly maps?: MapStore;
   /** Connects, starts delivering to `handlers`, and logs through `opts.log` from then on. */
   start(handlers: EngineHandlers, opts?: EngineStartOptions): Promise<void>;
   /** False while the engine cannot serve (e.g. Redis down). */

@@ -137,6 +137,8 @@ export class Subscriber {
   delta = false;
   /** With `delta`: the publication whose payload the client holds as its delta base (null: the next one goes whole). */
   base: Publication | null = null;
+  /** A map subscription with `delta`: the payload the client holds per key (deltas are per key). */
+  keyBase: Map<string, string> | null = null;
   /** Tags filter (null = every publication). */
   filter: CompiledFilter | null = null;
   /** Asked for channel compaction: pushes are routed by `id`. */
@@ -190,12 +192,36 @@ export class Subscriber {
     const codec = this.client.codec;
     const id = this.compact ? this.id : 0;
     const encodes = this.entry?.encodes ?? detached;
-    if (!this.delta) return variant(codec, this.channel, id, pub, 'plain', 'plain', encodes);
+    if (!this.delta || pub.removed) {
+      if (pub.removed) this.keyBase?.delete(pub.key!);
+      return variant(codec, this.channel, id, pub, 'plain', 'plain', encodes);
+    }
+    if (this.keyBase !== null && pub.key !== undefined) return this.keyBytes(pub, this.keyBase, id, encodes);
     const mine = this.base;
     this.base = pub;
     const base = deltaBase.get(pub);
     // The client applies the delta to the payload it holds: the same text is the same bytes.
     if (base !== undefined && mine !== null && mine.data === base) {
+      const d = deltaOf(codec, base, pub);
+      if (d !== null) return variant(codec, this.channel, id, pub, 'delta', d, encodes);
+    }
+    return variant(codec, this.channel, id, pub, 'full', 'full', encodes);
+  }
+
+  /**
+   * A map key's publication: a delta against the key's previous value when
+   * the client holds it. The first delta subscriber to get the publication
+   * fixes its base (what it holds for the key; subscribers of one channel
+   * nearly always hold the same), so the delta is computed once and shared.
+   */
+  private keyBytes(pub: Publication, keyBase: Map<string, string>, id: number, encodes: number[]): Buffer {
+    const codec = this.client.codec;
+    const key = pub.key!;
+    const mine = keyBase.get(key);
+    keyBase.set(key, pub.data);
+    let base = deltaBase.get(pub);
+    if (base === undefined && mine !== undefined && pub.delta === true) deltaBase.set(pub, (base = mine));
+    if (base !== undefined && mine === base) {
       const d = deltaOf(codec, base, pub);
       if (d !== null) return variant(codec, this.channel, id, pub, 'delta', d, encodes);
     }
@@ -391,9 +417,12 @@ export class Hub {
   publish(channel: string, pub: Publication): void {
     const e = this.channels.get(channel);
     if (!e) return;
-    const prev = e.prev;
-    e.prev = pub;
-    if (prev !== null && pub.delta === true) deltaBase.set(pub, prev.data);
+    // map keys' deltas are per key: their base is set when the first delta subscriber gets one (keyBytes)
+    if (pub.key === undefined) {
+      const prev = e.prev;
+      e.prev = pub;
+      if (prev !== null && pub.delta === true) deltaBase.set(pub, prev.data);
+    }
     const conflation = pub.conflationKey === undefined ? undefined : conflationId(channel, pub.conflationKey);
     let n = 0;
     // plain pushes by codec slot: the common case costs no lookup per subscriber

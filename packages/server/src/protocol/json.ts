@@ -69,7 +69,7 @@ export function encodePublication(pub: Publication): string {
 }
 
 function encodePublicationNow(pub: Publication): string {
-  return encodePublicationData(pub, pub.data);
+  return encodePublicationData(pub, pub.removed ? 'null' : pub.data);
 }
 
 /**
@@ -78,7 +78,8 @@ function encodePublicationNow(pub: Publication): string {
  * bytes as UTF-8) and `delta: true` marks a delta.
  */
 export function encodePublicationAs(pub: Publication, form: PayloadForm): string {
-  if (form === 'plain') return encodePublication(pub);
+  // a map key's removal has no payload to compare or escape
+  if (form === 'plain' || pub.removed) return encodePublication(pub);
   if (form === 'full') return encodePublicationData(pub, JSON.stringify(pub.data));
   return encodePublicationData(pub, JSON.stringify(form.toString('utf8')), true);
 }
@@ -90,6 +91,8 @@ function encodePublicationData(pub: Publication, data: string, delta = false): s
   if (pub.offset > 0) out += ',"offset":' + pub.offset;
   if (pub.tags !== undefined) out += ',"tags":' + JSON.stringify(pub.tags);
   if (pub.time !== undefined) out += ',"time":' + pub.time;
+  if (pub.key !== undefined) out += ',"key":' + JSON.stringify(pub.key);
+  if (pub.removed) out += ',"removed":true';
   return out + '}';
 }
 

@@ -53,11 +53,29 @@ const Subscribe = Type.Object({
   tf: anyValue,
   /** Subscription flags bitmask (1 = channel compaction). */
   flag: nullable(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+  /** Map subscriptions: 1 map, 2 map_clients, 3 map_users (0 / absent: a stream). */
+  type: nullable(Type.Integer({ minimum: 0, maximum: 3 })),
+  /** Map subscriptions: 2 state page, 1 stream catch-up (0 / absent: live). */
+  phase: nullable(Type.Integer({ minimum: 0, maximum: 2 })),
+  /** Map state page cursor from the page before. */
+  cursor: optString,
+  /** Position to recover from (with `recover`), or of a map subscribe's flow. */
+  offset: optOffset,
+  epoch: optString,
+  /** Map page size (0 = the namespace default). */
+  limit: nullable(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
 });
 
 const Channel = Type.Object({ channel: name });
 
-const Publish = Type.Object({ channel: name, data: Type.Unknown() });
+/** A stream publish needs data (checked by the handler); a map publish (type 1) names a key, a map remove sets `removed`. */
+const Publish = Type.Object({
+  channel: name,
+  data: anyValue,
+  type: nullable(Type.Integer({ minimum: 0, maximum: 1 })),
+  key: optString,
+  removed: optBool,
+});
 
 const History = Type.Object({
   channel: name,

@@ -76,18 +76,20 @@ function clientInfo(info: ClientInfo): Record<string, unknown> {
 
 function publication(pub: Publication): Record<string, unknown> {
   return {
-    data: rawToBytes(pub.data),
+    data: pub.removed ? undefined : rawToBytes(pub.data),
     info: pub.info !== undefined ? clientInfo(pub.info) : undefined,
     offset: pub.offset > 0 ? pub.offset : undefined,
     tags: pub.tags,
     time: pub.time,
+    key: pub.key,
+    removed: pub.removed || undefined,
   };
 }
 
 /** Protobuf payloads are bytes either way: a delta subscription's full payload is the plain one. */
 function publicationAs(pub: Publication, form: PayloadForm): Record<string, unknown> {
   const p = publication(pub);
-  if (typeof form !== 'string') {
+  if (typeof form !== 'string' && !pub.removed) {
     p.data = form;
     p.delta = true;
   }

@@ -25,6 +25,10 @@ export interface Publication {
   readonly time?: number;
   /** Switchboard: a slow connection's queue keeps only the newest publication per channel and key (never sent to clients). */
   readonly conflationKey?: string;
+  /** Map channels: the key this publication sets (or removes). */
+  readonly key?: string;
+  /** Map channels: the key was removed (data is then empty). */
+  readonly removed?: boolean;
 }
 
 export interface StreamPosition {

@@ -2,6 +2,8 @@ import type { JWTPayload } from 'jose';
 import type { ResolvedChannel } from '../auth/channels.js';
 import type { Config, NamespaceConfig } from '../config/load.js';
 import type { Broker, HistoryStore, PresenceManager } from '../engine/types.js';
+import type { MapPresence } from '../maps/presence.js';
+import type { MapService } from '../maps/service.js';
 import type { HubClient, Subscriber } from '../hub/hub.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -108,4 +110,6 @@ export interface SessionContext {
   readonly log: Logger;
   /** Set when client commands are traced (opentelemetry.enabled and .client); absent, commands run untraced. */
   readonly tracing?: Tracing;
+  /** Map channels (mutations with the namespace's rules, and map presence); absent: none configured. */
+  readonly maps?: { readonly service: MapService; readonly presence: MapPresence };
 }

@@ -4,7 +4,10 @@ import { Errors, ReplyError } from '../protocol/codes.js';
 import type { Method } from '../protocol/commands.js';
 import { parsePosition, rawData, type ParamsOf } from '../protocol/params.js';
 import type { RawJSON } from '../protocol/types.js';
+import type { ResolvedChannel } from '../auth/channels.js';
+import { isMapNamespace } from '../maps/options.js';
 import { subClaims } from './claims.js';
+import { mapClientPublish, mapSubscribe, type MapAuth } from './map-subscribe.js';
 import type { SessionContext } from './context.js';
 import { refreshCredentials, verifyToken, type ConnectCredentials } from './credentials.js';
 import type { CommandGuard } from './guard.js';
@@ -94,6 +97,38 @@ async function subscribe(s: CommandSession, p: ParamsOf<'subscribe'>): Promise<R
     throw new ReplyError(Errors.limitExceeded);
   }
   const ns = resolved.options;
+  if (isMapNamespace(ns) || (p.type ?? 0) !== 0) return mapSubscribe(s, p, resolved, () => authorize(s, p, resolved));
+  const { chanInfo, data, expireAt, override, serverSideRefresh } = await authorize(s, p, resolved);
+  if (!s.live) throw new ReplyError(Errors.internal);
+  if (s.subs.has(channel)) throw new ReplyError(Errors.alreadySubscribed);
+  const recover = p.recover ?? false;
+  const { result, activate } = await s.subs.subscribe(channel, resolved, {
+    recover,
+    since: recover ? parsePosition(p) : undefined,
+    recoverable: p.recoverable ?? false,
+    positioned: p.positioned ?? false,
+    joinLeave: p.join_leave ?? false,
+    chanInfo,
+    data,
+    expireAt,
+    override,
+    serverSideRefresh,
+    delta: p.delta ?? undefined,
+    tagsFilter: p.tf,
+    compaction: ((p.flag ?? 0) & FLAG_CHANNEL_COMPACTION) !== 0,
+  });
+  return { result, after: activate, lane: replyLane(laneOf(ns.priority)) };
+}
+
+/** Who may subscribe and with what: the subscription token's claims, the onSubscribe hook, or the namespace's rules. */
+async function authorize(
+  s: CommandSession,
+  p: ParamsOf<'subscribe'>,
+  resolved: ResolvedChannel,
+): Promise<MapAuth & { override?: Readonly<Record<string, boolean>> }> {
+  const { ctx } = s;
+  const channel = p.channel;
+  const ns = resolved.options;
   let chanInfo: RawJSON | undefined;
   let data: RawJSON | undefined;
   let expireAt = 0;
@@ -126,25 +161,7 @@ async function subscribe(s: CommandSession, p: ParamsOf<'subscribe'>): Promise<R
       throw new ReplyError(Errors.permissionDenied);
     }
   }
-  if (!s.live) throw new ReplyError(Errors.internal);
-  if (s.subs.has(channel)) throw new ReplyError(Errors.alreadySubscribed);
-  const recover = p.recover ?? false;
-  const { result, activate } = await s.subs.subscribe(channel, resolved, {
-    recover,
-    since: recover ? parsePosition(p) : undefined,
-    recoverable: p.recoverable ?? false,
-    positioned: p.positioned ?? false,
-    joinLeave: p.join_leave ?? false,
-    chanInfo,
-    data,
-    expireAt,
-    override,
-    serverSideRefresh,
-    delta: p.delta ?? undefined,
-    tagsFilter: p.tf,
-    compaction: ((p.flag ?? 0) & FLAG_CHANNEL_COMPACTION) !== 0,
-  });
-  return { result, after: activate, lane: replyLane(laneOf(ns.priority)) };
+  return { chanInfo, data, expireAt, override, serverSideRefresh };
 }
 
 async function publish(s: CommandSession, p: ParamsOf<'publish'>): Promise<Reply> {
@@ -155,6 +172,8 @@ async function publish(s: CommandSession, p: ParamsOf<'publish'>): Promise<Reply
   s.guard.publication(now);
   if (s.user !== '' && !(await ctx.limits.userPublication(s.user, now))) s.guard.refuse('user_publications_per_second');
   if (!ctx.limits.namespacePublication(ns, now)) s.guard.refuse('namespace_publications_per_second');
+  if (isMapNamespace(ns) || (p.type ?? 0) !== 0) return mapClientPublish(s, p, ns);
+  if (p.data === undefined) throw new ReplyError(Errors.badRequest);
   const subscribed = s.subs.has(channel);
   const nsAllows =
     ctx.options.insecure ||

@@ -61,6 +61,14 @@ interface Subscription {
   readonly serverSide: boolean;
   /** Made when the subscription first gets a deadline: most never expire, and a timer with its callback costs ~200 bytes. */
   expiry: ExpiryTimer | undefined;
+  /** Runs when the subscription ends (a map subscription's cleanup). */
+  readonly onRemove?: () => void;
+}
+
+/** A subscribe that spans several commands (a map subscription's state pages) and is not a subscription yet. */
+export interface PendingSubscribe {
+  /** Gives up: the subscriber leaves the hub. */
+  drop(): void;
 }
 
 export interface Subscribed {
@@ -69,7 +77,7 @@ export interface Subscribed {
   readonly activate: () => void;
 }
 
-type Ctx = Pick<SessionContext, 'subscribers' | 'engine' | 'options' | 'hooks' | 'metrics' | 'log' | 'limits'>;
+type Ctx = Pick<SessionContext, 'subscribers' | 'engine' | 'options' | 'hooks' | 'metrics' | 'log' | 'limits' | 'maps'>;
 
 /**
  * One connection's subscriptions: subscribing (hub entry, recovery from
@@ -79,6 +87,8 @@ type Ctx = Pick<SessionContext, 'subscribers' | 'engine' | 'options' | 'hooks' |
  */
 export class SubscriptionSet {
   private readonly subs = new Map<string, Subscription>();
+  /** Subscribes in progress over several commands, by channel (dropped with the channel's unsubscribe and on close). */
+  readonly pending = new Map<string, PendingSubscribe>();
 
   constructor(
     private readonly ctx: Ctx,
@@ -109,7 +119,7 @@ export class SubscriptionSet {
   }
 
   /** Checks what the client asked of delta, tags filter and compaction; the bad request is counted and refused. */
-  private features(ns: NamespaceConfig, req: SubscribeRequest): { delta: boolean; filter: CompiledFilter | null; compact: boolean } {
+  features(ns: NamespaceConfig, req: SubscribeRequest): { delta: boolean; filter: CompiledFilter | null; compact: boolean } {
     const { ctx, owner } = this;
     const refuse = (label: string, message: string, code: number = Errors.badRequest.code): never => {
       ctx.metrics.badInput.labels(label).inc();
@@ -184,6 +194,7 @@ export class SubscriptionSet {
         if (this.subs.get(channel) !== state) throw new ReplyError(Errors.internal);
       }
       if (joinLeaveOn) await ctx.engine.broker.publishJoin(channel, info);
+      ctx.maps?.presence.joined(channel, ns, info);
     } catch (e) {
       if (this.subs.get(channel) === state) this.subs.delete(channel);
       ctx.subscribers.remove(sub);
@@ -258,8 +269,41 @@ export class SubscriptionSet {
     }
   }
 
+  /**
+   * A subscription whose subscriber the caller already added to the registry
+   * (a map subscription going live); returns the expiry fields of its reply.
+   */
+  adopt(
+    channel: string,
+    sub: Subscriber,
+    options: NamespaceConfig,
+    info: ClientInfo,
+    expireAt: number,
+    serverSide: boolean,
+    onRemove?: () => void,
+  ): { expires?: boolean; ttl?: number } {
+    const state: Subscription = {
+      subscriber: sub,
+      options,
+      info,
+      presence: false,
+      joinLeave: false,
+      serverSide,
+      expiry: undefined,
+      onRemove,
+    };
+    this.subs.set(channel, state);
+    this.ctx.maps?.presence.joined(channel, options, info);
+    if (expireAt > 0) {
+      this.setExpiry(state, expireAt, serverSide);
+      if (!serverSide) return { expires: true, ttl: Math.max(1, Math.floor((expireAt - Date.now()) / 1000)) };
+    }
+    return {};
+  }
+
   /** Drops a subscription on this node: hub, expiry, presence, leave. */
   remove(channel: string): boolean {
+    this.pending.get(channel)?.drop();
     const state = this.subs.get(channel);
     if (!state) return false;
     this.subs.delete(channel);
@@ -268,10 +312,13 @@ export class SubscriptionSet {
     ctx.subscribers.remove(state.subscriber);
     if (state.presence) this.cleanup(ctx.engine.presence.remove(channel, owner.id, owner.user), channel);
     if (state.joinLeave) this.cleanup(ctx.engine.broker.publishLeave(channel, state.info), channel);
+    ctx.maps?.presence.left(channel, state.options, state.info);
+    state.onRemove?.();
     return true;
   }
 
   removeAll(): void {
+    for (const p of [...this.pending.values()]) p.drop();
     for (const channel of [...this.subs.keys()]) this.remove(channel);
   }
 

@@ -15,6 +15,11 @@ export class MemoryStream {
 
   constructor(readonly epoch: string) {}
 
+  /** Entries it keeps at most (its last append's capacity). */
+  get capacity(): number {
+    return this.buf.length;
+  }
+
   append(pub: Publication, capacity: number): void {
     if (this.buf.length !== capacity) this.resize(capacity);
     if (capacity === 0) return;
