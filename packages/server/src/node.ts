@@ -57,6 +57,7 @@ import type { MapUpdateResult } from './engine/map.js';
 export type { MapPublishOptions, MapRemoveOptions, MapStateQuery, MapStreamQuery, PublicMapEntry } from './node/maps.js';
 import { fanoutHandler, tracedBroker } from './node/tracing-paths.js';
 import { Tracing } from './observability/tracing.js';
+import { createCollab, type Collab, type HolderEntry, type LeaseReply, type UserStatus } from './locks/index.js';
 
 /**
  * A Switchboard node: wires config, engine, hub, sessions and transport,
@@ -109,6 +110,8 @@ export class Switchboard {
   private readonly webhooks: NodeWebhooks | undefined;
   /** The engine's broker, traced when tracing is on. */
   private readonly broker: Broker;
+  /** Field locks and user status (docs/LOCKS.md, docs/USER-STATUS.md). */
+  private readonly collab: Collab;
 
   constructor(opts: SwitchboardOptions = {}) {
     const loaded = opts.resolvedConfig ? undefined : loadConfig({ object: opts.config ?? {} });
@@ -193,6 +196,7 @@ export class Switchboard {
     const heartbeats = this.heartbeats;
     const limits = this.limits;
     const engine = this.engine;
+    const collab = (this.collab = createCollab(c, this.engine, this.metrics, this.log));
     const subscribers = {
       add: (sub: Subscriber) => this.subscriptions.add(sub),
       remove: (sub: Subscriber) => this.subscriptions.remove(sub),
@@ -201,7 +205,7 @@ export class Switchboard {
     this.ctx = {
       options: c.client,
       node: { id: this.nodeId, version: this.version },
-      connections: {
+      connections: collab.connections({
         get count() {
           return hub.clients.size;
         },
@@ -220,7 +224,7 @@ export class Switchboard {
           this.sessions.delete(s as Session);
           this.gate.closed(s.ip);
         },
-      },
+      }),
       subscribers: this.webhooks ? this.webhooks.subscribers(subscribers) : subscribers,
       engine: this.tracing ? { broker: this.broker, history: engine.history, presence: engine.presence } : engine,
       maps: { service: this.maps.service, presence: this.maps.presence },
@@ -240,6 +244,8 @@ export class Switchboard {
       payloads: new PayloadValidators(c),
       metrics: this.metrics,
       log: this.log,
+      builtinRpc: collab.rpc,
+      fence: c.locks.enabled ? (channel, ns, data) => collab.locks.fencePublication(channel, ns.fenced, data) : undefined,
     };
   }
 
@@ -261,6 +267,7 @@ export class Switchboard {
       { log: this.log },
     );
     this.heartbeats.start();
+    this.collab.start(this, this.channelRules);
     this.maps.start();
     if (this.config.files.enabled) await this.startFiles();
     this.webhooks?.start();
@@ -355,6 +362,7 @@ export class Switchboard {
   async publish(channel: string, data: unknown, opts: ApiPublishOptions = {}): Promise<PublishResult> {
     this.ensureStarted();
     const ns = this.namespaceOf(channel);
+    if (opts.fence !== undefined) await this.collab.locks.fence(channel, opts.fence);
     const raw = toRaw(data);
     const res = await this.broker.publish(channel, raw, {
       historySize: opts.skipHistory ? 0 : ns.history_size,
@@ -439,6 +447,42 @@ export class Switchboard {
       user: opts.user,
       issuedBefore: opts.issuedBefore !== undefined ? opts.issuedBefore * 1000 : undefined,
     });
+  }
+
+  // ---- field locks and user status (docs/LOCKS.md, docs/USER-STATUS.md) ----
+
+  /** The node's locks: holder observers (`observe`), the holders channel of a document. */
+  get locks(): Collab['locks'] {
+    return this.collab.locks;
+  }
+
+  /** A backend-held lease on `key` (`<document>/<field>`); 150 when another client holds it. */
+  lockAcquire(key: string, opts: { ttlMs?: number; user?: string; client?: string } = {}): Promise<LeaseReply> {
+    return this.collab.locks.acquire(key, { user: opts.user ?? '', client: opts.client || 'api' }, opts.ttlMs, false);
+  }
+
+  lockRenew(key: string, token: string, opts: { ttlMs?: number } = {}): Promise<LeaseReply> {
+    return this.collab.locks.renew(key, token, undefined, opts.ttlMs);
+  }
+
+  lockRelease(key: string, token: string): Promise<{ released_at: number }> {
+    return this.collab.locks.release(key, token, undefined);
+  }
+
+  lockGet(document: string): Promise<HolderEntry[]> {
+    return this.collab.locks.holders(document);
+  }
+
+  updateUserStatus(users: readonly string[]): Promise<void> {
+    return this.collab.userStatus.update(users);
+  }
+
+  getUserStatus(users: readonly string[]): Promise<UserStatus[]> {
+    return this.collab.userStatus.get(users);
+  }
+
+  deleteUserStatus(users: readonly string[]): Promise<void> {
+    return this.collab.userStatus.remove(users);
   }
 
   /** A channel's presence by client id, conn/chan info parsed (as the HTTP API returns it). */
@@ -589,6 +633,7 @@ export class Switchboard {
     this.uni.stopAccepting();
     await drain([...this.sessions], this.config.shutdown);
     this.heartbeats.stop();
+    this.collab.stop();
     this.files?.stop();
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.endpoint.close();

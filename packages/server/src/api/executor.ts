@@ -5,6 +5,7 @@ import { Raw, encodeClientInfo, publicationsRaw, stringify, toRawJson } from '..
 import type { StreamPosition } from '../protocol/types.js';
 import type { Switchboard } from '../node.js';
 import { FileRefusal } from '../files/auth.js';
+import { LOCK_HANDLERS } from './locks.js';
 import { API_METHODS, type ApiMethod, type ParamsOf } from './schemas.js';
 import { mapHandlers } from './map-handlers.js';
 import { badParams, checkParams, normalizeParams, type ValidationIssue } from './validate.js';
@@ -122,8 +123,10 @@ function publishOptions(p: {
   idempotency_key?: string;
   delta?: boolean;
   conflation_key?: string;
+  fence?: { key: string; token: string };
 }) {
   return {
+    fence: p.fence,
     skipHistory: p.skip_history === true,
     tags: p.tags,
     idempotencyKey: p.idempotency_key || undefined,
@@ -138,6 +141,7 @@ type Handlers = { [M in ApiMethod]: (sb: Switchboard, p: ParamsOf<M>) => Promise
 
 /** One handler per method; params arrive checked and typed. */
 const HANDLERS: Handlers = {
+  ...LOCK_HANDLERS,
   async publish(sb, p) {
     return publishResult(await sb.publish(p.channel, dataOf(p), publishOptions(p)));
   },

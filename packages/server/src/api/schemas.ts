@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { LockParamsSchemas, LockResultSchemas } from './locks.js';
 import { MapParamsSchemas, MapResultSchemas } from './map-schemas.js';
 
 /**
@@ -55,6 +56,15 @@ const PublishCommon = {
       description:
         "Switchboard: while a subscriber's connection is backed up, a queued publication of the channel with the same key is replaced by this one (history keeps both). Overrides the namespace's conflation_key.",
     }),
+  ),
+  fence: Type.Optional(
+    Type.Object(
+      { key: Type.String({ description: 'Lock key `<channel>/<field>`.' }), token: Type.String({ description: 'Fencing token.' }) },
+      {
+        description:
+          "Switchboard: refused with 151 when the token is older than the lock key's current one (152: never issued); docs/LOCKS.md.",
+      },
+    ),
   ),
 };
 
@@ -181,6 +191,8 @@ export const ParamsSchemas = {
     },
     { description: 'A signed download URL (path and query) that expires.' },
   ),
+  // Switchboard: field locks and user status (docs/LOCKS.md, docs/USER-STATUS.md).
+  ...LockParamsSchemas,
   // Map subscriptions (docs/MAPS.md).
   ...MapParamsSchemas,
 } satisfies Record<string, TSchema>;
@@ -299,6 +311,7 @@ export const ResultSchemas = {
     url: Type.String({ description: 'Path and query of the download, e.g. /files/<id>?expires=...&sig=...' }),
     expires: Uint('Unix seconds when it expires.'),
   }),
+  ...LockResultSchemas,
   ...MapResultSchemas,
 } satisfies Record<ApiMethod, TSchema>;
 

@@ -180,6 +180,12 @@ function checkSemantics(c: Config, problems: string[]): void {
     hookNames.add(e.name);
     if (!/^https?:\/\//.test(e.url)) problems.push(`webhooks.endpoints.${i}.url: must be an http:// or https:// URL`);
   });
+  const l = c.locks;
+  if (l.min_ttl_ms > l.default_ttl_ms || l.default_ttl_ms > l.max_ttl_ms)
+    problems.push('locks.default_ttl_ms: must be between locks.min_ttl_ms and locks.max_ttl_ms');
+  c.channel.namespaces.forEach((ns, i) => {
+    if (ns.fenced && !l.enabled) problems.push(`channel.namespaces.${i}.fenced: needs locks.enabled`);
+  });
 }
 
 /** "Expected union value" says nothing: name the allowed values or the duration format. */

@@ -95,6 +95,8 @@ export const NamespaceOptionsProps = {
   priority: Type.Union([Type.Literal('high'), Type.Literal('normal'), Type.Literal('low')], { default: 'normal' }),
   /** Switchboard: default conflation key of publications: a JSON Pointer into the data ("/symbol") or a fixed key; '' = none. */
   conflation_key: Str(''),
+  /** Switchboard: client publications must carry a current fencing token (`$fence`, docs/LOCKS.md). */
+  fenced: Bool(false),
   /** What a subscription to this namespace's channels is: a stream, a map, or server-managed map presence (docs/MAPS.md). */
   subscription_type: Type.Union([Type.Literal('stream'), Type.Literal('map'), Type.Literal('map_clients'), Type.Literal('map_users')], {
     default: 'stream',
@@ -413,6 +415,28 @@ export const ConfigSchema = Obj({
   }),
   /** Switchboard: node:cluster workers for `serve` (0 = one process). */
   workers: Int(0),
+  /** Switchboard: collaborative field locks (docs/LOCKS.md). */
+  locks: Obj({
+    enabled: Bool(false),
+    /** Holders of document D are the map channel `<namespace>:D`. */
+    namespace: Str('locks'),
+    default_ttl_ms: Type.Integer({ default: 10000, minimum: 1 }),
+    min_ttl_ms: Type.Integer({ default: 1000, minimum: 1 }),
+    max_ttl_ms: Type.Integer({ default: 60000, minimum: 1 }),
+    max_per_connection: Int(16),
+    max_key_length: Type.Integer({ default: 256, minimum: 3, maximum: 4096 }),
+    /** How often each node ends leases whose time is up. */
+    sweep_interval_ms: Type.Integer({ default: 250, minimum: 10 }),
+  }),
+  /** Switchboard: user status in the shape of Centrifugo PRO's (docs/USER-STATUS.md). */
+  user_status: Obj({
+    enabled: Bool(false),
+    expire_s: Type.Integer({ default: 2678400, minimum: 1 }),
+    /** At most one activity write per user per node in this time. */
+    update_throttle_ms: Int(10000),
+    /** How often a node records `online` for its connected users. */
+    online_refresh_ms: Type.Integer({ default: 60000, minimum: 100 }),
+  }),
 });
 
 export type RawConfig = Static<typeof ConfigSchema>;

@@ -1,4 +1,5 @@
 import type { Logger } from '../observability/logger.js';
+import type { LockStore, UserStatusStore } from './locks.js';
 import type { ClientInfo, Publication, RawJSON, StreamPosition } from '../protocol/types.js';
 import type { MapStore } from './map.js';
 
@@ -261,6 +262,10 @@ export interface Engine {
   readonly outbox?: WebhookOutbox;
   /** Absent: occupancy is this node's own view. */
   readonly occupancy?: ChannelOccupancy;
+  /** Collaborative field locks (docs/LOCKS.md). Absent: locks of this process only. */
+  readonly locks?: LockStore;
+  /** User status (docs/USER-STATUS.md). Absent: kept in this process only. */
+  readonly userStatus?: UserStatusStore;
   /** Map channels (engine/map.ts). Absent: the engine has none, and a config with map namespaces is refused. */
   readonly maps?: MapStore;
   /** Connects, starts delivering to `handlers`, and logs through `opts.log` from then on. */

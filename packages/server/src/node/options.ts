@@ -25,6 +25,8 @@ export interface ApiPublishOptions {
   readonly delta?: boolean;
   /** A slow subscriber's queue keeps only the newest publication per channel and key (overrides the namespace's `conflation_key`). */
   readonly conflationKey?: string;
+  /** Refused (151 stale, 152 never issued) unless `token` is the lock key's current fencing token (docs/LOCKS.md). */
+  readonly fence?: { readonly key: string; readonly token: string };
 }
 
 export interface HistoryOptions {

@@ -23,6 +23,13 @@ export const Errors = {
   expired: { code: 110, message: 'expired' },
   tooManyRequests: { code: 111, message: 'too many requests', temporary: true },
   unrecoverablePosition: { code: 112, message: 'unrecoverable position' },
+  // Switchboard's own (docs/LOCKS.md): field locks and fencing tokens.
+  /** lock.acquire of a key whose live lease another client holds. */
+  lockHeld: { code: 150, message: 'lock held' },
+  /** A publication carries a fencing token older than the key's current one. */
+  staleToken: { code: 151, message: 'stale fencing token' },
+  /** Renew or release of a lease that is not live with this token and holder (or a token never issued). */
+  lockNotHeld: { code: 152, message: 'lock not held' },
 } as const satisfies Record<string, ProtocolError>;
 
 export interface Disconnect {

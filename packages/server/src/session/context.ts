@@ -9,6 +9,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Tracing } from '../observability/tracing.js';
 import type { Heartbeat } from '../transport/heartbeat.js';
+import type { BuiltinRpc } from '../locks/rpc.js';
 import type { Hooks } from './hooks.js';
 import type { LogOnce } from './ratelimit.js';
 
@@ -43,6 +44,8 @@ export interface ConnectionIndex {
   remove(s: IndexedSession): void;
   /** Called once when a session has closed, whatever state it reached. */
   closed(s: IndexedSession): void;
+  /** A connected session ran a client command (user status activity). */
+  active?(s: IndexedSession): void;
 }
 
 /** Channel subscriptions as the node counts them (hub entry plus the engine's delivery of the channel). */
@@ -110,6 +113,10 @@ export interface SessionContext {
   readonly log: Logger;
   /** Set when client commands are traced (opentelemetry.enabled and .client); absent, commands run untraced. */
   readonly tracing?: Tracing;
+  /** RPC methods the server answers itself (locks, user status: docs/LOCKS.md), before the onRpc hook. */
+  readonly builtinRpc?: BuiltinRpc;
+  /** Checks the fencing token a client publication carries (`$fence`; required in a `fenced` namespace). */
+  readonly fence?: (channel: string, ns: NamespaceConfig, data: unknown) => Promise<void>;
   /** Map channels (mutations with the namespace's rules, and map presence); absent: none configured. */
   readonly maps?: { readonly service: MapService; readonly presence: MapPresence };
 }

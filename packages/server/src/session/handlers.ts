@@ -61,6 +61,8 @@ export const HANDLERS: { readonly [M in Method]: Handler<M> } = {
   history,
   rpc: async (s, p) => {
     const method = p.method ?? '';
+    const builtin = s.ctx.builtinRpc?.({ id: s.id, user: s.user, subscribedTo: (ch) => s.subs.has(ch) }, method, p.data);
+    if (builtin) return { result: { data: s.codec.data(JSON.stringify(await builtin)) } };
     const hook = s.ctx.hooks.onRpc;
     if (!hook) throw new ReplyError(Errors.notAvailable);
     s.ctx.payloads.checkRpc(method, p.data);
@@ -180,6 +182,7 @@ async function publish(s: CommandSession, p: ParamsOf<'publish'>): Promise<Reply
     (s.user === '' ? ns.allow_publish_for_anonymous : ns.allow_publish_for_client) ||
     (ns.allow_publish_for_subscriber && subscribed);
   ctx.payloads.checkPublication(ns, p.data);
+  if (ctx.fence) await ctx.fence(channel, ns, p.data);
   let data = rawData(p.data)!;
   let skipHistory = false;
   if (ctx.hooks.onPublish) {

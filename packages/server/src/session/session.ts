@@ -189,7 +189,10 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     const started = performance.now();
     let result = 'ok';
     try {
-      if (method !== 'connect') this.guard.command();
+      if (method !== 'connect') {
+        this.guard.command();
+        this.ctx.connections.active?.(this);
+      }
       const t = this.ctx.tracing;
       const reply = t
         ? await t.run(`client ${method}`, SpanKind.SERVER, { 'rpc.method': method, 'enduser.id': this.user }, () =>
@@ -220,8 +223,9 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
       const limited = e.error.code === Errors.tooManyRequests.code;
       if (!limited) this.guard.passed();
       if (id > 0 && this.state !== 'closed') this.writer.enqueue(this.codec.error(id, e.error));
-      // Rate-limit refusals are governed by rate_limit.disconnect_after, not counted as protocol errors.
-      if (!limited) this.countErrorReply();
+      // Rate-limit refusals are governed by rate_limit.disconnect_after, not counted as protocol errors;
+      // nor is "lock held" (150): contention for a field lock is an answer, not a misbehaving client.
+      if (!limited && e.error.code !== Errors.lockHeld.code) this.countErrorReply();
       // The client gives up on a non-temporary connect error; free the socket.
       if (method === 'connect' && !(e.error.code === Errors.tokenExpired.code || e.error.temporary))
         this.disconnect(Disconnects.connectionClosed);

@@ -2,6 +2,7 @@ import type { Engine, EngineHandlers, EngineStartOptions } from '../types.js';
 import type { MapStoreOptions } from '../map.js';
 import { MemoryBroker } from './broker.js';
 import { DEFAULT_META_TTL_MS, MemoryHistory } from './history.js';
+import { MemoryLocks, MemoryUserStatus } from './locks.js';
 import { MemoryMaps } from './maps.js';
 import { MemoryOccupancy } from './occupancy.js';
 import { MemoryOutbox } from './outbox.js';
@@ -26,6 +27,8 @@ export class MemoryEngine implements Engine {
   readonly revocations = new MemoryRevocations();
   readonly outbox = new MemoryOutbox();
   readonly occupancy = new MemoryOccupancy();
+  readonly locks = new MemoryLocks();
+  readonly userStatus = new MemoryUserStatus();
   readonly maps: MemoryMaps;
   private sweepTimer: NodeJS.Timeout | undefined;
 
@@ -47,6 +50,7 @@ export class MemoryEngine implements Engine {
     this.history.sweep(now);
     this.broker.sweep(now);
     this.revocations.sweep(now);
+    this.userStatus.sweep();
   }
 
   healthy(): boolean {

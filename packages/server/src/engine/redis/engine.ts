@@ -5,6 +5,7 @@ import { RedisBackend } from './backend.js';
 import { RedisBroker } from './broker.js';
 import { RedisHistory } from './history.js';
 import { RedisLimiter } from './limiter.js';
+import { RedisLocks, RedisUserStatus } from './locks.js';
 import { RedisNodes } from './nodes.js';
 import { RedisOccupancy } from './occupancy.js';
 import { RedisOutbox } from './outbox.js';
@@ -34,6 +35,8 @@ export class RedisEngine implements Engine {
   readonly revocations: RedisRevocations;
   readonly outbox: RedisOutbox;
   readonly occupancy: RedisOccupancy;
+  readonly locks: RedisLocks;
+  readonly userStatus: RedisUserStatus;
   private readonly backend: RedisBackend;
 
   constructor(config: Config, opts: RedisEngineOptions = {}) {
@@ -47,6 +50,8 @@ export class RedisEngine implements Engine {
     this.revocations = new RedisRevocations(b);
     this.outbox = new RedisOutbox(b);
     this.occupancy = new RedisOccupancy(b);
+    this.locks = new RedisLocks(b);
+    this.userStatus = new RedisUserStatus(b);
   }
 
   async start(handlers: EngineHandlers, opts: EngineStartOptions = {}): Promise<void> {
