@@ -127,6 +127,13 @@ const namespaces = [
     ]),
   },
   {
+    // Who edits which field: the node writes lock holders here (map key = field), clients only read.
+    name: 'locks',
+    subscription_type: 'map',
+    // An ephemeral map needs a key TTL: longer than any lease (locks.max_ttl_ms, 60 s); a renew rewrites the key.
+    map: { mode: 'ephemeral', key_ttl: '90s' },
+  },
+  {
     name: 'attachments',
     history_size: 100,
     history_ttl: '24h',
@@ -153,6 +160,8 @@ const config = {
   client: { allowed_origins: ['*'] },
   channel: { namespaces },
   files: { enabled: true, max_size: 10485760, expire_after: '1h' },
+  locks: { enabled: true, default_ttl_ms: 15000 },
+  user_status: { enabled: true },
 };
 // `node scripts/catalogue.mjs [out.json]` (default: switchboard.json next to this folder).
 const out = process.argv[2] ?? new URL('../switchboard.json', import.meta.url);

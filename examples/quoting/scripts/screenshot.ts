@@ -29,10 +29,16 @@ try {
     await alice.getByTestId('lock-premium').filter({ hasText: 'bob is editing' }).waitFor();
   }
   await alice.getByTestId('edit-deductible').click();
-  await bob.getByTestId('file-input').setInputFiles({ name: 'site-survey.pdf', mimeType: 'application/pdf', buffer: Buffer.alloc(150_000, 7) });
+  await bob
+    .getByTestId('file-input')
+    .setInputFiles({ name: 'site-survey.pdf', mimeType: 'application/pdf', buffer: Buffer.alloc(150_000, 7) });
   await alice.getByTestId('attachment').waitFor();
   await bob.evaluate(() =>
-    fetch('/api/burst', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ to: 'alice', count: 200, size: 2000 }) }),
+    fetch('/api/burst', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ to: 'alice', count: 200, size: 2000 }),
+    }),
   );
   await alice.getByTestId('notification-urgent').waitFor();
   await alice.getByTestId('analytics-count').filter({ hasText: '200 ticks' }).waitFor();

@@ -196,7 +196,7 @@ export async function buildApp(opts: AppOptions = {}): Promise<QuotingApp> {
         await saveFenced(rooms.quote(q.id), event, token === undefined ? undefined : { key: `quote:${q.id}/${field}`, token });
       } catch (e) {
         const err = (e as { error?: { code: number; message: string } }).error;
-        if (err) return fail(reply, 409, `save refused: ${err.message}`, err.code);
+        if (err) return fail(reply, 409, err.message, err.code);
         throw e;
       }
       q.fields[field] = value;

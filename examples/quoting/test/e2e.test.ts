@@ -74,6 +74,30 @@ test('quoting app: two agents in two browsers through every flow', { skip: chrom
   await t.test("agents' online status", async () => {
     for (const p of [alice, bob])
       for (const a of ['alice', 'bob']) await p.getByTestId(`agent-${a}-status`).filter({ hasText: 'online' }).waitFor(T);
+    // Last activity from the server's user status (user_status.get).
+    await bob.getByTestId('agent-alice').filter({ hasText: 'active' }).waitFor(T);
+  });
+
+  await t.test('two agents edit one quote with field locks: who edits which field, and the lease', async () => {
+    await alice.getByTestId('quote-Q-1001').click();
+    await bob.getByTestId('quote-Q-1001').click();
+    await alice.getByTestId('edit-premium').click();
+    await alice.getByTestId('lock-premium').filter({ hasText: 'you are editing · lease' }).waitFor(T);
+    await bob
+      .getByTestId('lock-premium')
+      .filter({ hasText: /alice is editing · lease \d+s · token \d+/ })
+      .waitFor(T);
+    assert.equal(await bob.getByTestId('edit-premium').isDisabled(), true, 'Bob cannot take a field Alice holds');
+    await bob.getByTestId('edit-deductible').click();
+    await alice.getByTestId('lock-deductible').filter({ hasText: 'bob is editing' }).waitFor(T);
+
+    await alice.getByTestId('input-premium').fill('13250');
+    await alice.getByTestId('save-premium').click();
+    await bob.getByTestId('lock-premium').filter({ hasText: 'free' }).waitFor(T);
+    assert.equal(await bob.getByTestId('input-premium').inputValue(), '13250');
+    await bob.getByTestId('quote-Q-1001-premium').filter({ hasText: '13250' }).waitFor(T);
+    await bob.getByTestId('release-deductible').click();
+    await alice.getByTestId('lock-deductible').filter({ hasText: 'free' }).waitFor(T);
   });
 
   await t.test('a room the role may not enter shows why', async () => {
@@ -91,8 +115,6 @@ test('quoting app: two agents in two browsers through every flow', { skip: chrom
   });
 
   await t.test('a file attached by one agent appears for the other, checksum and all', async () => {
-    await alice.getByTestId('quote-Q-1001').click();
-    await bob.getByTestId('quote-Q-1001').click();
     const bytes = randomBytes(200_000);
     await alice.getByTestId('file-input').setInputFiles({ name: 'survey.pdf', mimeType: 'application/pdf', buffer: bytes });
     await alice.getByTestId('upload-progress').filter({ hasText: 'done' }).waitFor(T);
@@ -101,11 +123,21 @@ test('quoting app: two agents in two browsers through every flow', { skip: chrom
     assert.equal(await item.getAttribute('data-sha256'), createHash('sha256').update(bytes).digest('hex'));
   });
 
-  await t.test('an agent cut off comes back and sees what was missed, without reloading', async () => {
-    await bob.getByTestId('editor').waitFor(T);
+  await t.test('an agent cut off comes back, sees what was missed without reloading, and a stale save is refused', async () => {
+    // Bob is editing the coverage when his network goes.
+    await bob.getByTestId('edit-coverage').click();
+    await alice.getByTestId('lock-coverage').filter({ hasText: 'bob is editing' }).waitFor(T);
+    await bob.getByTestId('input-coverage').fill('Fleet, 40 vehicles + trailers');
     await bobNet.cut();
     await bob.getByTestId('offline').waitFor(T);
     await alice.getByTestId('agent-bob-status').filter({ hasText: 'offline' }).waitFor(T);
+    // His connection is gone, so is his lease: Alice takes the field (a newer fencing token) and saves.
+    await alice.getByTestId('lock-coverage').filter({ hasText: 'free' }).waitFor(T);
+    await alice.getByTestId('edit-coverage').click();
+    await alice.getByTestId('lock-coverage').filter({ hasText: 'you are editing' }).waitFor(T);
+    await alice.getByTestId('input-coverage').fill('Fleet, 45 vehicles');
+    await alice.getByTestId('save-coverage').click();
+    await alice.getByTestId('lock-coverage').filter({ hasText: 'free' }).waitFor(T);
     // Meanwhile: Alice notifies Bob (through her backend) and a quote changes.
     await alice.evaluate(() =>
       fetch('/api/notify', {
@@ -123,8 +155,13 @@ test('quoting app: two agents in two browsers through every flow', { skip: chrom
     );
     await bobNet.restore();
     await bob.getByTestId('connection-state').filter({ hasText: 'connected' }).waitFor(T);
-    await bob.getByTestId('recovered').filter({ hasText: 'recovered 1 missed update' }).waitFor(T);
+    await bob.getByTestId('recovered').filter({ hasText: 'recovered 2 missed updates' }).waitFor(T);
     assert.equal(await bob.getByTestId('input-notes').inputValue(), 'survey received');
+    // Bob's draft is still there, with the token of the lease he lost: the save is refused, and says why.
+    await bob.getByTestId('lock-coverage').filter({ hasText: 'your lease ended' }).waitFor(T);
+    await bob.getByTestId('save-coverage').click();
+    await bob.getByTestId('refused-coverage').filter({ hasText: 'stale fencing token (code 151)' }).waitFor(T);
+    await alice.getByTestId('quote-log').filter({ hasText: 'alice saved coverage = Fleet, 45 vehicles' }).waitFor(T);
     await bob.getByTestId('notifications').filter({ hasText: 'While you were away' }).waitFor(T);
     await alice.getByTestId('agent-bob-status').filter({ hasText: 'online' }).waitFor(T);
     assert.equal(await bob.evaluate(() => (window as unknown as { marker: number }).marker), 42, 'the page was not reloaded');
