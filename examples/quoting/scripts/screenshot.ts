@@ -14,7 +14,7 @@ try {
   const [aliceCtx, bobCtx] = [await launchChromium(t), await launchChromium(t)];
   const open = async (ctx: typeof aliceCtx, user: string) => {
     const page = ctx.pages()[0] ?? (await ctx.newPage());
-    await page.setViewportSize({ width: 1360, height: 820 });
+    await page.setViewportSize({ width: 1360, height: 560 });
     await page.goto(app.base);
     await page.getByTestId(`login-${user}`).click();
     await page.getByTestId('connection-state').filter({ hasText: 'connected' }).waitFor();

@@ -190,7 +190,7 @@ function FieldRow({ quoteId, field, value, holder, me }: { quoteId: string; fiel
         )}
       </span>
       <span className={`lock ${theirs ? 'theirs' : holder ? 'mine' : ''}`} data-testid={`lock-${field}`}>
-        {theirs && `🔒 ${holder.user} is editing · lease ${secs}s · token ${holder.token}`}
+        {theirs && `locked: ${holder.user} is editing · lease ${secs}s · token ${holder.token}`}
         {!theirs && holder && `✎ you are editing · lease ${secs}s · token ${holder.token}`}
         {!holder && lock.state === 'lost' && `your lease ended (${lock.problem?.message}); saving now uses token ${lock.fence?.token}`}
         {!holder && lock.state === 'refused' && `could not take the lock: ${lock.problem?.message} (${lock.problem?.code})`}
@@ -299,7 +299,7 @@ function Attachments({ quoteId }: { quoteId: string }) {
         {files.length === 0 && <li className="muted">none</li>}
         {files.map((f) => (
           <li key={f.id} data-testid="attachment" data-sha256={f.sha256}>
-            📎 {f.name} · {f.size} bytes · by {f.user} · sha256 {f.sha256.slice(0, 12)}…{' '}
+            {f.name} · {f.size} bytes · by {f.user} · sha256 {f.sha256.slice(0, 12)}…{' '}
             <button onClick={() => void download(f.id)}>Download</button>
           </li>
         ))}
