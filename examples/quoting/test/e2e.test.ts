@@ -167,26 +167,40 @@ test('quoting app: two agents in two browsers through every flow', { skip: chrom
     assert.equal(await bob.evaluate(() => (window as unknown as { marker: number }).marker), 42, 'the page was not reloaded');
   });
 
+  await t.test("a client sees the decision on its quote live, and may not enter the agents' rooms", async () => {
+    const carol = await signIn(await launchChromium(t), app.base, 'carol');
+    await carol.getByTestId('decision-Q-1001').waitFor(T);
+    await bob.evaluate(() =>
+      fetch('/api/quotes/Q-1001/decision', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ decision: 'approved' }),
+      }),
+    );
+    await carol.getByTestId('decision-Q-1001').filter({ hasText: 'approved by bob' }).waitFor(T);
+    await carol.getByTestId('notifications').filter({ hasText: 'Quote Q-1001: approved' }).waitFor(T);
+    await carol.getByTestId('room-agent:lobby').getByRole('button', { name: 'Enter' }).click();
+    await carol.getByTestId('room-agent:lobby').getByTestId('room-problem').filter({ hasText: 'permission denied (103)' }).waitFor(T);
+  });
+
   await t.test('an expired session stops the connection with a message, not a reconnect loop', async () => {
-    const carolCtx = await launchChromium(t);
-    const carol = carolCtx.pages()[0] ?? (await carolCtx.newPage());
-    await carol.goto(app.base);
-    await carol.evaluate(() =>
+    const ctx = await launchChromium(t);
+    const page = ctx.pages()[0] ?? (await ctx.newPage());
+    await page.goto(app.base);
+    await page.evaluate(() =>
       fetch('/api/login', {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ user: 'carol', ttlMs: 3000 }),
+        body: JSON.stringify({ user: 'carol', ttlMs: 4000 }),
       }),
     );
-    await carol.reload();
-    await carol.getByTestId('connection-state').filter({ hasText: 'connected' }).waitFor(T);
-    await carol.getByTestId('room-agent:lobby').getByRole('button', { name: 'Enter' }).click();
-    await carol.getByTestId('room-agent:lobby').getByTestId('room-problem').filter({ hasText: 'permission denied (103)' }).waitFor(T);
-    await carol.getByTestId('session-problem').filter({ hasText: 'session has expired' }).waitFor(T);
+    await page.reload();
+    await page.getByTestId('connection-state').filter({ hasText: 'connected' }).waitFor(T);
+    await page.getByTestId('session-problem').filter({ hasText: 'session has expired' }).waitFor(T);
     const tokens: string[] = [];
-    carol.on('request', (r) => r.url().endsWith('/api/token') && tokens.push(r.url()));
+    page.on('request', (r) => r.url().endsWith('/api/token') && tokens.push(r.url()));
     await new Promise((r) => setTimeout(r, 1500));
-    assert.equal(await carol.getByTestId('connection-state').textContent(), 'disconnected');
+    assert.equal(await page.getByTestId('connection-state').textContent(), 'disconnected');
     assert.deepEqual(tokens, [], 'no token requests after the session ended');
   });
 });
