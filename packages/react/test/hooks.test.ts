@@ -9,6 +9,7 @@ import { createElement, type ReactNode } from 'react';
 import { act, cleanup, renderHook, waitFor } from '@testing-library/react';
 import type { Centrifuge } from 'centrifuge';
 import { SwitchboardProvider, usePresence, useSubscription, useSwitchboard } from '../src/index.js';
+import WebSocket from 'ws';
 import { startNode } from './server.js';
 
 const config = {
@@ -46,6 +47,18 @@ test('useSwitchboard: connects, reports the client id, and a refused token as a 
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(forged.state, 'disconnected', 'the SDK stays down on an invalid token');
   assert.equal(connects, 1);
+});
+
+test('SwitchboardProvider with a url makes its own client, connects it, and disconnects it on unmount', async (t) => {
+  const n = await startNode(t, config);
+  const token = await n.token('ann');
+  const wrapper = ({ children }: { children: ReactNode }): ReactNode =>
+    createElement(SwitchboardProvider, { url: n.url, options: { websocket: WebSocket, token } }, children);
+  const { result, unmount } = renderHook(() => useSwitchboard(), { wrapper });
+  await until(() => assert.equal(result.current.state, 'connected'));
+  const client = result.current.client;
+  unmount();
+  assert.equal(client.state, 'disconnected');
 });
 
 test('useSubscription: live publications, then a reconnect that recovers the missed ones', async (t) => {
