@@ -17,7 +17,6 @@ export const chromiumSkip: string | false = hasChromium ? false : `${CHROMIUM} n
 /** A browser with a profile of its own, closed and removed when `t` ends. */
 export async function launchChromium(t: TestContextLike): Promise<BrowserContext> {
   const profile = mkdtempSync(join(tmpdir(), 'switchboard-chromium-'));
-  t.after(() => rmSync(profile, { recursive: true, force: true }));
   const browser = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
@@ -32,6 +31,10 @@ export async function launchChromium(t: TestContextLike): Promise<BrowserContext
       '--disable-sync',
     ],
   });
-  t.after(() => browser.close());
+  // Close first, then remove the profile (a browser still running writes into it: ENOTEMPTY).
+  t.after(async () => {
+    await browser.close();
+    rmSync(profile, { recursive: true, force: true, maxRetries: 5 });
+  });
   return browser;
 }
