@@ -132,7 +132,10 @@ test('switchboard: the real centrifuge client sees what the raw driver sees (10 
     // server may accept seq 3 before seq 2: the guarantee is that every client gets every publication
     // once, in the one order the server accepted them (the same for all clients).
     for (const g of got) {
-      assert.deepEqual([...g].sort((a, b) => a - b), want);
+      assert.deepEqual(
+        [...g].sort((a, b) => a - b),
+        want,
+      );
       assert.deepEqual(g, got[0]);
     }
   } finally {
