@@ -4,7 +4,7 @@ import cluster from 'node:cluster';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { parseArgs } from 'node:util';
+import { isDeepStrictEqual, parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
 import { ConfigError, loadConfig, parseDuration, type Config } from './config/load.js';
 import type { Engine } from './engine/types.js';
@@ -173,18 +173,8 @@ async function serve(f: Flags): Promise<void> {
     file === undefined &&
     generated.some((g) => g.startsWith('client.token')) &&
     config.channel.namespaces.length === 0 &&
-    !Object.entries(ns).some(
-      ([k, v]) =>
-        k !== 'history_ttl' &&
-        k !== 'history_meta_ttl' &&
-        k !== 'shared_poll' &&
-        !(k === 'subscription_type' && v === 'stream') &&
-        v !== false &&
-        v !== 0 &&
-        v !== '' &&
-        v !== undefined &&
-        !(k === 'priority' && v === 'normal'),
-    );
+    // untouched: exactly the schema's defaults (an env var or --set that changes any option turns dev channels off)
+    isDeepStrictEqual(ns, loadConfig({ object: {} }).config.channel.without_namespace);
   if (devChannels) {
     Object.assign(ns, {
       allow_subscribe_for_client: true,
