@@ -134,6 +134,7 @@ test('recovery: a buffering subscriber keeps live publications and gets them on 
   const rec = new Client('rec');
   const l = subscribe(hub, live, 'ch').sub;
   l.positioned = true;
+  l.offset = 4; // where the stream stood when it subscribed
   const r = subscribe(hub, rec, 'ch').sub;
   r.positioned = true;
   r.buffer = [];
@@ -229,4 +230,23 @@ test('resync tells the subscribers of the named channels (or all), each once', (
   assert.deepEqual(a.insufficient, ['y', 'x']);
   assert.deepEqual(b.insufficient, ['y', 'z']);
   assert.equal(hub.numSubscriptions, 0);
+});
+
+test('a positioned subscriber at position 0 (a new stream) takes 1 first: a 2 that overtook it is a gap, not the start', () => {
+  const hub = new Hub();
+  const c = new Client('c');
+  const s = subscribe(hub, c, 'fresh').sub;
+  s.positioned = true; // its subscribe read the stream at offset 0
+  hub.publish('fresh', pub(2));
+  assert.deepEqual(c.insufficient, ['fresh'], 'publication 1 was skipped: the client must recover it');
+  const d = new Client('d');
+  const t = subscribe(hub, d, 'fresh2').sub;
+  t.positioned = true;
+  hub.publish('fresh2', pub(1));
+  hub.publish('fresh2', pub(2));
+  assert.deepEqual(d.insufficient, []);
+  assert.deepEqual(
+    d.texts.map((x) => JSON.parse(x).push.pub.offset),
+    [1, 2],
+  );
 });

@@ -155,7 +155,8 @@ export class Subscriber {
   /** Offset bookkeeping: false when the publication is a duplicate or (positioned) after a gap. */
   private advance(pub: Publication): boolean {
     const off = pub.offset;
-    if (off > 0 && this.offset > 0) {
+    // A positioned subscriber knows its position even at 0 (a new stream): its first publication is 1.
+    if (off > 0 && (this.offset > 0 || this.positioned)) {
       if (off <= this.offset) return false; // already delivered (recovery overlap)
       if (off !== this.offset + 1 && this.positioned) {
         this.client.insufficientState(this.channel);

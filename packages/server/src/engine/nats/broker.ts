@@ -25,6 +25,8 @@ interface ChannelState {
   /** Epoch and offset of the last publication delivered ('' / 0: none yet). */
   epoch: string;
   offset: number;
+  /** The position is known (a history read or a delivered publication), even at offset 0 of a new stream. */
+  based: boolean;
   /** Publications that arrived ahead of a missing offset, waiting for it (same epoch). */
   readonly ahead: Map<number, Publication>;
   gapTimer: NodeJS.Timeout | undefined;
@@ -249,7 +251,10 @@ export class NatsBroker implements Broker {
    */
   positionRead(channel: string, position: StreamPosition): void {
     const st = this.states.get(channel);
-    if (!st || st.epoch !== '' || position.offset === 0) return;
+    if (!st || st.based || st.epoch !== '') return;
+    // Offset 0 counts too: a new stream's first publication is then 1, and a 2 that
+    // overtakes it (another node published it) waits for it instead of being taken as the start.
+    st.based = true;
     st.epoch = position.epoch;
     st.offset = position.offset;
     st.lastAt = Date.now();
@@ -288,7 +293,7 @@ export class NatsBroker implements Broker {
         this.onMessage(channel, msg.string());
       },
     });
-    return { sub, epoch: '', offset: 0, ahead: new Map(), gapTimer: undefined, lastAt: Date.now(), checked: true };
+    return { sub, epoch: '', offset: 0, based: false, ahead: new Map(), gapTimer: undefined, lastAt: Date.now(), checked: true };
   }
 
   /** Forgets where the channel's stream stood (after a resync its next publication is the start). */
@@ -297,6 +302,7 @@ export class NatsBroker implements Broker {
     if (st) {
       st.epoch = '';
       st.offset = 0;
+      st.based = false;
       st.ahead.clear();
       if (st.gapTimer) clearTimeout(st.gapTimer);
       st.gapTimer = undefined;
@@ -320,7 +326,9 @@ export class NatsBroker implements Broker {
     if (pub.offset === 0) return h.onPublication(channel, pub);
     st.lastAt = Date.now();
     st.checked = false;
-    if (st.epoch !== m.epoch) {
+    if (st.epoch !== m.epoch && st.epoch === '' && st.based && st.offset === 0) {
+      st.epoch = m.epoch; // a new stream read before its first publish: order from offset 1 on
+    } else if (st.epoch !== m.epoch) {
       const known = st.epoch !== '';
       this.forget(channel);
       st.epoch = m.epoch;
@@ -330,7 +338,7 @@ export class NatsBroker implements Broker {
       return;
     }
     if (pub.offset <= st.offset) return; // sent again, or it came after its gap was given up
-    if (pub.offset === st.offset + 1 || st.offset === 0) {
+    if (pub.offset === st.offset + 1 || (st.offset === 0 && !st.based)) {
       this.deliver(channel, st, pub);
       this.drainAhead(channel, st);
       return;
@@ -343,6 +351,7 @@ export class NatsBroker implements Broker {
 
   private deliver(channel: string, st: ChannelState, pub: Publication): void {
     st.offset = pub.offset;
+    st.based = true;
     this.tails.get(channel)?.push(st.epoch, pub);
     this.handlers!.onPublication(channel, pub);
   }
