@@ -169,7 +169,9 @@ test('quoting app: two agents in two browsers through every flow', { skip: chrom
 
   await t.test("a client sees the decision on its quote live, and may not enter the agents' rooms", async () => {
     const carol = await signIn(await launchChromium(t), app.base, 'carol');
-    await carol.getByTestId('decision-Q-1001').waitFor(T);
+    // Both of Carol's subscriptions are live before Bob decides (a fresh subscribe does not replay what came before it).
+    await carol.locator('[data-testid="decision-Q-1001"][data-state="subscribed"]').waitFor(T);
+    await carol.locator('[data-testid="notifications"][data-state="subscribed"]').waitFor(T);
     await bob.evaluate(() =>
       fetch('/api/quotes/Q-1001/decision', {
         method: 'POST',

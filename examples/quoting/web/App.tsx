@@ -158,14 +158,14 @@ type Notification = Extract<PublicationOf<'notifications:x'>, { type: 'notificat
 /** The user's notifications; an urgent one records how much of the bulk stream had arrived before it. */
 export function Notifications({ me, bulkSeen }: { me: User; bulkSeen: () => number }) {
   const [items, setItems] = useState<(Notification & { seenBulk: number })[]>([]);
-  useSubscription<Notification>(`notifications:#${me.id}`, {
+  const sub = useSubscription<Notification>(`notifications:#${me.id}`, {
     keep: 0,
     onPublication: (n) => setItems((l) => [{ ...n, seenBulk: bulkSeen() }, ...l].slice(0, 20)),
   });
   return (
     <section>
       <h2>Notifications</h2>
-      <ul data-testid="notifications">
+      <ul data-testid="notifications" data-state={sub.state}>
         {items.length === 0 && <li className="muted">none yet</li>}
         {items.map((n) => (
           <li key={n.id} className={`notif ${n.priority}`} data-testid={`notification-${n.priority}`} data-bulk-seen={n.seenBulk}>

@@ -38,7 +38,7 @@ function Decision({ quote }: { quote: Quote }) {
   return (
     <li data-testid={`client-quote-${quote.id}`}>
       {quote.id} · {quote.customer} · premium {quote.fields.premium}{' '}
-      <span className="badge" data-testid={`decision-${quote.id}`}>
+      <span className="badge" data-testid={`decision-${quote.id}`} data-state={sub.state}>
         {last ? `${last.decision} by ${last.by}` : quote.status}
       </span>
     </li>
