@@ -19,7 +19,7 @@
  * It prints one table per round and the medians with the ratios to the first
  * system named (`--systems switchboard,raw-ws` → ×raw ws).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -76,6 +76,22 @@ function callgrind(pid: number, what: 'on' | 'dump'): number | undefined {
   return ir;
 }
 
+/** With --perf: `perf record` (cpu-clock, call graphs) of the server's processes during the connect phase only. */
+let perfDir: string | undefined;
+function perfStart(name: string, pids: number[]): ChildProcess | undefined {
+  if (!perfDir) return undefined;
+  const out = join(perfDir, `perf.${name}.${Date.now()}.data`);
+  const p = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '2000', '-g', '-p', pids.join(','), '-o', out], { stdio: 'ignore' });
+  process.stdout.write(`perf: ${out}\n`);
+  return p;
+}
+async function perfStop(p: ChildProcess | undefined): Promise<void> {
+  if (!p || p.exitCode !== null) return;
+  const done = new Promise((r) => p.once('exit', r));
+  p.kill('SIGINT');
+  await done;
+}
+
 async function once(name: string, conns: number, concurrency: number, slice: number): Promise<Result> {
   const sys = systemByName(name);
   const why = sys.unavailable();
@@ -91,6 +107,8 @@ async function once(name: string, conns: number, concurrency: number, slice: num
     const g0 = harnessCpuSeconds();
     const load1 = os.loadavg()[0] ?? 0;
     callgrind(sut.pid, 'on');
+    const perf = perfStart(name, pids);
+    if (perf) await sleep(300);
     const slices: number[] = [];
     const sliceUs: string[] = [];
     let mark = { t: performance.now(), open: 0, cpu: c0, gen: g0 };
@@ -112,6 +130,7 @@ async function once(name: string, conns: number, concurrency: number, slice: num
     }, 250);
     const r = await load.connect();
     clearInterval(sampler);
+    await perfStop(perf);
     const ir = callgrind(sut.pid, 'dump');
     const fds = pids.map((p) => {
       try {
@@ -177,6 +196,7 @@ async function main(): Promise<void> {
   const rounds = Number(arg('rounds', '3'));
   const concurrency = Number(arg('concurrency', '400'));
   const slice = Number(arg('slice', String(Math.max(1000, Math.round(conns / 10)))));
+  if (process.argv.includes('--perf')) perfDir = mkdtempSync(join(os.tmpdir(), 'storm-perf-'));
   if (process.argv.includes('--callgrind')) {
     callgrindDir = mkdtempSync(join(os.tmpdir(), 'storm-callgrind-'));
     process.env.BENCH_SERVER_WRAPPER ??= `valgrind --tool=callgrind --instr-atstart=no -q --callgrind-out-file=${callgrindDir}/cg.%p`;

@@ -68,6 +68,19 @@ async function openAll(
   return { ok, failed, ms: performance.now() - t0, errors };
 }
 
+/**
+ * Client i's local port on its source address: distinct for every client of
+ * the run (over all workers, since i is the client's global index), from
+ * FIRST_LOCAL_PORT up, below the kernel's ephemeral range (32768–60999 here),
+ * so the kernel's own connects (the servers' Redis clients, …) never take one.
+ * Beyond the range: undefined, the kernel picks.
+ */
+const FIRST_LOCAL_PORT = 10_000;
+function localPortOf(i: number, sources: number): number | undefined {
+  const port = FIRST_LOCAL_PORT + Math.floor(i / sources);
+  return port < 32_768 ? port : undefined;
+}
+
 /** An HS256 connection token for `user`, valid for a day: a distinct token per connection, as real clients have. */
 function connectionToken(user: string): string {
   const b64 = (o: object): string => Buffer.from(JSON.stringify(o)).toString('base64url');
@@ -85,6 +98,7 @@ async function connect(req: ConnectRequest): Promise<void> {
       createClient(req.kind, {
         url: req.url,
         localAddress: req.sources[i % req.sources.length]!,
+        localPort: localPortOf(i, req.sources.length),
         channels,
         stats,
         recoverable: req.recoverable,

@@ -4,6 +4,16 @@ import type { ChannelState, DeliveryStats } from './stats.js';
 export interface ClientOptions {
   url: string;
   localAddress: string;
+  /**
+   * Local port to bind (with localAddress), chosen by the load generator: with
+   * only an address, the kernel searches its bind table for a free port on
+   * every connect, and past ~50k connections over 8 addresses that search was
+   * most of the machine's CPU (`inet_bind2_bucket_match_addr_any`,
+   * `inet_bhash2_conflict` in `perf record -a` of a 100k storm). Undefined:
+   * the kernel picks. A port found taken (another listener) is given up for
+   * the kernel's choice, at once, for this client.
+   */
+  localPort?: number;
   channels: string[];
   stats: DeliveryStats;
   recoverable: boolean;
@@ -64,13 +74,24 @@ export abstract class WsClient implements BenchClient {
   }
 
   open(timeoutMs: number): Promise<void> {
+    if (this.o.localPort === undefined) return this.openOnce(timeoutMs);
+    return this.openOnce(timeoutMs).catch((e: Error & { code?: string }) => {
+      if (e.code !== 'EADDRINUSE' && e.code !== 'EADDRNOTAVAIL') throw e;
+      // the chosen port is taken (a listener, a socket of another process): the kernel chooses from now on
+      this.o.localPort = undefined;
+      return this.openOnce(timeoutMs);
+    });
+  }
+
+  private openOnce(timeoutMs: number): Promise<void> {
     this.intentional = false;
     this.ready = false;
     const ws = new WebSocket(this.o.url, this.subprotocols(), {
       localAddress: this.o.localAddress,
+      localPort: this.o.localPort,
       perMessageDeflate: false,
       handshakeTimeout: timeoutMs,
-    });
+    } as WebSocket.ClientOptions);
     this.ws = ws;
     const p = new Promise<void>((resolve, reject) => {
       ws.once('open', () => this.onOpen(ws, resolve, reject));
