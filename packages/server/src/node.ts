@@ -33,6 +33,7 @@ import { drain } from './node/drain.js';
 import { EmulationRelay } from './node/emulation-relay.js';
 import { NodeMetricsCollector } from './node/metrics-collector.js';
 import { UpgradeGate, ipOf } from './node/upgrade-gate.js';
+import { FifoDeadlines } from './session/deadlines.js';
 import { UniTransports } from './node/uni-transports.js';
 import { historyLimit, publicClientInfo, publicPublication, type PublicClientInfo, type PublicPublication } from './node/public-values.js';
 export type { PublicPublication, PublicClientInfo } from './node/public-values.js';
@@ -179,8 +180,7 @@ export class Switchboard {
         ? { threshold: c.websocket.compression_min_size, level: c.websocket.compression_level }
         : undefined,
       check: (req) => this.gate.check(req),
-      onConnection: (ws, req) =>
-        this.accept(new WebSocketConnection(ws, req, ipOf(req), codecForRequest(req), c.client.queue_max_size, this.flusher)),
+      onConnection: (ws, req) => this.accept(new WebSocketConnection(ws, req, codecForRequest(req), c.client.queue_max_size, this.flusher)),
     });
     this.httpEndpoint = new HttpEndpoint({
       nodeId: this.nodeId,
@@ -211,6 +211,7 @@ export class Switchboard {
     };
     this.ctx = {
       options: c.client,
+      stale: c.client.stale_close_delay > 0 ? new FifoDeadlines(c.client.stale_close_delay, (s) => s.staleDue()) : undefined,
       node: { id: this.nodeId, version: this.version },
       connections: collab.connections({
         get count() {
@@ -229,7 +230,7 @@ export class Switchboard {
         },
         closed: (s) => {
           this.sessions.delete(s as Session);
-          this.gate.closed(s.ip);
+          if (this.gate.tracksIp) this.gate.closed(s.ip);
         },
       }),
       subscribers: this.webhooks ? this.webhooks.subscribers(subscribers) : subscribers,
@@ -357,7 +358,7 @@ export class Switchboard {
   // ---- connections ----
 
   private accept(conn: ClientConnection): void {
-    this.gate.opened(conn.ip);
+    if (this.gate.tracksIp) this.gate.opened(conn.ip);
     this.sessions.add(new Session(this.ctx, conn));
   }
 

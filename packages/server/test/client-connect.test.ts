@@ -183,3 +183,58 @@ test('expire_at sets the connection expiry apart from exp; expire_at 0 means nev
   assert.equal(r2.expires, undefined);
   assert.equal(r2.ttl, undefined);
 });
+
+test('metrics: commands by method and result, and bytes received, as /metrics shows them (counted in plain numbers, added when read)', async (t) => {
+  const before = {
+    ok: await s.metric('switchboard_commands_total', { method: 'connect', result: 'ok' }),
+    sub: await s.metric('switchboard_commands_total', { method: 'subscribe', result: 'ok' }),
+    denied: await s.metric('switchboard_commands_total', { method: 'subscribe', result: '103' }),
+    bytes: await s.metric('switchboard_transport_bytes_in_total'),
+  };
+  const c = await RawClient.open(t, s);
+  const token = await mintToken(s.secret, { sub: 'metrics-user' });
+  await c.connect(token);
+  await c.command('subscribe', { channel: 'm1' });
+  await c.command('subscribe', { channel: 'm2' });
+  // a namespace that does not exist: 102, not counted as ok
+  await c.command('subscribe', { channel: 'nope:x' });
+  // the frames as RawClient sent them (ids 1–4)
+  const sent = [
+    { id: 1, connect: { token } },
+    { id: 2, subscribe: { channel: 'm1' } },
+    { id: 3, subscribe: { channel: 'm2' } },
+    { id: 4, subscribe: { channel: 'nope:x' } },
+  ].reduce((n, f) => n + JSON.stringify(f).length, 0);
+  assert.equal(await s.metric('switchboard_commands_total', { method: 'connect', result: 'ok' }), before.ok + 1);
+  assert.equal(await s.metric('switchboard_commands_total', { method: 'subscribe', result: 'ok' }), before.sub + 2);
+  assert.equal((await s.metric('switchboard_commands_total', { method: 'subscribe', result: '102' })) >= 1, true);
+  assert.equal(await s.metric('switchboard_commands_total', { method: 'subscribe', result: '103' }), before.denied);
+  // every frame's bytes (other clients of this file may have ponged meanwhile: at least)
+  assert.ok((await s.metric('switchboard_transport_bytes_in_total')) - before.bytes >= sent, 'bytes in counted');
+  // read twice: nothing is added again
+  const once = await s.metric('switchboard_commands_total', { method: 'subscribe', result: 'ok' });
+  assert.equal(await s.metric('switchboard_commands_total', { method: 'subscribe', result: 'ok' }), once);
+});
+
+test('client.stale_close_delay: a connection that sends no connect is closed with 3502 in its turn; one that connects in time stays', async (t) => {
+  const own = await startServer(t, { client: { stale_close_delay: '400ms' } });
+  const opened = Date.now();
+  const a = await RawClient.open(t, own);
+  await new Promise((r) => setTimeout(r, 200));
+  const b = await RawClient.open(t, own);
+  const late = await RawClient.open(t, own);
+  await new Promise((r) => setTimeout(r, 150));
+  // connects 350 ms after its upgrade, inside the delay: its deadline is dropped
+  await late.connect(await mintToken(own.secret, { sub: 'late' }));
+  const closedA = await a.closedWithin(3000);
+  const atA = Date.now() - opened;
+  assert.deepEqual(closedA, { code: 3502, reason: 'stale' });
+  assert.ok(atA >= 380, `A closed after its delay, not before (${atA} ms)`);
+  const closedB = await b.closedWithin(3000);
+  const atB = Date.now() - opened;
+  assert.equal(closedB.code, 3502);
+  assert.ok(atB >= 580, `B closed after its own delay (${atB} ms)`);
+  await new Promise((r) => setTimeout(r, 400));
+  const r = await late.command('presence_stats', { channel: 'x' });
+  assert.ok(r.id > 0 && late.closeCode === undefined, 'the connection that connected in time is open');
+});

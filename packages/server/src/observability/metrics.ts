@@ -19,11 +19,12 @@ export class Metrics {
     help: 'Channels with subscribers on this node',
     registers: [this.registry],
   });
-  readonly commands = new Counter({
+  readonly commands: Counter<'method' | 'result'> = new Counter({
     name: 'switchboard_commands_total',
     help: 'Client commands by method and result',
     labelNames: ['method', 'result'] as const,
     registers: [this.registry],
+    collect: () => this.flushCommands(),
   });
   readonly commandDuration = new Histogram({
     name: 'switchboard_command_duration_seconds',
@@ -62,10 +63,11 @@ export class Metrics {
     labelNames: ['codec'] as const,
     registers: [this.registry],
   });
-  readonly bytesIn = new Counter({
+  readonly bytesIn: Counter = new Counter({
     name: 'switchboard_transport_bytes_in_total',
     help: 'Bytes received from clients',
     registers: [this.registry],
+    collect: () => this.flushBytesIn(),
   });
   readonly bytesOut = new Counter({
     name: 'switchboard_transport_bytes_out_total',
@@ -182,12 +184,32 @@ export class Metrics {
     if (defaults) collectDefaultMetrics({ register: this.registry });
   }
 
-  // Hot paths keep bound children instead of resolving labels each time.
-  private readonly cmdChildren = new Map<string, { inc(): void }>();
+  // Per-command counts are plain numbers on the hot path, added to the
+  // counters when they are read (a scrape, get()): prom-client hashes the
+  // labels on every inc, a few µs per command at connect-storm rates.
+  private readonly cmdCounts = new Map<string, { method: string; result: string; n: number }>();
   command(method: string, result: string): void {
     const key = method + '|' + result;
-    let c = this.cmdChildren.get(key);
-    if (!c) this.cmdChildren.set(key, (c = this.commands.labels(method, result)));
-    c.inc();
+    const c = this.cmdCounts.get(key);
+    if (c) c.n++;
+    else this.cmdCounts.set(key, { method, result, n: 1 });
+  }
+  private flushCommands(): void {
+    for (const c of this.cmdCounts.values()) {
+      if (c.n === 0) continue;
+      this.commands.inc({ method: c.method, result: c.result }, c.n);
+      c.n = 0;
+    }
+  }
+
+  private pendingBytesIn = 0;
+  /** Bytes of a frame received from a client (counted like `command`, added when read). */
+  received(bytes: number): void {
+    this.pendingBytesIn += bytes;
+  }
+  private flushBytesIn(): void {
+    if (this.pendingBytesIn === 0) return;
+    this.bytesIn.inc(this.pendingBytesIn);
+    this.pendingBytesIn = 0;
   }
 }

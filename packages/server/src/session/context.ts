@@ -1,3 +1,4 @@
+import type { FifoDeadlines } from './deadlines.js';
 import type { JWTPayload } from 'jose';
 import type { ResolvedChannel } from '../auth/channels.js';
 import type { Config, NamespaceConfig } from '../config/load.js';
@@ -112,6 +113,8 @@ export interface SessionContext {
   readonly payloads: PayloadChecks;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** Connections that have not sent connect yet, closed with 3501 (stale) after client.stale_close_delay; absent when it is 0. */
+  readonly stale?: FifoDeadlines<{ staleDue(): void }>;
   /** Set when client commands are traced (opentelemetry.enabled and .client); absent, commands run untraced. */
   readonly tracing?: Tracing;
   /** RPC methods the server answers itself (locks, user status: docs/LOCKS.md), before the onRpc hook. */

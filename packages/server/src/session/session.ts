@@ -12,8 +12,7 @@ import type { Heartbeat } from '../transport/heartbeat.js';
 import type { ClientConnection, ConnectionHandler, OutboundQueue } from '../transport/connection.js';
 import { connectServerSide, userConnectionsKey } from './connect.js';
 import type { SessionContext } from './context.js';
-import { connectCredentials, type ConnectCredentials } from './credentials.js';
-import { ExpiryTimer } from './expiry.js';
+import { connectCredentials, type Applicant, type ConnectCredentials } from './credentials.js';
 import { CommandGuard } from './guard.js';
 import { commandInbox, type CommandInbox, type InboxOwner } from './inbox.js';
 import { CredentialLease } from './lease.js';
@@ -60,7 +59,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
   info: ClientInfo = { user: '', client: this.id };
   readonly writer: OutboundQueue;
   readonly codec: Codec;
-  readonly ip: string;
+  private readonly conn: ClientConnection;
   readonly subs: SubscriptionSet;
   readonly guard: CommandGuard;
   state: State = 'connecting';
@@ -68,8 +67,6 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
   hbSlot = -1;
   hbPongSlot = -1;
   private readonly inbox: CommandInbox;
-  /** Closes a connection that sends no connect in time; dropped once connected. */
-  private stale: ExpiryTimer | undefined;
   private readonly lease: CredentialLease;
   private closeCode = 0;
   /** The engine's entry counting this connection among its user's (client.user_connection_limit), once its add was sent. */
@@ -90,7 +87,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     conn: ClientConnection,
   ) {
     this.request = conn.request;
-    this.ip = conn.ip;
+    this.conn = conn;
     this.codec = conn.codec;
     this.writer = conn.writer;
     this.transport = conn.transport;
@@ -107,12 +104,17 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     this.lease = new CredentialLease(ctx, this);
     this.inbox = commandInbox(ctx.options.concurrency, this);
     conn.bind(this);
-    if (ctx.options.stale_close_delay > 0) {
-      this.stale = new ExpiryTimer(() => {
-        if (this.state === 'connecting') this.disconnect(Disconnects.stale);
-      });
-      this.stale.set(Date.now() + ctx.options.stale_close_delay);
-    }
+    ctx.stale?.add(this);
+  }
+
+  /** The peer's address (the transport asks the socket only when something needs it). */
+  get ip(): string {
+    return this.conn.ip;
+  }
+
+  /** client.stale_close_delay passed since the upgrade (ctx.stale): no connect command came. */
+  staleDue(): void {
+    if (this.state === 'connecting') this.disconnect(Disconnects.stale);
   }
 
   get live(): boolean {
@@ -132,7 +134,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
   onFrame(buf: Buffer, isBinary: boolean): void {
     if (this.state === 'closed') return;
     this.awaitingPong = false;
-    this.ctx.metrics.bytesIn.inc(buf.length);
+    this.ctx.metrics.received(buf.length);
     let commands: Command[];
     try {
       commands = this.codec.decode(buf, isBinary);
@@ -296,7 +298,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
   async connect(p: ParamsOf<'connect'>): Promise<Reply> {
     const { ctx } = this;
     const opts = ctx.options;
-    const creds = await connectCredentials(ctx, { id: this.id, session: () => this.session, ip: this.ip, request: this.request! }, p);
+    const creds = await connectCredentials(ctx, this.applicant(), p);
     const user = creds.user;
     if (opts.connection_limit > 0 && ctx.connections.count >= opts.connection_limit) {
       ctx.metrics.limits.labels('connection_limit').inc();
@@ -328,8 +330,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     this.appName = p.name ?? undefined;
     this.appVersion = p.version ?? undefined;
     this.request = undefined;
-    this.stale?.clear();
-    this.stale = undefined;
+    ctx.stale?.delete(this);
     ctx.connections.add(this);
     this.lease.begin(creds);
     const subs = await connectServerSide(this, creds, p);
@@ -346,6 +347,19 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
       ...this.lease.fields(),
     };
     return { result, after: () => subs.activations.forEach((a) => a()) };
+  }
+
+  /** Who is connecting, for credentials checks: the session id and the address only when one is asked for (a log line, a hook). */
+  private applicant(): Applicant {
+    const conn = this.conn;
+    return {
+      id: this.id,
+      session: () => this.session,
+      get ip() {
+        return conn.ip;
+      },
+      request: this.request!,
+    };
   }
 
   refreshed(creds: ConnectCredentials): { expires?: boolean; ttl?: number } {
@@ -451,8 +465,7 @@ export class Session implements HubClient, Heartbeat, ConnectionHandler, Command
     const { ctx } = this;
     const wasConnected = this.state === 'connected';
     this.state = 'closed';
-    this.stale?.clear();
-    this.stale = undefined;
+    ctx.stale?.delete(this);
     this.lease.end();
     this.subs.removeAll();
     ctx.sharedPoll?.closed(this);

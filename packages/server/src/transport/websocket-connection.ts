@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { RawData, WebSocket } from 'ws';
 import type { Codec } from '../protocol/codec.js';
 import type { ClientConnection, ConnectionHandler } from './connection.js';
@@ -25,21 +26,32 @@ export class WebSocketConnection implements ClientConnection {
   handler: ConnectionHandler | undefined;
   /** Released when a session binds (it keeps what it needs): a request is ~1 KB per connection. */
   private req: IncomingMessage | undefined;
+  private readonly socket: Socket;
+  private address: string | undefined;
 
   constructor(
     ws: WebSocket,
     request: IncomingMessage,
-    readonly ip: string,
     readonly codec: Codec,
     maxQueue: number,
     flusher: Flusher,
   ) {
     this.req = request;
+    this.socket = request.socket;
     this.writer = new Writer(ws, maxQueue, flusher, codec.encoding === 'protobuf');
     (ws as ConnectionSocket)[CONNECTION] = this;
     ws.on('message', onWsMessage);
     ws.on('close', onWsClose);
     ws.on('error', onWsError);
+  }
+
+  /**
+   * The peer's address, asked of the socket when first needed (a getpeername
+   * syscall, ~5–10 µs: most connections never need it unless a per-address
+   * limit is on), then kept. 'unknown' once the socket is gone.
+   */
+  get ip(): string {
+    return (this.address ??= this.socket.remoteAddress ?? 'unknown');
   }
 
   get request(): IncomingMessage {
