@@ -6,8 +6,9 @@
  *
  * Each round starts every system afresh, in turn (so the systems of one round
  * share the machine's load), connects `conns` clients (Switchboard clients send
- * a distinct HS256 token each and subscribe to one channel; raw ws clients
- * subscribe to one channel) and records, per system:
+ * a distinct HS256 token each, made before the measured phase as an app's
+ * backend makes them, and subscribe to one channel; raw ws clients subscribe
+ * to one channel) and records, per system:
  *   - connects/s (wall clock: what a busy machine skews),
  *   - server CPU-µs per connect (/proc utime+stime of the server's processes:
  *     what the load of other processes skews far less),
@@ -100,6 +101,7 @@ async function once(name: string, conns: number, concurrency: number, slice: num
   const load = new LoadGenerator({ kind: sys.kind, url: sut.wsUrl, conns, plan: { shared: ['storm'] }, concurrency, timeoutMs: 30_000 });
   try {
     await load.start();
+    await load.prepare();
     await sleep(500);
     const pids = [sut.pid, ...descendants(sut.pid)];
     const cpuOf = (): number[] => pids.map(cpuSeconds);

@@ -18,7 +18,8 @@ export interface ChannelPlan {
 }
 
 export interface ConnectRequest {
-  type: 'connect';
+  /** 'prepare': make the clients (and their tokens) only, before a measured connect phase; 'connect': make them unless prepared, and open them. */
+  type: 'connect' | 'prepare';
   kind: ClientKind;
   url: string;
   /** socket.io transports; undefined = library default (polling, then upgrade). */
@@ -74,6 +75,7 @@ export interface ConnectResult {
 export type WorkerToParent =
   | { type: 'ready' }
   | { type: 'connected'; result: ConnectResult }
+  | { type: 'prepared' }
   | { type: 'report'; report: WorkerReport }
   | { type: 'resetDone' }
   | { type: 'dropped'; ok: number; failed: number; ms: number; errors: Record<string, number> }

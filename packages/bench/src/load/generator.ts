@@ -2,7 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as hdr from 'hdr-histogram-js';
 import { track, stopProcess } from '../proc.js';
-import type { ChannelPlan, ClientKind, ConnectResult, ParentToWorker, WorkerReport, WorkerToParent } from '../types.js';
+import type { ChannelPlan, ClientKind, ConnectRequest, ConnectResult, ParentToWorker, WorkerReport, WorkerToParent } from '../types.js';
 import { newHistogram } from './stats.js';
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
@@ -116,31 +116,49 @@ export class LoadGenerator {
     return this.workers.reduce((a, w) => ({ open: a.open + w.open, unique: a.unique + w.unique }), { open: 0, unique: 0 });
   }
 
-  async connect(): Promise<ConnectSummary> {
+  /** What worker `i` is asked to make and open. */
+  private request(i: number, type: 'connect' | 'prepare'): ConnectRequest {
     const { conns } = this.opts;
     const per = Math.ceil(conns / this.workers.length);
-    const timeoutMs = this.opts.timeoutMs ?? 30_000;
-    const concurrency = Math.max(1, Math.ceil((this.opts.concurrency ?? 400) / this.workers.length));
+    const start = Math.min(i * per, conns);
+    return {
+      type,
+      kind: this.opts.kind,
+      url: this.opts.url,
+      transports: this.opts.transports,
+      start,
+      end: Math.min(start + per, conns),
+      plan: this.opts.plan,
+      sources: SOURCES,
+      concurrency: Math.max(1, Math.ceil((this.opts.concurrency ?? 400) / this.workers.length)),
+      timeoutMs: this.opts.timeoutMs ?? 30_000,
+      recoverable: this.opts.recoverable ?? false,
+    };
+  }
+
+  /**
+   * Makes the clients (Switchboard's: with their connection tokens) without
+   * connecting, so that a measured connect phase counts connecting only: a
+   * token is an app backend's work, made before a client connects.
+   */
+  async prepare(): Promise<void> {
+    await Promise.all(
+      this.workers.map((w, i) => {
+        const p = this.next(w, 'prepared', 60_000);
+        this.post(w, this.request(i, 'prepare'));
+        return p;
+      }),
+    );
+  }
+
+  async connect(): Promise<ConnectSummary> {
     const t0 = performance.now();
     const results = await Promise.all(
       this.workers.map((w, i) => {
-        const start = Math.min(i * per, conns);
-        const end = Math.min(start + per, conns);
-        this.post(w, {
-          type: 'connect',
-          kind: this.opts.kind,
-          url: this.opts.url,
-          transports: this.opts.transports,
-          start,
-          end,
-          plan: this.opts.plan,
-          sources: SOURCES,
-          concurrency,
-          timeoutMs,
-          recoverable: this.opts.recoverable ?? false,
-        });
+        const req = this.request(i, 'connect');
+        this.post(w, req);
         // connecting is bounded by per-connection timeouts; this is a backstop
-        return this.next(w, 'connected', timeoutMs * Math.ceil((end - start) / concurrency + 2));
+        return this.next(w, 'connected', req.timeoutMs * Math.ceil((req.end - req.start) / req.concurrency + 2));
       }),
     );
     const ms = performance.now() - t0;

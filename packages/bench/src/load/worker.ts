@@ -88,8 +88,10 @@ function connectionToken(user: string): string {
   return `${body}.${createHmac('sha256', BENCH_TOKEN_SECRET).update(body).digest('base64url')}`;
 }
 
-async function connect(req: ConnectRequest): Promise<void> {
-  connectReq = req;
+/** Clients made by a 'prepare' for this range, waiting for the 'connect'. */
+let prepared: { start: number; end: number } | undefined;
+
+function makeClients(req: ConnectRequest): void {
   clients = [];
   for (let i = req.start; i < req.end; i++) {
     const channels = [...req.plan.shared];
@@ -107,6 +109,12 @@ async function connect(req: ConnectRequest): Promise<void> {
       }),
     );
   }
+}
+
+async function connect(req: ConnectRequest): Promise<void> {
+  connectReq = req;
+  if (prepared?.start !== req.start || prepared.end !== req.end) makeClients(req);
+  prepared = undefined;
   const r = await openAll(clients, req);
   const subs: Record<string, number> = {};
   for (const c of clients) if (c.isOpen()) for (const st of c.states) subs[st.name] = (subs[st.name] ?? 0) + 1;
@@ -129,6 +137,11 @@ process.on('message', (m: ParentToWorker) => {
   switch (m.type) {
     case 'connect':
       connect(m).catch(fail);
+      break;
+    case 'prepare':
+      makeClients(m);
+      prepared = { start: m.start, end: m.end };
+      send({ type: 'prepared' });
       break;
     case 'reset':
       stats.reset();
