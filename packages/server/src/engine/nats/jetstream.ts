@@ -1,0 +1,383 @@
+// Types only: the client is loaded when a NATS broker connects, so Redis-only nodes never load it.
+import type { Msg, MsgHdrs, NatsConnection } from 'nats';
+import type { Config } from '../../config/load.js';
+import type { Publication, StreamPosition } from '../../protocol/types.js';
+import { EngineUnavailableError } from '../errors.js';
+import type { ErrorLog } from '../errorlog.js';
+import type { HistoryOptions, HistoryResult, HistoryStore, PublishOptions, PublishResult } from '../types.js';
+import { newEpoch } from '../redis/broker.js';
+import { decodePayload } from '../redis/codec.js';
+import { channelSubject, type NatsBroker } from './broker.js';
+
+/** Headers every message of the history stream carries (the channel's own numbering, not the stream's). */
+const H_OFFSET = 'Sb-Offset';
+const H_EPOCH = 'Sb-Epoch';
+/** Offsets up to the floor are not history any more (history_size trimmed them, or a remove). */
+const H_FLOOR = 'Sb-Floor';
+/** The stream sequence of the channel's previous message (0: none): reads walk back along it. */
+const H_PREV = 'Sb-Prev';
+/** "m": a position marker (an empty stream's epoch, or a remove), not a publication. */
+const H_KIND = 'Sb-Kind';
+const EXPECTED_LAST = 'Nats-Expected-Last-Subject-Sequence';
+/** JetStream's "wrong last sequence": another publisher went first. */
+const WRONG_LAST_SEQ = 10071;
+const STREAM_NOT_FOUND = 10059;
+/** Attempts of one publish that lose the race to other publishers before it fails with 100. */
+const MAX_ATTEMPTS = 50;
+const REQUEST_TIMEOUT_MS = 2000;
+/** Channels whose last message this node remembers (a miss costs one direct get). */
+const CACHE_MAX = 100_000;
+
+/** A message of the stream as the engine reads it. */
+interface Stored {
+  readonly seq: number;
+  readonly subject: string;
+  readonly offset: number;
+  readonly epoch: string;
+  readonly floor: number;
+  readonly prev: number;
+  readonly marker: boolean;
+  readonly payload: string;
+}
+
+export type JetStreamConfig = Config['engine']['nats']['jetstream'];
+
+/** The stream's name: the prefix with its dots made underscores (stream names have no dots), then `_history`. */
+export function historyStreamName(prefix: string): string {
+  return `${prefix.replace(/\./g, '_')}_history`;
+}
+
+/**
+ * History in JetStream (engine.nats.history "jetstream"): ONE stream for
+ * every channel, one subject per channel (`P.h.c.<channel>` or
+ * `P.h.b.<base64url>`), `max_msgs_per_subject` = the most any channel keeps.
+ *
+ * The stream numbers messages across channels, so the channel's own offset
+ * and epoch travel in headers. A publish is a JetStream publish that expects
+ * the channel's last stream sequence (`Nats-Expected-Last-Subject-Sequence`,
+ * 0 for an empty subject) with offset = last offset + 1 under the same epoch:
+ * two publishers that race are ordered by the server, the loser re-reads the
+ * channel's last message and tries again. An empty subject starts a new
+ * epoch, so an offset is never handed out again with other data (the stream
+ * deleted, or the channel's messages aged out). A remove and the first read
+ * of an empty channel write a position marker instead of a publication.
+ * The live send (core NATS, the broker's) follows the ack: a JetStream
+ * publish reaches core subscribers of its subject even when the stream
+ * refuses it, so the stream's subjects are not the live ones.
+ */
+export class JetStreamHistory implements HistoryStore {
+  readonly stream: string;
+  private readonly prefix: string;
+  private readonly last = new Map<string, Stored>();
+  private readonly queues = new Map<string, Promise<void>>();
+  private ensured: Promise<void> | undefined;
+  private hdrs: (() => MsgHdrs) | undefined;
+
+  constructor(
+    private readonly cfg: JetStreamConfig,
+    natsPrefix: string,
+    private readonly broker: NatsBroker,
+    private readonly errors: ErrorLog,
+    /** Nats-Msg-Id duplicates are found within this window (engine.redis.idempotent_result_ttl). */
+    private readonly duplicateWindowMs: number,
+  ) {
+    this.stream = historyStreamName(natsPrefix);
+    this.prefix = `${natsPrefix}.h`;
+  }
+
+  subject(channel: string): string {
+    return channelSubject(this.prefix, channel);
+  }
+
+  // ---- publish (called by the broker; `send` is its live send, made under this channel's order) ----
+
+  async append(
+    channel: string,
+    payload: string,
+    opts: PublishOptions,
+    send: (r: StreamPosition) => void,
+  ): Promise<{ result: PublishResult; dup: boolean }> {
+    if (!(opts.historySize > 0 && opts.historyTtlMs > 0)) {
+      send({ offset: 0, epoch: '' });
+      return { result: { offset: 0, epoch: '' }, dup: false };
+    }
+    if (opts.historySize > this.cfg.max_history_size)
+      throw new EngineUnavailableError(
+        'failed',
+        `history_size ${opts.historySize} above engine.nats.jetstream.max_history_size (${this.cfg.max_history_size})`,
+      );
+    const subject = this.subject(channel);
+    return this.serial(channel, async () => {
+      let top = this.last.get(channel) ?? (await this.readTop(channel));
+      for (let attempt = 1; ; attempt++) {
+        const offset = top ? top.offset + 1 : 1;
+        const epoch = top ? top.epoch : newEpoch();
+        const floor = Math.max(top?.floor ?? 0, offset - opts.historySize);
+        const h = await this.headers(offset, epoch, floor, top?.seq ?? 0);
+        if (opts.idempotencyKey) h.set('Nats-Msg-Id', `${subject} ${encodeURIComponent(opts.idempotencyKey)}`);
+        const ack = await this.publishJs(subject, payload, h);
+        if (ack.duplicate) {
+          // The first publish's message answers (it names its sequence); trimmed away since, only the epoch is known.
+          const first = await this.getSeq(ack.seq);
+          const result = first && first.subject === subject ? { offset: first.offset, epoch: first.epoch } : { offset: 0, epoch };
+          return { result, dup: true };
+        }
+        if (ack.seq > 0) {
+          this.remember(channel, { seq: ack.seq, subject, offset, epoch, floor, prev: top?.seq ?? 0, marker: false, payload: '' });
+          send({ offset, epoch });
+          return { result: { offset, epoch }, dup: false };
+        }
+        if (ack.errCode !== WRONG_LAST_SEQ || attempt >= MAX_ATTEMPTS)
+          throw new EngineUnavailableError('failed', `jetstream: ${ack.error ?? 'publish refused'}`);
+        top = await this.readTop(channel); // another publisher went first
+      }
+    });
+  }
+
+  // ---- HistoryStore ----
+
+  async read(channel: string, opts: HistoryOptions): Promise<HistoryResult> {
+    const tails = this.broker.tails;
+    const tail = opts.recovery && opts.since && !opts.reverse ? tails.get(channel) : undefined;
+    if (tail) {
+      const hit = tail.read(opts.since!, opts.limit, opts.historyTtlMs > 0 ? Date.now() - opts.historyTtlMs : 0, opts.historySize ?? 0);
+      if (hit) return hit;
+    }
+    const res = await this.readStream(channel, opts);
+    // A complete recovery read made while subscribed joins up with what NATS brought meanwhile.
+    if (tail && tails.get(channel) === tail) {
+      tail.seed(opts.since!, res.publications, res.position);
+      this.broker.positionRead(channel, res.position);
+    }
+    return res;
+  }
+
+  /** Writes a marker whose floor is the top: the publications go (purged), offset and epoch stay. */
+  async remove(channel: string): Promise<void> {
+    const subject = this.subject(channel);
+    await this.serial(channel, async () => {
+      for (let attempt = 1; ; attempt++) {
+        const top = await this.readTop(channel);
+        if (!top || top.floor >= top.offset) return;
+        const h = await this.headers(top.offset, top.epoch, top.offset, top.seq);
+        h.set(H_KIND, 'm');
+        const ack = await this.publishJs(subject, '', h);
+        if (ack.seq > 0) {
+          this.remember(channel, { ...top, seq: ack.seq, floor: top.offset, prev: top.seq, marker: true, payload: '' });
+          // Frees the space now; the floor alone already hides them.
+          await this.api(`STREAM.PURGE.${this.stream}`, { filter: subject, seq: ack.seq });
+          return;
+        }
+        if (ack.errCode !== WRONG_LAST_SEQ || attempt >= MAX_ATTEMPTS)
+          throw new EngineUnavailableError('failed', `jetstream: ${ack.error ?? 'remove refused'}`);
+      }
+    });
+  }
+
+  private async readStream(channel: string, opts: HistoryOptions): Promise<HistoryResult> {
+    const top = (await this.readTop(channel)) ?? (await this.fixEpoch(channel));
+    const position = { offset: top.offset, epoch: top.epoch };
+    if (opts.limit === 0 || (opts.since && opts.since.epoch !== top.epoch)) return { publications: [], position };
+    const lo = Math.max(top.floor, opts.since?.offset ?? 0);
+    const minTime = opts.historyTtlMs > 0 ? Date.now() - opts.historyTtlMs : 0;
+    const limit = opts.limit !== undefined && opts.limit > 0 ? opts.limit : Infinity;
+    // Newest first, back along the channel's own chain of messages, down to the floor, the since offset or the age limit.
+    const out: Publication[] = [];
+    let m: Stored | undefined = top;
+    while (m && m.offset > lo && m.epoch === top.epoch) {
+      if (!m.marker) {
+        const pub = decodePayload(m.payload, m.offset);
+        if (minTime > 0 && pub.time !== undefined && pub.time < minTime) break;
+        out.push(pub);
+        if (opts.reverse && out.length >= limit) break;
+      }
+      if (m.prev <= 0 || m.offset - 1 <= lo) break;
+      const prev: Stored | undefined = await this.getSeq(m.prev);
+      if (prev && (prev.subject !== m.subject || prev.offset !== m.offset - (m.marker ? 0 : 1))) break;
+      m = prev;
+    }
+    if (opts.reverse) return { publications: out, position };
+    out.reverse();
+    return { publications: limit < out.length ? out.slice(0, limit) : out, position };
+  }
+
+  /** An empty channel read: a marker at offset 0 fixes its epoch, so the first publish keeps it. */
+  private fixEpoch(channel: string): Promise<Stored> {
+    const subject = this.subject(channel);
+    return this.serial(channel, async () => {
+      for (let attempt = 1; ; attempt++) {
+        const top = await this.readTop(channel);
+        if (top) return top;
+        const epoch = newEpoch();
+        const h = await this.headers(0, epoch, 0, 0);
+        h.set(H_KIND, 'm');
+        const ack = await this.publishJs(subject, '', h);
+        if (ack.seq > 0) {
+          const marker = { seq: ack.seq, subject, offset: 0, epoch, floor: 0, prev: 0, marker: true, payload: '' };
+          this.remember(channel, marker);
+          return marker;
+        }
+        if (ack.errCode !== WRONG_LAST_SEQ || attempt >= MAX_ATTEMPTS)
+          throw new EngineUnavailableError('failed', `jetstream: ${ack.error ?? 'marker refused'}`);
+      }
+    });
+  }
+
+  // ---- the stream ----
+
+  /** Creates the stream, or updates the limits of the one there (storage cannot change: a warning says so). */
+  private ensure(): Promise<void> {
+    this.ensured ??= this.create().catch((e: unknown) => {
+      this.ensured = undefined;
+      throw e;
+    });
+    return this.ensured;
+  }
+
+  private async create(): Promise<void> {
+    const want = {
+      name: this.stream,
+      subjects: [`${this.prefix}.>`],
+      retention: 'limits',
+      storage: this.cfg.storage,
+      num_replicas: this.cfg.replicas,
+      max_msgs_per_subject: this.cfg.max_history_size,
+      max_age: this.cfg.max_age * 1e6,
+      duplicate_window: Math.max(1000, this.duplicateWindowMs) * 1e6,
+      allow_direct: true,
+      discard: 'old',
+    };
+    const info = await this.api(`STREAM.INFO.${this.stream}`);
+    if (info.error?.err_code === STREAM_NOT_FOUND) {
+      const made = await this.api(`STREAM.CREATE.${this.stream}`, want);
+      if (!made.error) return;
+      if (!/already in use/i.test(String(made.error.description))) throw new EngineUnavailableError('failed', `jetstream: ${made.error.description}`);
+      return; // another node created it first
+    }
+    if (info.error) throw new EngineUnavailableError('failed', `jetstream: ${info.error.description}`);
+    const have = info.config;
+    if (have.storage !== want.storage)
+      this.errors.warn('jetstream_storage', { stream: this.stream, have: have.storage, want: want.storage }, 'stream storage differs from the config and cannot change');
+    const keys = ['max_msgs_per_subject', 'max_age', 'duplicate_window', 'allow_direct', 'num_replicas', 'subjects'] as const;
+    if (keys.some((k) => JSON.stringify(have[k]) !== JSON.stringify(want[k]))) {
+      const upd = await this.api(`STREAM.UPDATE.${this.stream}`, { ...have, ...want, storage: have.storage });
+      if (upd.error) this.errors.warn('jetstream_update', { stream: this.stream, err: upd.error.description }, 'stream limits not updated');
+    }
+  }
+
+  private nc(): NatsConnection {
+    const nc = this.broker.connection;
+    if (!nc) throw new EngineUnavailableError('disconnected', 'nats');
+    return nc;
+  }
+
+  private async api(subject: string, body?: unknown): Promise<any> {
+    try {
+      const r = await this.nc().request(`$JS.API.${subject}`, body === undefined ? '' : JSON.stringify(body), {
+        timeout: REQUEST_TIMEOUT_MS,
+      });
+      return r.json<any>();
+    } catch (e) {
+      throw unavailable(e);
+    }
+  }
+
+  /** A request that, with no stream to answer it (deleted, never made), makes the stream and asks once more. */
+  private async ask(subject: string, data: string, headers?: MsgHdrs): Promise<Msg> {
+    await this.ensure();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.nc().request(subject, data, { timeout: REQUEST_TIMEOUT_MS, headers });
+      } catch (e) {
+        if (attempt > 1 || (e as { code?: string }).code !== '503') throw unavailable(e);
+        this.ensured = undefined;
+        this.last.clear();
+        await this.ensure();
+      }
+    }
+  }
+
+  private async publishJs(
+    subject: string,
+    payload: string,
+    h: MsgHdrs,
+  ): Promise<{ seq: number; duplicate: boolean; errCode?: number; error?: string }> {
+    const r = (await this.ask(subject, payload, h)).json<any>();
+    if (r.error) {
+      if (r.error.err_code === STREAM_NOT_FOUND) {
+        this.ensured = undefined;
+        this.last.clear();
+      }
+      return { seq: 0, duplicate: false, errCode: r.error.err_code, error: String(r.error.description) };
+    }
+    return { seq: Number(r.seq), duplicate: r.duplicate === true };
+  }
+
+  private async direct(body: unknown): Promise<Stored | undefined> {
+    const m = await this.ask(`$JS.API.DIRECT.GET.${this.stream}`, JSON.stringify(body));
+    const h = m.headers;
+    if (!h || h.code === 404) return undefined;
+    if (h.code >= 400) throw new EngineUnavailableError('failed', `jetstream direct get: ${h.code} ${h.description}`);
+    return {
+      seq: Number(h.get('Nats-Sequence')),
+      subject: h.get('Nats-Subject'),
+      offset: Number(h.get(H_OFFSET) || 0),
+      epoch: h.get(H_EPOCH),
+      floor: Number(h.get(H_FLOOR) || 0),
+      prev: Number(h.get(H_PREV) || 0),
+      marker: h.get(H_KIND) === 'm',
+      payload: m.string(),
+    };
+  }
+
+  private getSeq(seq: number): Promise<Stored | undefined> {
+    return this.direct({ seq });
+  }
+
+  /** The channel's last message (its position), remembered for the next publish. */
+  private async readTop(channel: string): Promise<Stored | undefined> {
+    const top = await this.direct({ last_by_subj: this.subject(channel) });
+    if (top) this.remember(channel, top);
+    else this.last.delete(channel);
+    return top;
+  }
+
+  private remember(channel: string, s: Stored): void {
+    this.last.delete(channel);
+    if (this.last.size >= CACHE_MAX) this.last.delete(this.last.keys().next().value!);
+    this.last.set(channel, { ...s, payload: '' });
+  }
+
+  private async headers(offset: number, epoch: string, floor: number, prev: number): Promise<MsgHdrs> {
+    if (!this.hdrs) this.hdrs = (await import('nats')).headers;
+    const h = this.hdrs();
+    h.set(H_OFFSET, String(offset));
+    h.set(H_EPOCH, epoch);
+    h.set(H_FLOOR, String(floor));
+    h.set(H_PREV, String(prev));
+    h.set(EXPECTED_LAST, String(prev));
+    return h;
+  }
+
+  /** One channel's publishes, removes and markers run one after another on this node (other nodes race through the expected sequence). */
+  private serial<T>(channel: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.queues.get(channel) ?? Promise.resolve();
+    const run = prev.then(fn);
+    const done = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.queues.set(channel, done);
+    void done.then(() => {
+      if (this.queues.get(channel) === done) this.queues.delete(channel);
+    });
+    return run;
+  }
+}
+
+function unavailable(e: unknown): EngineUnavailableError {
+  if (e instanceof EngineUnavailableError) return e;
+  const code = (e as { code?: string }).code;
+  if (code === 'TIMEOUT') return new EngineUnavailableError('timeout', 'jetstream');
+  return new EngineUnavailableError('failed', `jetstream: ${e instanceof Error ? e.message : String(e)}`);
+}
