@@ -71,6 +71,8 @@ export class NatsBroker implements Broker {
   private retry: (() => void) | undefined;
   /** Reads a channel's stream position from history (the quiet-channel check). */
   position: ((channel: string) => Promise<StreamPosition>) | undefined;
+  /** Called when NATS is back after a disconnect (the JetStream history forgets what it knew of the stream). */
+  onReconnect: (() => void) | undefined;
   /**
    * engine.nats.history "jetstream": appends to JetStream instead of Redis;
    * it calls `send` (the live send) in the channel's order, after the ack.
@@ -167,6 +169,7 @@ export class NatsBroker implements Broker {
       } else if (s.type === 'reconnect') {
         this.connected = true;
         // Messages in flight while we were away are gone: resync every subscribed channel.
+        this.onReconnect?.();
         const channels = [...this.states.keys()];
         for (const ch of channels) this.forget(ch);
         this.errors.log.info({ server: s.data, channels: channels.length }, 'nats restored: resyncing subscribers');

@@ -21,7 +21,10 @@ const H_KIND = 'Sb-Kind';
 const EXPECTED_LAST = 'Nats-Expected-Last-Subject-Sequence';
 /** JetStream's "wrong last sequence": another publisher went first. */
 const WRONG_LAST_SEQ = 10071;
+/** `Nats-Expected-Stream` did not match: the stream this node knew is gone, another one took its subjects. */
+const OTHER_STREAM = 10060;
 const STREAM_NOT_FOUND = 10059;
+const SUBJECTS_OVERLAP = 10065;
 /** Attempts of one publish that lose the race to other publishers before it fails with 100. */
 const MAX_ATTEMPTS = 50;
 const REQUEST_TIMEOUT_MS = 2000;
@@ -42,7 +45,12 @@ interface Stored {
 
 export type JetStreamConfig = Config['engine']['nats']['jetstream'];
 
-/** The stream's name: the prefix with its dots made underscores (stream names have no dots), then `_history`. */
+/**
+ * The start of the stream's name: the prefix with its dots made underscores
+ * (stream names have no dots), then `_history`; a node that creates the
+ * stream adds `_<random>`, so a stream deleted and created again is never
+ * taken for the old one (publishes name the stream they expect).
+ */
 export function historyStreamName(prefix: string): string {
   return `${prefix.replace(/\./g, '_')}_history`;
 }
@@ -66,7 +74,10 @@ export function historyStreamName(prefix: string): string {
  * refuses it, so the stream's subjects are not the live ones.
  */
 export class JetStreamHistory implements HistoryStore {
+  /** `<prefix>_history`; the stream is found by its subjects (an operator may have made it, under any name). */
   readonly stream: string;
+  /** The stream this node publishes to and reads (found or made by `ensure`). */
+  private name = '';
   private readonly prefix: string;
   private readonly last = new Map<string, Stored>();
   private readonly queues = new Map<string, Promise<void>>();
@@ -127,9 +138,9 @@ export class JetStreamHistory implements HistoryStore {
           send({ offset, epoch });
           return { result: { offset, epoch }, dup: false };
         }
-        if (ack.errCode !== WRONG_LAST_SEQ || attempt >= MAX_ATTEMPTS)
+        if (!retry(ack.errCode) || attempt >= MAX_ATTEMPTS)
           throw new EngineUnavailableError('failed', `jetstream: ${ack.error ?? 'publish refused'}`);
-        top = await this.readTop(channel); // another publisher went first
+        top = await this.readTop(channel); // another publisher went first, or the stream is another one
       }
     });
   }
@@ -165,10 +176,10 @@ export class JetStreamHistory implements HistoryStore {
         if (ack.seq > 0) {
           this.remember(channel, { ...top, seq: ack.seq, floor: top.offset, prev: top.seq, marker: true, payload: '' });
           // Frees the space now; the floor alone already hides them.
-          await this.api(`STREAM.PURGE.${this.stream}`, { filter: subject, seq: ack.seq });
+          await this.api(`STREAM.PURGE.${this.name}`, { filter: subject, seq: ack.seq });
           return;
         }
-        if (ack.errCode !== WRONG_LAST_SEQ || attempt >= MAX_ATTEMPTS)
+        if (!retry(ack.errCode) || attempt >= MAX_ATTEMPTS)
           throw new EngineUnavailableError('failed', `jetstream: ${ack.error ?? 'remove refused'}`);
       }
     });
@@ -217,7 +228,7 @@ export class JetStreamHistory implements HistoryStore {
           this.remember(channel, marker);
           return marker;
         }
-        if (ack.errCode !== WRONG_LAST_SEQ || attempt >= MAX_ATTEMPTS)
+        if (!retry(ack.errCode) || attempt >= MAX_ATTEMPTS)
           throw new EngineUnavailableError('failed', `jetstream: ${ack.error ?? 'marker refused'}`);
       }
     });
@@ -225,7 +236,13 @@ export class JetStreamHistory implements HistoryStore {
 
   // ---- the stream ----
 
-  /** Creates the stream, or updates the limits of the one there (storage cannot change: a warning says so). */
+  /** What this node knew of the stream may be stale (NATS reconnected, the stream went): forget it. */
+  invalidate(): void {
+    this.ensured = undefined;
+    this.last.clear();
+  }
+
+  /** Finds the stream, or creates it; updates the limits of one found (storage cannot change: a warning says so). */
   private ensure(): Promise<void> {
     this.ensured ??= this.create().catch((e: unknown) => {
       this.ensured = undefined;
@@ -236,7 +253,7 @@ export class JetStreamHistory implements HistoryStore {
 
   private async create(): Promise<void> {
     const want = {
-      name: this.stream,
+      name: `${this.stream}_${newEpoch()}`,
       subjects: [`${this.prefix}.>`],
       retention: 'limits',
       storage: this.cfg.storage,
@@ -247,21 +264,32 @@ export class JetStreamHistory implements HistoryStore {
       allow_direct: true,
       discard: 'old',
     };
-    const info = await this.api(`STREAM.INFO.${this.stream}`);
-    if (info.error?.err_code === STREAM_NOT_FOUND) {
-      const made = await this.api(`STREAM.CREATE.${this.stream}`, want);
-      if (!made.error) return;
-      if (!/already in use/i.test(String(made.error.description))) throw new EngineUnavailableError('failed', `jetstream: ${made.error.description}`);
-      return; // another node created it first
+    for (let attempt = 1; ; attempt++) {
+      const names = await this.api('STREAM.NAMES', { subject: want.subjects[0] });
+      if (names.error) throw new EngineUnavailableError('failed', `jetstream: ${names.error.description}`);
+      const found = (names.streams ?? []) as string[];
+      if (found.length > 1) throw new EngineUnavailableError('failed', `jetstream: streams ${found.join(', ')} overlap ${want.subjects[0]}`);
+      if (found.length === 1) {
+        this.name = found[0]!;
+        break;
+      }
+      const made = await this.api(`STREAM.CREATE.${want.name}`, want);
+      if (!made.error) {
+        this.name = want.name;
+        return;
+      }
+      // Another node created it first: find that one.
+      if (made.error.err_code !== SUBJECTS_OVERLAP || attempt >= 3) throw new EngineUnavailableError('failed', `jetstream: ${made.error.description}`);
     }
+    const info = await this.api(`STREAM.INFO.${this.name}`);
     if (info.error) throw new EngineUnavailableError('failed', `jetstream: ${info.error.description}`);
     const have = info.config;
     if (have.storage !== want.storage)
-      this.errors.warn('jetstream_storage', { stream: this.stream, have: have.storage, want: want.storage }, 'stream storage differs from the config and cannot change');
-    const keys = ['max_msgs_per_subject', 'max_age', 'duplicate_window', 'allow_direct', 'num_replicas', 'subjects'] as const;
+      this.errors.warn('jetstream_storage', { stream: this.name, have: have.storage, want: want.storage }, 'stream storage differs from the config and cannot change');
+    const keys = ['max_msgs_per_subject', 'max_age', 'duplicate_window', 'allow_direct', 'num_replicas'] as const;
     if (keys.some((k) => JSON.stringify(have[k]) !== JSON.stringify(want[k]))) {
-      const upd = await this.api(`STREAM.UPDATE.${this.stream}`, { ...have, ...want, storage: have.storage });
-      if (upd.error) this.errors.warn('jetstream_update', { stream: this.stream, err: upd.error.description }, 'stream limits not updated');
+      const upd = await this.api(`STREAM.UPDATE.${this.name}`, { ...have, ...want, name: this.name, subjects: have.subjects, storage: have.storage });
+      if (upd.error) this.errors.warn('jetstream_update', { stream: this.name, err: upd.error.description }, 'stream limits not updated');
     }
   }
 
@@ -283,15 +311,14 @@ export class JetStreamHistory implements HistoryStore {
   }
 
   /** A request that, with no stream to answer it (deleted, never made), makes the stream and asks once more. */
-  private async ask(subject: string, data: string, headers?: MsgHdrs): Promise<Msg> {
+  private async ask(subject: (stream: string) => string, data: string, headers?: MsgHdrs): Promise<Msg> {
     await this.ensure();
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.nc().request(subject, data, { timeout: REQUEST_TIMEOUT_MS, headers });
+        return await this.nc().request(subject(this.name), data, { timeout: REQUEST_TIMEOUT_MS, headers });
       } catch (e) {
         if (attempt > 1 || (e as { code?: string }).code !== '503') throw unavailable(e);
-        this.ensured = undefined;
-        this.last.clear();
+        this.invalidate();
         await this.ensure();
       }
     }
@@ -302,19 +329,18 @@ export class JetStreamHistory implements HistoryStore {
     payload: string,
     h: MsgHdrs,
   ): Promise<{ seq: number; duplicate: boolean; errCode?: number; error?: string }> {
-    const r = (await this.ask(subject, payload, h)).json<any>();
+    await this.ensure();
+    h.set('Nats-Expected-Stream', this.name);
+    const r = (await this.ask(() => subject, payload, h)).json<any>();
     if (r.error) {
-      if (r.error.err_code === STREAM_NOT_FOUND) {
-        this.ensured = undefined;
-        this.last.clear();
-      }
+      if (r.error.err_code === STREAM_NOT_FOUND || r.error.err_code === OTHER_STREAM) this.invalidate();
       return { seq: 0, duplicate: false, errCode: r.error.err_code, error: String(r.error.description) };
     }
     return { seq: Number(r.seq), duplicate: r.duplicate === true };
   }
 
   private async direct(body: unknown): Promise<Stored | undefined> {
-    const m = await this.ask(`$JS.API.DIRECT.GET.${this.stream}`, JSON.stringify(body));
+    const m = await this.ask((stream) => `$JS.API.DIRECT.GET.${stream}`, JSON.stringify(body));
     const h = m.headers;
     if (!h || h.code === 404) return undefined;
     if (h.code >= 400) throw new EngineUnavailableError('failed', `jetstream direct get: ${h.code} ${h.description}`);
@@ -373,6 +399,11 @@ export class JetStreamHistory implements HistoryStore {
     });
     return run;
   }
+}
+
+/** Lost a race (another publisher, or the stream changed under this node): read the channel's last message again and retry. */
+function retry(code: number | undefined): boolean {
+  return code === WRONG_LAST_SEQ || code === OTHER_STREAM || code === STREAM_NOT_FOUND;
 }
 
 function unavailable(e: unknown): EngineUnavailableError {

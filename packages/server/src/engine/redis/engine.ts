@@ -61,7 +61,10 @@ export class RedisEngine implements Engine {
       nats && config.engine.nats.history === 'jetstream'
         ? new JetStreamHistory(config.engine.nats.jetstream, config.engine.nats.prefix, nats, b.errors, config.engine.redis.idempotent_result_ttl)
         : undefined;
-    if (nats && js) nats.appender = (channel, payload, o, send) => js.append(channel, payload, o, send);
+    if (nats && js) {
+      nats.appender = (channel, payload, o, send) => js.append(channel, payload, o, send);
+      nats.onReconnect = () => js.invalidate();
+    }
     this.history = js ?? new RedisHistory(b, nats ?? redis);
     this.presence = new RedisPresence(b);
     this.nodes = nats ? new NatsNodes(b, redis, nats, Math.max(100, config.engine.redis.io_timeout)) : new RedisNodes(b, redis);
