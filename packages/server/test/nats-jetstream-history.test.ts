@@ -261,3 +261,42 @@ test('remove keeps the position; idempotent publishes answer the first offset ac
   );
   await assert.rejects(e1.broker.publish('pay', '"d"', { ...HIST, historySize: 21 }), /max_history_size \(20\)/);
 });
+
+test('reads: short ones walk back message by message, long ones take one consumer batch; both answer the same windows', async (t) => {
+  const nats = await OwnNats.start(t);
+  const e = new RedisEngine(
+    loadConfig({
+      object: {
+        log: { level: 'error' },
+        engine: {
+          type: 'redis',
+          broker: 'nats',
+          redis: { address: SHARED_REDIS, prefix: uniquePrefix('js-reads') },
+          nats: { url: nats.url, history: 'jetstream', jetstream: { max_history_size: 20 } },
+        },
+      },
+    }).config,
+  );
+  await e.start({ onPublication() {}, onJoin() {}, onLeave() {}, onControl() {} });
+  t.after(() => e.close());
+  const HIST = { historySize: 20, historyTtlMs: 60_000, historyMetaTtlMs: 0 };
+  const READ = { historyTtlMs: 60_000, historyMetaTtlMs: 0 };
+  let epoch = '';
+  // Another channel's messages between this one's: the stream's sequences are not the channel's offsets.
+  for (let i = 1; i <= 30; i++) {
+    epoch = (await e.broker.publish('long', String(i), HIST)).epoch;
+    await e.broker.publish('other', String(i), HIST);
+  }
+  const offsets = async (o: Record<string, unknown>): Promise<number[]> =>
+    (await e.history.read('long', { ...READ, ...o })).publications.map((p) => {
+      assert.equal(p.data, String(p.offset), 'each offset with its own data');
+      return p.offset;
+    });
+  assert.deepEqual(await offsets({}), range(11, 30), 'history_size 20 of 30: a batch');
+  assert.deepEqual(await offsets({ since: { offset: 12, epoch }, limit: 5 }), range(13, 17), 'a batch, limited');
+  assert.deepEqual(await offsets({ since: { offset: 25, epoch } }), range(26, 30), 'a walk');
+  assert.deepEqual(await offsets({ since: { offset: 2, epoch } }), range(11, 30), 'since below the window: the window');
+  assert.deepEqual(await offsets({ reverse: true, limit: 12 }), range(19, 30).reverse(), 'reverse, a batch');
+  assert.deepEqual(await offsets({ reverse: true, limit: 3 }), [30, 29, 28], 'reverse, a walk');
+  assert.deepEqual(await offsets({ since: { offset: 30, epoch } }), []);
+});

@@ -28,6 +28,8 @@ const SUBJECTS_OVERLAP = 10065;
 /** Attempts of one publish that lose the race to other publishers before it fails with 100. */
 const MAX_ATTEMPTS = 50;
 const REQUEST_TIMEOUT_MS = 2000;
+/** Reads of up to this many publications walk back message by message; longer ones take one consumer batch. */
+const WALK_MAX = 8;
 /** Channels whose last message this node remembers (a miss costs one direct get). */
 const CACHE_MAX = 100_000;
 
@@ -192,6 +194,18 @@ export class JetStreamHistory implements HistoryStore {
     const lo = Math.max(top.floor, opts.since?.offset ?? 0);
     const minTime = opts.historyTtlMs > 0 ? Date.now() - opts.historyTtlMs : 0;
     const limit = opts.limit !== undefined && opts.limit > 0 ? opts.limit : Infinity;
+    if (Math.min(top.offset - lo, opts.reverse ? limit : Infinity) > WALK_MAX) {
+      // One batch of the channel's messages (at most max_history_size): the ones above `lo` of this epoch, in order.
+      const pubs: Publication[] = [];
+      for (const m of await this.batch(top)) {
+        if (m.marker || m.epoch !== top.epoch || m.offset <= lo) continue;
+        const pub = decodePayload(m.payload, m.offset);
+        if (minTime > 0 && pub.time !== undefined && pub.time < minTime) continue;
+        pubs.push(pub);
+      }
+      if (opts.reverse) pubs.reverse();
+      return { publications: limit < pubs.length ? pubs.slice(0, limit) : pubs, position };
+    }
     // Newest first, back along the channel's own chain of messages, down to the floor, the since offset or the age limit.
     const out: Publication[] = [];
     let m: Stored | undefined = top;
@@ -344,16 +358,64 @@ export class JetStreamHistory implements HistoryStore {
     const h = m.headers;
     if (!h || h.code === 404) return undefined;
     if (h.code >= 400) throw new EngineUnavailableError('failed', `jetstream direct get: ${h.code} ${h.description}`);
-    return {
-      seq: Number(h.get('Nats-Sequence')),
-      subject: h.get('Nats-Subject'),
-      offset: Number(h.get(H_OFFSET) || 0),
-      epoch: h.get(H_EPOCH),
-      floor: Number(h.get(H_FLOOR) || 0),
-      prev: Number(h.get(H_PREV) || 0),
-      marker: h.get(H_KIND) === 'm',
-      payload: m.string(),
+    return stored(m, Number(h.get('Nats-Sequence')), h.get('Nats-Subject'));
+  }
+
+  /**
+   * The channel's messages up to `top`, oldest first, through an ephemeral
+   * consumer filtered to its subject: three round trips (create, fetch,
+   * delete) and one batch, where a walk is one round trip per message.
+   */
+  private async batch(top: Stored): Promise<Stored[]> {
+    await this.ensure();
+    const stream = this.name;
+    const config = {
+      deliver_policy: 'all',
+      filter_subject: top.subject,
+      ack_policy: 'none',
+      inactive_threshold: 10e9,
+      mem_storage: true,
+      num_replicas: 1,
     };
+    const made = await this.api(`CONSUMER.CREATE.${stream}`, { stream_name: stream, config });
+    if (made.error) {
+      if (made.error.err_code === STREAM_NOT_FOUND) this.invalidate();
+      throw new EngineUnavailableError('failed', `jetstream: ${made.error.description}`);
+    }
+    const nc = this.nc();
+    const consumer = String(made.name);
+    const inbox = `_INBOX.${consumer}`;
+    const out: Stored[] = [];
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const done = (e?: Error): void => {
+          clearTimeout(timer);
+          sub.unsubscribe();
+          if (e) reject(e);
+          else resolve();
+        };
+        const timer = setTimeout(() => done(new EngineUnavailableError('timeout', 'jetstream batch read')), REQUEST_TIMEOUT_MS);
+        const sub = nc.subscribe(inbox, {
+          callback: (err, m) => {
+            if (err) return done(unavailable(err));
+            const h = m.headers;
+            if (h && h.code >= 400) return done(); // no more messages
+            // $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>
+            const t = m.reply?.split('.') ?? [];
+            const seq = Number(t[5]);
+            if (seq <= top.seq) out.push(stored(m, seq, m.subject));
+            if (seq >= top.seq || t[8] === '0') done();
+          },
+        });
+        nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`, JSON.stringify({ batch: this.cfg.max_history_size + 2, no_wait: true }), {
+          reply: inbox,
+        });
+      });
+    } finally {
+      // The consumer goes after inactive_threshold anyway.
+      nc.publish(`$JS.API.CONSUMER.DELETE.${stream}.${consumer}`);
+    }
+    return out;
   }
 
   private getSeq(seq: number): Promise<Stored | undefined> {
@@ -399,6 +461,20 @@ export class JetStreamHistory implements HistoryStore {
     });
     return run;
   }
+}
+
+function stored(m: Msg, seq: number, subject: string): Stored {
+  const h = m.headers;
+  return {
+    seq,
+    subject,
+    offset: Number(h?.get(H_OFFSET) || 0),
+    epoch: h?.get(H_EPOCH) ?? '',
+    floor: Number(h?.get(H_FLOOR) || 0),
+    prev: Number(h?.get(H_PREV) || 0),
+    marker: h?.get(H_KIND) === 'm',
+    payload: m.string(),
+  };
 }
 
 /** Lost a race (another publisher, or the stream changed under this node): read the channel's last message again and retry. */
