@@ -274,7 +274,8 @@ export class JetStreamHistory implements HistoryStore {
       num_replicas: this.cfg.replicas,
       max_msgs_per_subject: this.cfg.max_history_size,
       max_age: this.cfg.max_age * 1e6,
-      duplicate_window: Math.max(1000, this.duplicateWindowMs) * 1e6,
+      // The server refuses a duplicate window longer than max_age.
+      duplicate_window: Math.min(this.cfg.max_age, Math.max(1000, this.duplicateWindowMs)) * 1e6,
       allow_direct: true,
       discard: 'old',
     };
