@@ -262,7 +262,7 @@ test('remove keeps the position; idempotent publishes answer the first offset ac
   await assert.rejects(e1.broker.publish('pay', '"d"', { ...HIST, historySize: 21 }), /max_history_size \(20\)/);
 });
 
-test('reads: short ones walk back message by message, long ones take one consumer batch; both answer the same windows', async (t) => {
+test('reads: short ones walk back message by message, long ones take one consumer batch (from a checkpoint when a few hops reach it); all answer the same windows', async (t) => {
   const nats = await OwnNats.start(t);
   const e = new RedisEngine(
     loadConfig({
@@ -272,18 +272,18 @@ test('reads: short ones walk back message by message, long ones take one consume
           type: 'redis',
           broker: 'nats',
           redis: { address: SHARED_REDIS, prefix: uniquePrefix('js-reads') },
-          nats: { url: nats.url, history: 'jetstream', jetstream: { max_history_size: 20 } },
+          nats: { url: nats.url, history: 'jetstream', jetstream: { max_history_size: 60 } },
         },
       },
     }).config,
   );
   await e.start({ onPublication() {}, onJoin() {}, onLeave() {}, onControl() {} });
   t.after(() => e.close());
-  const HIST = { historySize: 20, historyTtlMs: 60_000, historyMetaTtlMs: 0 };
+  const HIST = { historySize: 50, historyTtlMs: 60_000, historyMetaTtlMs: 0 };
   const READ = { historyTtlMs: 60_000, historyMetaTtlMs: 0 };
   let epoch = '';
   // Another channel's messages between this one's: the stream's sequences are not the channel's offsets.
-  for (let i = 1; i <= 30; i++) {
+  for (let i = 1; i <= 80; i++) {
     epoch = (await e.broker.publish('long', String(i), HIST)).epoch;
     await e.broker.publish('other', String(i), HIST);
   }
@@ -292,11 +292,14 @@ test('reads: short ones walk back message by message, long ones take one consume
       assert.equal(p.data, String(p.offset), 'each offset with its own data');
       return p.offset;
     });
-  assert.deepEqual(await offsets({}), range(11, 30), 'history_size 20 of 30: a batch');
-  assert.deepEqual(await offsets({ since: { offset: 12, epoch }, limit: 5 }), range(13, 17), 'a batch, limited');
-  assert.deepEqual(await offsets({ since: { offset: 25, epoch } }), range(26, 30), 'a walk');
-  assert.deepEqual(await offsets({ since: { offset: 2, epoch } }), range(11, 30), 'since below the window: the window');
-  assert.deepEqual(await offsets({ reverse: true, limit: 12 }), range(19, 30).reverse(), 'reverse, a batch');
-  assert.deepEqual(await offsets({ reverse: true, limit: 3 }), [30, 29, 28], 'reverse, a walk');
-  assert.deepEqual(await offsets({ since: { offset: 30, epoch } }), []);
+  // history_size 50 of 80: offsets 31..80; checkpoints at 32 and 64.
+  assert.deepEqual(await offsets({}), range(31, 80), 'the whole window: a batch of the subject');
+  assert.deepEqual(await offsets({ since: { offset: 40, epoch }, limit: 5 }), range(41, 45), 'a batch from checkpoint 32');
+  assert.deepEqual(await offsets({ since: { offset: 66, epoch } }), range(67, 80), 'a batch from checkpoint 64');
+  assert.deepEqual(await offsets({ since: { offset: 63, epoch } }), range(64, 80), 'a batch that starts at checkpoint 64 itself');
+  assert.deepEqual(await offsets({ since: { offset: 75, epoch } }), range(76, 80), 'a walk');
+  assert.deepEqual(await offsets({ since: { offset: 2, epoch } }), range(31, 80), 'since below the window: the window');
+  assert.deepEqual(await offsets({ reverse: true, limit: 20 }), range(61, 80).reverse(), 'reverse, a batch from checkpoint 32');
+  assert.deepEqual(await offsets({ reverse: true, limit: 3 }), [80, 79, 78], 'reverse, a walk');
+  assert.deepEqual(await offsets({ since: { offset: 80, epoch } }), []);
 });

@@ -16,6 +16,8 @@ const H_EPOCH = 'Sb-Epoch';
 const H_FLOOR = 'Sb-Floor';
 /** The stream sequence of the channel's previous message (0: none): reads walk back along it. */
 const H_PREV = 'Sb-Prev';
+/** The stream sequence of the channel's last message before this one whose offset is a multiple of CHECKPOINT (0: none). */
+const H_MARK = 'Sb-Mark';
 /** "m": a position marker (an empty stream's epoch, or a remove), not a publication. */
 const H_KIND = 'Sb-Kind';
 const EXPECTED_LAST = 'Nats-Expected-Last-Subject-Sequence';
@@ -30,6 +32,10 @@ const MAX_ATTEMPTS = 50;
 const REQUEST_TIMEOUT_MS = 2000;
 /** Reads of up to this many publications walk back message by message; longer ones take one consumer batch. */
 const WALK_MAX = 8;
+/** Every this many offsets a message is a checkpoint: a long read hops back along them to where its batch starts. */
+const CHECKPOINT = 32;
+/** Reads that would take more hops than this read the channel's whole subject in one batch instead. */
+const MAX_HOPS = 8;
 /** Channels whose last message this node remembers (a miss costs one direct get). */
 const CACHE_MAX = 100_000;
 
@@ -41,6 +47,7 @@ interface Stored {
   readonly epoch: string;
   readonly floor: number;
   readonly prev: number;
+  readonly mark: number;
   readonly marker: boolean;
   readonly payload: string;
 }
@@ -126,7 +133,7 @@ export class JetStreamHistory implements HistoryStore {
         const offset = top ? top.offset + 1 : 1;
         const epoch = top ? top.epoch : newEpoch();
         const floor = Math.max(top?.floor ?? 0, offset - opts.historySize);
-        const h = await this.headers(offset, epoch, floor, top?.seq ?? 0);
+        const h = await this.headers(offset, epoch, floor, top);
         if (opts.idempotencyKey) h.set('Nats-Msg-Id', `${subject} ${encodeURIComponent(opts.idempotencyKey)}`);
         const ack = await this.publishJs(subject, payload, h);
         if (ack.duplicate) {
@@ -136,7 +143,8 @@ export class JetStreamHistory implements HistoryStore {
           return { result, dup: true };
         }
         if (ack.seq > 0) {
-          this.remember(channel, { seq: ack.seq, subject, offset, epoch, floor, prev: top?.seq ?? 0, marker: false, payload: '' });
+          const mark = markOf(top);
+          this.remember(channel, { seq: ack.seq, subject, offset, epoch, floor, prev: top?.seq ?? 0, mark, marker: false, payload: '' });
           send({ offset, epoch });
           return { result: { offset, epoch }, dup: false };
         }
@@ -172,11 +180,11 @@ export class JetStreamHistory implements HistoryStore {
       for (let attempt = 1; ; attempt++) {
         const top = await this.readTop(channel);
         if (!top || top.floor >= top.offset) return;
-        const h = await this.headers(top.offset, top.epoch, top.offset, top.seq);
+        const h = await this.headers(top.offset, top.epoch, top.offset, top);
         h.set(H_KIND, 'm');
         const ack = await this.publishJs(subject, '', h);
         if (ack.seq > 0) {
-          this.remember(channel, { ...top, seq: ack.seq, floor: top.offset, prev: top.seq, marker: true, payload: '' });
+          this.remember(channel, { ...top, seq: ack.seq, floor: top.offset, prev: top.seq, mark: markOf(top), marker: true, payload: '' });
           // Frees the space now; the floor alone already hides them.
           await this.api(`STREAM.PURGE.${this.name}`, { filter: subject, seq: ack.seq });
           return;
@@ -197,7 +205,10 @@ export class JetStreamHistory implements HistoryStore {
     if (Math.min(top.offset - lo, opts.reverse ? limit : Infinity) > WALK_MAX) {
       // One batch of the channel's messages (at most max_history_size): the ones above `lo` of this epoch, in order.
       const pubs: Publication[] = [];
-      for (const m of await this.batch(top)) {
+      // The newest `limit` of a reverse read are the last offsets (age only drops older ones).
+      const first = opts.reverse && limit < Infinity ? Math.max(lo + 1, top.offset - limit + 1) : lo + 1;
+      const start = Math.ceil((top.offset - first) / CHECKPOINT) <= MAX_HOPS ? await this.startSeq(top, first) : 0;
+      for (const m of await this.batch(top, start)) {
         if (m.marker || m.epoch !== top.epoch || m.offset <= lo) continue;
         const pub = decodePayload(m.payload, m.offset);
         if (minTime > 0 && pub.time !== undefined && pub.time < minTime) continue;
@@ -234,11 +245,11 @@ export class JetStreamHistory implements HistoryStore {
         const top = await this.readTop(channel);
         if (top) return top;
         const epoch = newEpoch();
-        const h = await this.headers(0, epoch, 0, 0);
+        const h = await this.headers(0, epoch, 0, undefined);
         h.set(H_KIND, 'm');
         const ack = await this.publishJs(subject, '', h);
         if (ack.seq > 0) {
-          const marker = { seq: ack.seq, subject, offset: 0, epoch, floor: 0, prev: 0, marker: true, payload: '' };
+          const marker = { seq: ack.seq, subject, offset: 0, epoch, floor: 0, prev: 0, mark: 0, marker: true, payload: '' };
           this.remember(channel, marker);
           return marker;
         }
@@ -367,11 +378,11 @@ export class JetStreamHistory implements HistoryStore {
    * consumer filtered to its subject: three round trips (create, fetch,
    * delete) and one batch, where a walk is one round trip per message.
    */
-  private async batch(top: Stored): Promise<Stored[]> {
+  private async batch(top: Stored, start: number): Promise<Stored[]> {
     await this.ensure();
     const stream = this.name;
     const config = {
-      deliver_policy: 'all',
+      ...(start > 0 ? { deliver_policy: 'by_start_sequence', opt_start_seq: start } : { deliver_policy: 'all' }),
       filter_subject: top.subject,
       ack_policy: 'none',
       inactive_threshold: 10e9,
@@ -419,6 +430,22 @@ export class JetStreamHistory implements HistoryStore {
     return out;
   }
 
+  /**
+   * A stream sequence at or before the channel's message at offset `first`:
+   * back from `top` along the checkpoints (0 when the chain breaks: the batch then starts at the subject's first message).
+   */
+  private async startSeq(top: Stored, first: number): Promise<number> {
+    let c = top;
+    for (let hop = 0; hop <= MAX_HOPS + 1; hop++) {
+      if (c.offset <= first) return c.seq;
+      if (c.mark <= 0) return 0;
+      const next = await this.getSeq(c.mark);
+      if (!next || next.subject !== top.subject || next.epoch !== top.epoch || next.offset >= c.offset) return 0;
+      c = next;
+    }
+    return 0;
+  }
+
   private getSeq(seq: number): Promise<Stored | undefined> {
     return this.direct({ seq });
   }
@@ -437,13 +464,16 @@ export class JetStreamHistory implements HistoryStore {
     this.last.set(channel, { ...s, payload: '' });
   }
 
-  private async headers(offset: number, epoch: string, floor: number, prev: number): Promise<MsgHdrs> {
+  /** Headers of the channel's next message after `top` (undefined: the subject is empty). */
+  private async headers(offset: number, epoch: string, floor: number, top: Stored | undefined): Promise<MsgHdrs> {
+    const prev = top?.seq ?? 0;
     if (!this.hdrs) this.hdrs = (await import('nats')).headers;
     const h = this.hdrs();
     h.set(H_OFFSET, String(offset));
     h.set(H_EPOCH, epoch);
     h.set(H_FLOOR, String(floor));
     h.set(H_PREV, String(prev));
+    h.set(H_MARK, String(markOf(top)));
     h.set(EXPECTED_LAST, String(prev));
     return h;
   }
@@ -464,6 +494,12 @@ export class JetStreamHistory implements HistoryStore {
   }
 }
 
+/** The checkpoint a message after `top` points to: `top` itself when its offset is one, else the one `top` points to. */
+function markOf(top: Stored | undefined): number {
+  if (!top) return 0;
+  return top.offset % CHECKPOINT === 0 ? top.seq : top.mark;
+}
+
 function stored(m: Msg, seq: number, subject: string): Stored {
   const h = m.headers;
   return {
@@ -473,6 +509,7 @@ function stored(m: Msg, seq: number, subject: string): Stored {
     epoch: h?.get(H_EPOCH) ?? '',
     floor: Number(h?.get(H_FLOOR) || 0),
     prev: Number(h?.get(H_PREV) || 0),
+    mark: Number(h?.get(H_MARK) || 0),
     marker: h?.get(H_KIND) === 'm',
     payload: m.string(),
   };
