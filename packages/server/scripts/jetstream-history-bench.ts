@@ -4,7 +4,8 @@
  * own (file storage, in a temporary folder) and the machine's Redis. For each:
  * sequential publishes (one in flight), 8 channels publishing at once, and
  * reads of the last 100 publications of a 1,000-publication channel
- * (a recovery read that misses the node's tail: a since position, limit 100).
+ * (a recovery read that misses the node's tail: a since position, limit 100),
+ * and two nodes publishing to one channel at once.
  * The history stores are read directly, so the numbers are the store's.
  *
  *   npm run build -w @switchboard/server
@@ -32,7 +33,7 @@ const port = await freePort();
 const nats = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store], { stdio: 'ignore' });
 await until('nats-server', 5000, () => natsAnswers(port));
 
-function engine(history: 'redis' | 'jetstream'): Engine {
+function engine(history: 'redis' | 'jetstream', redisPrefix = uniquePrefix(`bench-${history}`)): Engine {
   return new RedisEngine(
     loadConfig({
       object: {
@@ -40,7 +41,7 @@ function engine(history: 'redis' | 'jetstream'): Engine {
         engine: {
           type: 'redis',
           broker: 'nats',
-          redis: { address: SHARED_REDIS, prefix: uniquePrefix(`bench-${history}`) },
+          redis: { address: SHARED_REDIS, prefix: redisPrefix },
           nats: { url: `nats://127.0.0.1:${port}`, prefix: `bench${history}`, history },
         },
       },
@@ -83,8 +84,26 @@ async function measure(kind: 'redis' | 'jetstream', round: number): Promise<Reco
     full.push(ms(t0));
     if (h.publications.length !== 1000) throw new Error(`${kind}: wrong full read`);
   }
+  // Two nodes racing for one channel (one in flight each): JetStream orders them by the expected subject sequence, the loser retries.
+  const prefix = uniquePrefix(`bench-two-${kind}`);
+  const pair = [engine(kind, prefix), engine(kind, prefix)];
+  for (const x of pair) await x.start({ onPublication() {}, onJoin() {}, onLeave() {}, onControl() {} });
+  t0 = process.hrtime.bigint();
+  const offs = (
+    await Promise.all(
+      pair.map(async (x) => {
+        const o: number[] = [];
+        for (let i = 0; i < 500; i++) o.push((await x.broker.publish(`${ch}-two`, PAYLOAD, HIST)).offset);
+        return o;
+      }),
+    )
+  ).flat();
+  const two = 1000 / (ms(t0) / 1000);
+  if (new Set(offs).size !== 1000 || Math.max(...offs) !== 1000) throw new Error(`${kind}: offsets not 1..1000`);
+  for (const x of pair) await x.close();
   await e.close();
   return {
+    'publish/s (2 nodes, 1 channel)': two.toFixed(0),
     'publish/s (1 in flight)': seq.toFixed(0),
     'publish/s (8 channels)': par.toFixed(0),
     'read 100: p50 ms': pct(reads, 0.5).toFixed(2),

@@ -260,6 +260,57 @@ test('remove keeps the position; idempotent publishes answer the first offset ac
     [[3, '"c"']],
   );
   await assert.rejects(e1.broker.publish('pay', '"d"', { ...HIST, historySize: 21 }), /max_history_size \(20\)/);
+
+  // A retry after its first publication was pushed out of the stream (20 per channel): a duplicate, offset unknown (0).
+  const early = await e1.broker.publish('trimmed', '"x"', { ...HIST, idempotencyKey: 'early' });
+  for (let i = 0; i < 21; i++) await e1.broker.publish('trimmed', String(i), HIST);
+  assert.deepEqual(await e2.broker.publish('trimmed', '"x"', { ...HIST, idempotencyKey: 'early' }), {
+    offset: 0,
+    epoch: early.epoch,
+    duplicate: true,
+  });
+  // Without history nothing is stored, so a key does not deduplicate.
+  const NONE = { historySize: 0, historyTtlMs: 0, historyMetaTtlMs: 0, idempotencyKey: 'k' };
+  assert.deepEqual([await e1.broker.publish('bare', '1', NONE), await e1.broker.publish('bare', '1', NONE)], [
+    { offset: 0, epoch: '' },
+    { offset: 0, epoch: '' },
+  ]);
+});
+
+test('a stream an operator made is used as found (any name) and its limits are set to the config; a channel quiet for max_age starts a new epoch', async (t) => {
+  const nats = await OwnNats.start(t);
+  const nc = await natsClient(t, nats.url);
+  const made = await api(nc, 'STREAM.CREATE.ops_made', { name: 'ops_made', subjects: ['switchboard.h.>'], storage: 'memory', max_msgs_per_subject: 5 });
+  assert.equal(made.error, undefined);
+  const e = new RedisEngine(
+    loadConfig({
+      object: {
+        log: { level: 'error' },
+        engine: {
+          type: 'redis',
+          broker: 'nats',
+          redis: { address: SHARED_REDIS, prefix: uniquePrefix('js-ops') },
+          nats: { url: nats.url, history: 'jetstream', jetstream: { max_history_size: 50, max_age: '1s' } },
+        },
+      },
+    }).config,
+  );
+  await e.start({ onPublication() {}, onJoin() {}, onLeave() {}, onControl() {} });
+  t.after(() => e.close());
+  const HIST = { historySize: 50, historyTtlMs: 60_000, historyMetaTtlMs: 0 };
+  const first = await e.broker.publish('quiet', '1', HIST);
+  const info = await api(nc, 'STREAM.INFO.ops_made');
+  assert.deepEqual(
+    [info.config.max_msgs_per_subject, info.config.max_age, info.config.allow_direct, info.config.storage, info.state.messages],
+    [50, 1e9, true, 'memory', 1],
+    'limits updated, storage kept, the publication in it',
+  );
+  assert.deepEqual((await api(nc, 'STREAM.NAMES')).streams, ['ops_made']);
+  // max_age: the channel's last message ages out, and with it the position.
+  await until('the channel to age out', 10_000, async () => (await api(nc, 'STREAM.INFO.ops_made')).state.messages === 0);
+  const next = await e.broker.publish('quiet', '2', HIST);
+  assert.equal(next.offset, 1);
+  assert.notEqual(next.epoch, first.epoch);
 });
 
 test('reads: short ones walk back message by message, long ones take one consumer batch (from a checkpoint when a few hops reach it); all answer the same windows', async (t) => {
