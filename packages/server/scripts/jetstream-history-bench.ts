@@ -114,7 +114,8 @@ async function measure(kind: 'redis' | 'jetstream', round: number): Promise<Reco
 
 try {
   for (let r = 1; r <= ROUNDS; r++) {
-    for (const kind of ['redis', 'jetstream'] as const) console.log(JSON.stringify({ round: r, history: kind, ...(await measure(kind, r)) }));
+    for (const kind of ['redis', 'jetstream'] as const)
+      console.log(JSON.stringify({ round: r, history: kind, ...(await measure(kind, r)) }));
   }
 } finally {
   nats.kill('SIGKILL');

@@ -21,7 +21,14 @@ import { until, waitFor } from './helpers/wait.js';
 const JS_EXTRA = (url: string): Record<string, unknown> => ({
   engine: {
     broker: 'nats',
-    nats: { url, connect_timeout: '500ms', gap_timeout: '300ms', position_check: '1s', history: 'jetstream', jetstream: { storage: 'file' } },
+    nats: {
+      url,
+      connect_timeout: '500ms',
+      gap_timeout: '300ms',
+      position_check: '1s',
+      history: 'jetstream',
+      jetstream: { storage: 'file' },
+    },
   },
 });
 
@@ -74,7 +81,10 @@ test('config: history "jetstream" is checked at load (a namespace keeping more t
       'channel.without_namespace.history_size: 500 is above engine.nats.jetstream.max_history_size (100)',
     ],
   );
-  assert.match(problems({ engine: { ...base, nats: { history: 'jetstream', jetstream: { max_history_size: 0 } } } }).join(), /max_history_size: at least 1/);
+  assert.match(
+    problems({ engine: { ...base, nats: { history: 'jetstream', jetstream: { max_history_size: 0 } } } }).join(),
+    /max_history_size: at least 1/,
+  );
   assert.match(problems({ engine: { ...base, nats: { history: 'kafka' } } }).join(), /engine\.nats\.history/);
 });
 
@@ -143,7 +153,10 @@ test('two nodes publishing to one channel at once over JetStream history: offset
     range(N + 1, N + 20),
   );
   const after = (await a.call('history', { channel: 'race', since: { offset: N, epoch }, limit: -1 })).result;
-  assert.deepEqual(got, after.publications.map((p: any) => ({ offset: p.offset, data: p.data })));
+  assert.deepEqual(
+    got,
+    after.publications.map((p: any) => ({ offset: p.offset, data: p.data })),
+  );
 });
 
 test('the stream deleted: the next publication starts a new epoch at offset 1; a subscriber is resynced and told recovered: false, never an old offset with other data', async (t) => {
@@ -167,7 +180,8 @@ test('the stream deleted: the next publication starts a new epoch at offset 1; a
   assert.notEqual(first.epoch, old.epoch);
   // B remembers the old stream's last sequence of the channel too, which the new stream has reached again (1):
   // the publish names the stream it expects, so the new one refuses it and B re-reads.
-  for (let i = 2; i <= 3; i++) assert.deepEqual((await b.call('publish', { channel: 'news', data: { gen: 2, i } })).result, { offset: i, epoch: first.epoch });
+  for (let i = 2; i <= 3; i++)
+    assert.deepEqual((await b.call('publish', { channel: 'news', data: { gen: 2, i } })).result, { offset: i, epoch: first.epoch });
   assert.notEqual(await historyStream(nc), deleted, 'a new stream, under a new name');
 
   // The live subscriber: resynced (2500) and resubscribed with recovered false; then it has the new epoch.
@@ -271,16 +285,24 @@ test('remove keeps the position; idempotent publishes answer the first offset ac
   });
   // Without history nothing is stored, so a key does not deduplicate.
   const NONE = { historySize: 0, historyTtlMs: 0, historyMetaTtlMs: 0, idempotencyKey: 'k' };
-  assert.deepEqual([await e1.broker.publish('bare', '1', NONE), await e1.broker.publish('bare', '1', NONE)], [
-    { offset: 0, epoch: '' },
-    { offset: 0, epoch: '' },
-  ]);
+  assert.deepEqual(
+    [await e1.broker.publish('bare', '1', NONE), await e1.broker.publish('bare', '1', NONE)],
+    [
+      { offset: 0, epoch: '' },
+      { offset: 0, epoch: '' },
+    ],
+  );
 });
 
 test('a stream an operator made is used as found (any name) and its limits are set to the config; a channel quiet for max_age starts a new epoch', async (t) => {
   const nats = await OwnNats.start(t);
   const nc = await natsClient(t, nats.url);
-  const made = await api(nc, 'STREAM.CREATE.ops_made', { name: 'ops_made', subjects: ['switchboard.h.>'], storage: 'memory', max_msgs_per_subject: 5 });
+  const made = await api(nc, 'STREAM.CREATE.ops_made', {
+    name: 'ops_made',
+    subjects: ['switchboard.h.>'],
+    storage: 'memory',
+    max_msgs_per_subject: 5,
+  });
   assert.equal(made.error, undefined);
   const e = new RedisEngine(
     loadConfig({

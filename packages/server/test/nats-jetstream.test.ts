@@ -53,7 +53,7 @@ test('JetStream facts: one stream numbers messages across subjects (channel a ge
   assert.equal(prev.headers?.get('Nats-Subject'), 'h.a');
 });
 
-test("JetStream facts: Nats-Expected-Last-Subject-Sequence orders racing publishers per subject (0 = the subject is empty; a stale one is refused with 10071)", async (t) => {
+test('JetStream facts: Nats-Expected-Last-Subject-Sequence orders racing publishers per subject (0 = the subject is empty; a stale one is refused with 10071)', async (t) => {
   const [nc] = await server(t);
   await api(nc, 'STREAM.CREATE.race', { name: 'race', ...HIST });
   const E = 'Nats-Expected-Last-Subject-Sequence';

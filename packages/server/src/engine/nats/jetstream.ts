@@ -39,6 +39,20 @@ const MAX_HOPS = 8;
 /** Channels whose last message this node remembers (a miss costs one direct get). */
 const CACHE_MAX = 100_000;
 
+/** What the JetStream API answers (the fields this store reads). */
+interface JsReply {
+  error?: { code: number; err_code: number; description: string };
+  /** STREAM.INFO: the stream's config. */
+  config?: Record<string, unknown>;
+  /** STREAM.NAMES. */
+  streams?: string[] | null;
+  /** CONSUMER.CREATE: the ephemeral consumer's name. */
+  name?: string;
+  /** A publish ack. */
+  seq?: number;
+  duplicate?: boolean;
+}
+
 /** A message of the stream as the engine reads it. */
 interface Stored {
   readonly seq: number;
@@ -293,8 +307,9 @@ export class JetStreamHistory implements HistoryStore {
     for (let attempt = 1; ; attempt++) {
       const names = await this.api('STREAM.NAMES', { subject: want.subjects[0] });
       if (names.error) throw new EngineUnavailableError('failed', `jetstream: ${names.error.description}`);
-      const found = (names.streams ?? []) as string[];
-      if (found.length > 1) throw new EngineUnavailableError('failed', `jetstream: streams ${found.join(', ')} overlap ${want.subjects[0]}`);
+      const found = names.streams ?? [];
+      if (found.length > 1)
+        throw new EngineUnavailableError('failed', `jetstream: streams ${found.join(', ')} overlap ${want.subjects[0]}`);
       if (found.length === 1) {
         this.name = found[0]!;
         break;
@@ -305,16 +320,27 @@ export class JetStreamHistory implements HistoryStore {
         return;
       }
       // Another node created it first: find that one.
-      if (made.error.err_code !== SUBJECTS_OVERLAP || attempt >= 3) throw new EngineUnavailableError('failed', `jetstream: ${made.error.description}`);
+      if (made.error.err_code !== SUBJECTS_OVERLAP || attempt >= 3)
+        throw new EngineUnavailableError('failed', `jetstream: ${made.error.description}`);
     }
     const info = await this.api(`STREAM.INFO.${this.name}`);
     if (info.error) throw new EngineUnavailableError('failed', `jetstream: ${info.error.description}`);
-    const have = info.config;
+    const have = info.config ?? {};
     if (have.storage !== want.storage)
-      this.errors.warn('jetstream_storage', { stream: this.name, have: have.storage, want: want.storage }, 'stream storage differs from the config and cannot change');
+      this.errors.warn(
+        'jetstream_storage',
+        { stream: this.name, have: have.storage, want: want.storage },
+        'stream storage differs from the config and cannot change',
+      );
     const keys = ['max_msgs_per_subject', 'max_age', 'duplicate_window', 'allow_direct', 'num_replicas'] as const;
     if (keys.some((k) => JSON.stringify(have[k]) !== JSON.stringify(want[k]))) {
-      const upd = await this.api(`STREAM.UPDATE.${this.name}`, { ...have, ...want, name: this.name, subjects: have.subjects, storage: have.storage });
+      const upd = await this.api(`STREAM.UPDATE.${this.name}`, {
+        ...have,
+        ...want,
+        name: this.name,
+        subjects: have.subjects,
+        storage: have.storage,
+      });
       if (upd.error) this.errors.warn('jetstream_update', { stream: this.name, err: upd.error.description }, 'stream limits not updated');
     }
   }
@@ -325,12 +351,12 @@ export class JetStreamHistory implements HistoryStore {
     return nc;
   }
 
-  private async api(subject: string, body?: unknown): Promise<any> {
+  private async api(subject: string, body?: unknown): Promise<JsReply> {
     try {
       const r = await this.nc().request(`$JS.API.${subject}`, body === undefined ? '' : JSON.stringify(body), {
         timeout: REQUEST_TIMEOUT_MS,
       });
-      return r.json<any>();
+      return r.json<JsReply>();
     } catch (e) {
       throw unavailable(e);
     }
@@ -357,7 +383,7 @@ export class JetStreamHistory implements HistoryStore {
   ): Promise<{ seq: number; duplicate: boolean; errCode?: number; error?: string }> {
     await this.ensure();
     h.set('Nats-Expected-Stream', this.name);
-    const r = (await this.ask(() => subject, payload, h)).json<any>();
+    const r = (await this.ask(() => subject, payload, h)).json<JsReply>();
     if (r.error) {
       if (r.error.err_code === STREAM_NOT_FOUND || r.error.err_code === OTHER_STREAM) this.invalidate();
       return { seq: 0, duplicate: false, errCode: r.error.err_code, error: String(r.error.description) };
@@ -419,9 +445,13 @@ export class JetStreamHistory implements HistoryStore {
             if (seq >= top.seq || t[8] === '0') done();
           },
         });
-        nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`, JSON.stringify({ batch: this.cfg.max_history_size + 2, no_wait: true }), {
-          reply: inbox,
-        });
+        nc.publish(
+          `$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumer}`,
+          JSON.stringify({ batch: this.cfg.max_history_size + 2, no_wait: true }),
+          {
+            reply: inbox,
+          },
+        );
       });
     } finally {
       // The consumer goes after inactive_threshold anyway.

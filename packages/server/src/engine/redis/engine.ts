@@ -59,7 +59,13 @@ export class RedisEngine implements Engine {
     this.broker = nats ?? redis;
     const js =
       nats && config.engine.nats.history === 'jetstream'
-        ? new JetStreamHistory(config.engine.nats.jetstream, config.engine.nats.prefix, nats, b.errors, config.engine.redis.idempotent_result_ttl)
+        ? new JetStreamHistory(
+            config.engine.nats.jetstream,
+            config.engine.nats.prefix,
+            nats,
+            b.errors,
+            config.engine.redis.idempotent_result_ttl,
+          )
         : undefined;
     if (nats && js) {
       nats.appender = (channel, payload, o, send) => js.append(channel, payload, o, send);
