@@ -86,6 +86,9 @@ test('config: history "jetstream" is checked at load (a namespace keeping more t
     /max_history_size: at least 1/,
   );
   assert.match(problems({ engine: { ...base, nats: { history: 'kafka' } } }).join(), /engine\.nats\.history/);
+  assert.deepEqual(problems({ engine: { type: 'redis', nats: { history: 'jetstream' } } }), [
+    'engine.nats.history: "jetstream" needs engine.broker "nats"',
+  ]);
 });
 
 test('two nodes publishing to one channel at once over JetStream history: offsets 1..N once each, every subscriber in order, history exact, recovery exact with the SDK', async (t) => {

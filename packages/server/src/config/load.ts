@@ -206,7 +206,10 @@ function checkSemantics(c: Config, problems: string[]): void {
 
 /** engine.broker "nats": history and presence stay in Redis, so it needs the Redis engine. */
 function checkBroker(c: Config, problems: string[]): void {
-  if (c.engine.broker !== 'nats') return;
+  if (c.engine.broker !== 'nats') {
+    if (c.engine.nats.history === 'jetstream') problems.push('engine.nats.history: "jetstream" needs engine.broker "nats"');
+    return;
+  }
   if (c.engine.type !== 'redis')
     problems.push(
       'engine.broker: "nats" needs engine.type "redis" (history and presence live in Redis; memory offsets are per node, so recovery across nodes could not be exact)',

@@ -345,7 +345,7 @@ export const ConfigSchema = Obj({
       position_check: Duration('5s'),
       /** Where history lives with this broker: Redis (default) or one JetStream stream (docs/SCALING.md). */
       history: Type.Union([Type.Literal('redis'), Type.Literal('jetstream')], { default: 'redis' }),
-      /** With history "jetstream": the stream `<prefix>_history`, created (or its limits updated) by the first node. */
+      /** With history "jetstream": the stream on `<prefix>.h.>` (made as `<prefix>_history_<random>` when none is there; its limits set to these). */
       jetstream: Obj({
         storage: Type.Union([Type.Literal('file'), Type.Literal('memory')], { default: 'file' }),
         /** The stream's max_msgs_per_subject: no namespace's history_size may be above it. */
