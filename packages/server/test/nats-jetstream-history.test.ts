@@ -238,6 +238,39 @@ test('nats-server restarted with file storage: history and epoch survive, a clie
   assert.deepEqual(got, range(4, 8));
 });
 
+test('nats-server restarted with memory storage: the stream is gone, a node makes a new one; the next publication starts a new epoch at 1, the old position gets no publications', async (t) => {
+  const nats = await OwnNats.start(t);
+  const e = new RedisEngine(
+    loadConfig({
+      object: {
+        log: { level: 'error' },
+        engine: {
+          type: 'redis',
+          broker: 'nats',
+          redis: { address: SHARED_REDIS, prefix: uniquePrefix('js-mem') },
+          nats: { url: nats.url, connect_timeout: '300ms', history: 'jetstream', jetstream: { storage: 'memory' } },
+        },
+      },
+    }).config,
+  );
+  await e.start({ onPublication() {}, onJoin() {}, onLeave() {}, onControl() {} });
+  t.after(() => e.close());
+  const HIST = { historySize: 100, historyTtlMs: 60_000, historyMetaTtlMs: 0 };
+  let old = { offset: 0, epoch: '' };
+  for (let i = 1; i <= 3; i++) old = await e.broker.publish('mem', String(i), HIST);
+  await nats.stop();
+  await nats.start();
+  let next: { offset: number; epoch: string } | undefined;
+  await until('a publish acknowledged after the restart', 10_000, async () => {
+    next = await e.broker.publish('mem', '"after"', HIST).catch(() => undefined);
+    return next !== undefined;
+  });
+  assert.equal(next!.offset, 1);
+  assert.notEqual(next!.epoch, old.epoch);
+  const h = await e.history.read('mem', { since: old, historyTtlMs: 60_000, historyMetaTtlMs: 0 });
+  assert.deepEqual(h, { publications: [], position: next });
+});
+
 test('remove keeps the position; idempotent publishes answer the first offset across nodes; a history_size above the stream limit is refused', async (t) => {
   const nats = await OwnNats.start(t);
   const cfg = (): RedisEngine =>
