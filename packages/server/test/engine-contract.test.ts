@@ -2,7 +2,8 @@
  * One engine suite, run unchanged against the memory engine and against the
  * Redis engine on a real Redis (the machine's, with a key prefix of this
  * run's own), and against the Redis engine with engine.broker "nats" (a
- * nats-server of the file's own). What the session and hub rely on: offsets and epochs,
+ * nats-server of the file's own), with history in Redis and in JetStream
+ * (engine.nats.history "jetstream"). What the session and hub rely on: offsets and epochs,
  * history windows, idempotent publish, ordered delivery, presence,
  * join/leave and control messages.
  */
@@ -97,6 +98,23 @@ const engines: Array<[string, () => Engine]> = [
               broker: 'nats',
               redis: { address: SHARED_REDIS, prefix: uniquePrefix('contract-nats') },
               nats: { url: natsUrl },
+            },
+          },
+        }).config,
+      ),
+  ],
+  [
+    'redis+nats+jetstream',
+    () =>
+      new RedisEngine(
+        loadConfig({
+          object: {
+            log: { level: 'error' },
+            engine: {
+              type: 'redis',
+              broker: 'nats',
+              redis: { address: SHARED_REDIS, prefix: uniquePrefix('contract-js') },
+              nats: { url: natsUrl, prefix: 'contractjs', history: 'jetstream' },
             },
           },
         }).config,

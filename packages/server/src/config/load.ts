@@ -206,7 +206,10 @@ function checkSemantics(c: Config, problems: string[]): void {
 
 /** engine.broker "nats": history and presence stay in Redis, so it needs the Redis engine. */
 function checkBroker(c: Config, problems: string[]): void {
-  if (c.engine.broker !== 'nats') return;
+  if (c.engine.broker !== 'nats') {
+    if (c.engine.nats.history === 'jetstream') problems.push('engine.nats.history: "jetstream" needs engine.broker "nats"');
+    return;
+  }
   if (c.engine.type !== 'redis')
     problems.push(
       'engine.broker: "nats" needs engine.type "redis" (history and presence live in Redis; memory offsets are per node, so recovery across nodes could not be exact)',
@@ -223,6 +226,26 @@ function checkBroker(c: Config, problems: string[]): void {
     problems.push('engine.nats.url: expected nats://host:port (or a list of them)');
   if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(c.engine.nats.prefix))
     problems.push('engine.nats.prefix: letters, digits, "_" and "-", in tokens joined by "."');
+  if (c.engine.nats.history === 'jetstream') checkJetStream(c, problems);
+}
+
+/** engine.nats.history "jetstream": one stream keeps at most max_history_size messages per channel. */
+function checkJetStream(c: Config, problems: string[]): void {
+  const js = c.engine.nats.jetstream;
+  if (js.max_history_size < 1) problems.push('engine.nats.jetstream.max_history_size: at least 1');
+  if (js.replicas < 1 || js.replicas > 5) problems.push('engine.nats.jetstream.replicas: 1 to 5');
+  if (js.max_age < 1000) problems.push('engine.nats.jetstream.max_age: at least 1s (a channel quiet this long starts a new epoch)');
+  const over = (size: number): boolean => size > js.max_history_size;
+  c.channel.namespaces.forEach((ns, i) => {
+    if (over(ns.history_size))
+      problems.push(
+        `channel.namespaces.${i}.history_size: ${ns.history_size} is above engine.nats.jetstream.max_history_size (${js.max_history_size})`,
+      );
+  });
+  if (over(c.channel.without_namespace.history_size))
+    problems.push(
+      `channel.without_namespace.history_size: ${c.channel.without_namespace.history_size} is above engine.nats.jetstream.max_history_size (${js.max_history_size})`,
+    );
 }
 
 /** "Expected union value" says nothing: name the allowed values or the duration format. */

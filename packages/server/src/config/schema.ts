@@ -343,6 +343,17 @@ export const ConfigSchema = Obj({
       gap_timeout: Duration('1s'),
       /** A channel quiet this long has its position checked against history once (a last publication lost in NATS). */
       position_check: Duration('5s'),
+      /** Where history lives with this broker: Redis (default) or one JetStream stream (docs/SCALING.md). */
+      history: Type.Union([Type.Literal('redis'), Type.Literal('jetstream')], { default: 'redis' }),
+      /** With history "jetstream": the stream on `<prefix>.h.>` (made as `<prefix>_history_<random>` when none is there; its limits set to these). */
+      jetstream: Obj({
+        storage: Type.Union([Type.Literal('file'), Type.Literal('memory')], { default: 'file' }),
+        /** The stream's max_msgs_per_subject: no namespace's history_size may be above it. */
+        max_history_size: Int(1000),
+        replicas: Int(1),
+        /** The stream's max_age: a channel quiet this long loses its position (new epoch), like history_meta_ttl. */
+        max_age: Duration('720h'),
+      }),
     }),
   }),
   log: Obj({

@@ -71,6 +71,20 @@ export class NatsBroker implements Broker {
   private retry: (() => void) | undefined;
   /** Reads a channel's stream position from history (the quiet-channel check). */
   position: ((channel: string) => Promise<StreamPosition>) | undefined;
+  /** Called when NATS is back after a disconnect (the JetStream history forgets what it knew of the stream). */
+  onReconnect: (() => void) | undefined;
+  /**
+   * engine.nats.history "jetstream": appends to JetStream instead of Redis;
+   * it calls `send` (the live send) in the channel's order, after the ack.
+   */
+  appender:
+    | ((
+        channel: string,
+        payload: string,
+        opts: PublishOptions,
+        send: (r: StreamPosition) => void,
+      ) => Promise<{ result: PublishResult; dup: boolean }>)
+    | undefined;
 
   constructor(
     private readonly cfg: NatsConfig,
@@ -155,6 +169,7 @@ export class NatsBroker implements Broker {
       } else if (s.type === 'reconnect') {
         this.connected = true;
         // Messages in flight while we were away are gone: resync every subscribed channel.
+        this.onReconnect?.();
         const channels = [...this.states.keys()];
         for (const ch of channels) this.forget(ch);
         this.errors.log.info({ server: s.data, channels: channels.length }, 'nats restored: resyncing subscribers');
@@ -207,6 +222,10 @@ export class NatsBroker implements Broker {
     const max = nc.info?.max_payload ?? 1 << 20;
     if (Buffer.byteLength(payload) + 64 > max) {
       throw new EngineUnavailableError('failed', `publication larger than the nats server's max_payload (${max} bytes)`);
+    }
+    if (this.appender) {
+      const sent = await this.appender(channel, payload, opts, (r) => this.send(channel, `${r.offset} ${r.epoch} ${payload}`));
+      return sent.dup ? { ...sent.result, duplicate: true } : sent.result;
     }
     const { result, dup } = await this.control.append(channel, payload, opts);
     // A duplicate was sent by the first attempt, or its send failed: then the gap is found and recovered.

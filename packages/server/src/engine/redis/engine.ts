@@ -1,8 +1,9 @@
 import type { Config } from '../../config/load.js';
 import { createLogger, type Logger } from '../../observability/logger.js';
 import { NatsBroker } from '../nats/broker.js';
+import { JetStreamHistory } from '../nats/jetstream.js';
 import { NatsNodes } from '../nats/nodes.js';
-import type { Broker, Engine, EngineHandlers, EngineStartOptions, MapStoreOptions } from '../types.js';
+import type { Broker, Engine, EngineHandlers, EngineStartOptions, HistoryStore, MapStoreOptions } from '../types.js';
 import { RedisBackend } from './backend.js';
 import { RedisBroker } from './broker.js';
 import { RedisHistory } from './history.js';
@@ -34,7 +35,8 @@ export class RedisEngine implements Engine {
   readonly name = 'redis';
   /** Redis PUB/SUB, or NATS with engine.broker "nats" (control messages stay on Redis). */
   readonly broker: Broker;
-  readonly history: RedisHistory;
+  /** Redis streams, or one JetStream stream with engine.nats.history "jetstream". */
+  readonly history: HistoryStore;
   readonly presence: RedisPresence;
   readonly nodes: RedisNodes;
   readonly limiter: RedisLimiter;
@@ -55,7 +57,21 @@ export class RedisEngine implements Engine {
     const redis = (this.redisBroker = new RedisBroker(b, limit));
     const nats = (this.nats = config.engine.broker === 'nats' ? new NatsBroker(config.engine.nats, redis, b.errors, limit) : undefined);
     this.broker = nats ?? redis;
-    this.history = new RedisHistory(b, nats ?? redis);
+    const js =
+      nats && config.engine.nats.history === 'jetstream'
+        ? new JetStreamHistory(
+            config.engine.nats.jetstream,
+            config.engine.nats.prefix,
+            nats,
+            b.errors,
+            config.engine.redis.idempotent_result_ttl,
+          )
+        : undefined;
+    if (nats && js) {
+      nats.appender = (channel, payload, o, send) => js.append(channel, payload, o, send);
+      nats.onReconnect = () => js.invalidate();
+    }
+    this.history = js ?? new RedisHistory(b, nats ?? redis);
     this.presence = new RedisPresence(b);
     this.nodes = nats ? new NatsNodes(b, redis, nats, Math.max(100, config.engine.redis.io_timeout)) : new RedisNodes(b, redis);
     if (nats) {
