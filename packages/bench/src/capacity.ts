@@ -647,7 +647,8 @@ export function renderTable(f: CapacityResult['figures'], o: CapacityOptions): s
       .map((x) => num(x, 1))
       .join(', ');
   const row = (label: string, k: Key, fmt: (v: number) => string, raw?: Key): void => {
-    const ratio = raw && f[k] && f[raw] ? `${num(f[k].value / f[raw].value, 2)}×` : '–';
+    // no ratio to a zero or negative figure (a window shorter than the /proc clock tick measures 0: --tiny on a busy box)
+    const ratio = raw && f[k] && f[raw] && f[raw].value > 0 ? `${num(f[k].value / f[raw].value, 2)}×` : '–';
     L.push(`| ${label} | ${cell(k, fmt)} | ${raw ? cell(raw, fmt) : '–'} | ${ratio} | ${raw ? load(k, raw) : load(k)} |`);
   };
   row('CPU per connect (+ 1 subscribe), JSON', 'connect.json', us(0), 'connect.raw');
