@@ -7,6 +7,7 @@ import type { ErrorLog } from '../errorlog.js';
 import type { HistoryOptions, HistoryResult, HistoryStore, PublishOptions, PublishResult } from '../types.js';
 import { newEpoch } from '../redis/broker.js';
 import { decodePayload } from '../redis/codec.js';
+import { readThroughTail } from '../redis/tail.js';
 import { channelSubject, type NatsBroker } from './broker.js';
 
 /** Headers every message of the history stream carries (the channel's own numbering, not the stream's). */
@@ -171,20 +172,8 @@ export class JetStreamHistory implements HistoryStore {
 
   // ---- HistoryStore ----
 
-  async read(channel: string, opts: HistoryOptions): Promise<HistoryResult> {
-    const tails = this.broker.tails;
-    const tail = opts.recovery && opts.since && !opts.reverse ? tails.get(channel) : undefined;
-    if (tail) {
-      const hit = tail.read(opts.since!, opts.limit, opts.historyTtlMs > 0 ? Date.now() - opts.historyTtlMs : 0, opts.historySize ?? 0);
-      if (hit) return hit;
-    }
-    const res = await this.readStream(channel, opts);
-    // A complete recovery read made while subscribed joins up with what NATS brought meanwhile.
-    if (tail && tails.get(channel) === tail) {
-      tail.seed(opts.since!, res.publications, res.position);
-      this.broker.positionRead(channel, res.position);
-    }
-    return res;
+  read(channel: string, opts: HistoryOptions): Promise<HistoryResult> {
+    return readThroughTail(this.broker, channel, opts, () => this.readStream(channel, opts));
   }
 
   /** Writes a marker whose floor is the top: the publications go (purged), offset and epoch stay. */

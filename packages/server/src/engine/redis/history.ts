@@ -1,9 +1,9 @@
-import type { Publication, StreamPosition } from '../../protocol/types.js';
+import type { Publication } from '../../protocol/types.js';
 import type { HistoryOptions, HistoryResult, HistoryStore } from '../types.js';
 import type { RedisBackend } from './backend.js';
 import { newEpoch } from './broker.js';
 import { decodePayload } from './codec.js';
-import type { Tail } from './tail.js';
+import { readThroughTail, type TailKeeper } from './tail.js';
 
 /**
  * Streams in Redis (XADD by the publish script, read here). A recovery
@@ -15,27 +15,11 @@ export class RedisHistory implements HistoryStore {
   constructor(
     private readonly b: RedisBackend,
     /** The broker that keeps the recovery tails of the subscribed channels (Redis PUB/SUB or NATS). */
-    private readonly broker: {
-      readonly tails: Map<string, Tail>;
-      /** Told where a subscribed channel's stream stood when a subscriber's recovery read it. */
-      positionRead?(channel: string, position: StreamPosition): void;
-    },
+    private readonly broker: TailKeeper,
   ) {}
 
-  async read(channel: string, opts: HistoryOptions): Promise<HistoryResult> {
-    const tails = this.broker.tails;
-    const tail = opts.recovery && opts.since && !opts.reverse ? tails.get(channel) : undefined;
-    if (tail) {
-      const hit = tail.read(opts.since!, opts.limit, opts.historyTtlMs > 0 ? Date.now() - opts.historyTtlMs : 0, opts.historySize ?? 0);
-      if (hit) return hit;
-    }
-    const res = await this.readRedis(channel, opts);
-    // A complete recovery read made while subscribed joins up with what PUB/SUB brought meanwhile.
-    if (tail && tails.get(channel) === tail) {
-      tail.seed(opts.since!, res.publications, res.position);
-      this.broker.positionRead?.(channel, res.position);
-    }
-    return res;
+  read(channel: string, opts: HistoryOptions): Promise<HistoryResult> {
+    return readThroughTail(this.broker, channel, opts, () => this.readRedis(channel, opts));
   }
 
   async remove(channel: string): Promise<void> {

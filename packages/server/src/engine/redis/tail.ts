@@ -1,5 +1,5 @@
 import type { Publication, StreamPosition } from '../../protocol/types.js';
-import type { HistoryResult } from '../types.js';
+import type { HistoryOptions, HistoryResult } from '../types.js';
 
 /*
  * Per channel this node is subscribed to: the newest publications that came
@@ -92,4 +92,38 @@ export class Tail {
     const pubs = this.pubs;
     if (pubs.length > this.cap + (this.cap >> 2)) this.pubs = pubs.slice(pubs.length - this.cap);
   }
+}
+
+/** The broker side of a history store: the recovery tails of the subscribed channels (Redis PUB/SUB or NATS). */
+export interface TailKeeper {
+  readonly tails: Map<string, Tail>;
+  /** Told where a subscribed channel's stream stood when a subscriber's recovery read it. */
+  positionRead?(channel: string, position: StreamPosition): void;
+}
+
+/**
+ * A history read through the channel's recovery tail: a recovery read of a
+ * subscribed channel is answered from what the broker already brought when
+ * the tail covers it; otherwise the store is read (`readStore`), and a
+ * complete recovery read made while subscribed joins up with what the broker
+ * brought meanwhile.
+ */
+export async function readThroughTail(
+  keeper: TailKeeper,
+  channel: string,
+  opts: HistoryOptions,
+  readStore: () => Promise<HistoryResult>,
+): Promise<HistoryResult> {
+  const tails = keeper.tails;
+  const tail = opts.recovery && opts.since && !opts.reverse ? tails.get(channel) : undefined;
+  if (tail) {
+    const hit = tail.read(opts.since!, opts.limit, opts.historyTtlMs > 0 ? Date.now() - opts.historyTtlMs : 0, opts.historySize ?? 0);
+    if (hit) return hit;
+  }
+  const res = await readStore();
+  if (tail && tails.get(channel) === tail) {
+    tail.seed(opts.since!, res.publications, res.position);
+    keeper.positionRead?.(channel, res.position);
+  }
+  return res;
 }
