@@ -200,7 +200,13 @@ export class JetStreamHistory implements HistoryStore {
         if (ack.seq > 0) {
           this.remember(channel, { ...top, seq: ack.seq, floor: top.offset, prev: top.seq, mark: markOf(top), marker: true, payload: '' });
           // Frees the space now; the floor alone already hides them.
-          await this.api(`STREAM.PURGE.${this.name}`, { filter: subject, seq: ack.seq });
+          const purged = await this.api(`STREAM.PURGE.${this.name}`, { filter: subject, seq: ack.seq });
+          if (purged.error)
+            this.errors.warn(
+              'jetstream_purge',
+              { stream: this.name, channel, err: purged.error.description },
+              'removed history not purged',
+            );
           return;
         }
         if (!retry(ack.errCode) || attempt >= MAX_ATTEMPTS)

@@ -1,0 +1,86 @@
+/**
+ * engine.nats.history "jetstream" (src/engine/nats/jetstream.ts): defects a
+ * review found, each on a real nats-server of the test's own and the real
+ * Redis: what a remove leaves in the stream, and what the config accepts.
+ */
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { test } from 'node:test';
+import { connect, type NatsConnection } from 'nats';
+import { loadConfig } from '../src/config/load.js';
+import { RedisEngine } from '../src/engine/redis/engine.js';
+import { createLogger } from '../src/observability/logger.js';
+import { OwnNats } from './helpers/nats.js';
+import { SHARED_REDIS, uniquePrefix } from './helpers/redis.js';
+import type { TestContextLike } from './helpers/scope.js';
+
+class Lines extends Writable {
+  readonly lines: Array<Record<string, unknown>> = [];
+  override _write(chunk: Buffer, _enc: string, done: () => void): void {
+    for (const l of chunk.toString().split('\n')) if (l.trim()) this.lines.push(JSON.parse(l) as Record<string, unknown>);
+    done();
+  }
+}
+
+async function natsClient(t: TestContextLike, url: string): Promise<NatsConnection> {
+  const nc = await connect({ servers: url });
+  t.after(() => nc.close());
+  return nc;
+}
+
+async function api(nc: NatsConnection, subject: string, body: unknown = ''): Promise<any> {
+  const r = await nc.request(`$JS.API.${subject}`, body === '' ? '' : JSON.stringify(body), { timeout: 2000 });
+  return r.json<any>();
+}
+
+async function engine(t: TestContextLike, natsUrl: string, out?: Lines): Promise<RedisEngine> {
+  const config = loadConfig({
+    object: {
+      log: { level: 'warn' },
+      engine: {
+        type: 'redis',
+        broker: 'nats',
+        redis: { address: SHARED_REDIS, prefix: uniquePrefix('js-review') },
+        nats: { url: natsUrl, history: 'jetstream', jetstream: { storage: 'memory', max_history_size: 20 } },
+      },
+    },
+  }).config;
+  const e = new RedisEngine(config, out ? { log: createLogger('warn', out) } : {});
+  await e.start({ onPublication() {}, onJoin() {}, onLeave() {}, onControl() {} });
+  t.after(() => e.close());
+  return e;
+}
+
+const HIST = { historySize: 20, historyTtlMs: 60_000, historyMetaTtlMs: 0 };
+const READ = { historyTtlMs: 60_000, historyMetaTtlMs: 0 };
+
+test('remove frees the space (the subject keeps only the marker); a stream that refuses the purge (deny_purge) is logged, the history still reads empty', async (t) => {
+  const nats = await OwnNats.start(t);
+  const nc = await natsClient(t, nats.url);
+  const e = await engine(t, nats.url);
+  for (let i = 1; i <= 5; i++) await e.broker.publish('gone', String(i), HIST);
+  await e.history.remove('gone');
+  const [name] = (await api(nc, 'STREAM.NAMES', { subject: 'switchboard.h.>' })).streams as string[];
+  const info = await api(nc, `STREAM.INFO.${name}`, { subjects_filter: 'switchboard.h.>' });
+  assert.deepEqual(info.state.subjects, { 'switchboard.h.c.gone': 1 }, 'the five publications purged, the marker kept');
+
+  // An operator's stream that denies purges: the remove still hides the history, and says what it could not free.
+  const ops = await OwnNats.start(t);
+  const onc = await natsClient(t, ops.url);
+  const made = await api(onc, 'STREAM.CREATE.ops_nopurge', {
+    name: 'ops_nopurge',
+    subjects: ['switchboard.h.>'],
+    storage: 'memory',
+    deny_purge: true,
+  });
+  assert.equal(made.error, undefined);
+  const out = new Lines();
+  const e2 = await engine(t, ops.url, out);
+  const top = await e2.broker.publish('kept', '"a"', HIST);
+  await e2.history.remove('kept');
+  assert.deepEqual(await e2.history.read('kept', READ), { publications: [], position: top });
+  assert.ok(
+    out.lines.some((l) => l.kind === 'jetstream_purge' && l.stream === 'ops_nopurge'),
+    `a warning for the refused purge: ${JSON.stringify(out.lines)}`,
+  );
+});
