@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { connect, type NatsConnection } from 'nats';
-import { loadConfig } from '../src/config/load.js';
+import { ConfigError, loadConfig } from '../src/config/load.js';
 import { RedisEngine } from '../src/engine/redis/engine.js';
 import { createLogger } from '../src/observability/logger.js';
 import { OwnNats } from './helpers/nats.js';
@@ -82,5 +82,28 @@ test('remove frees the space (the subject keeps only the marker); a stream that 
   assert.ok(
     out.lines.some((l) => l.kind === 'jetstream_purge' && l.stream === 'ops_nopurge'),
     `a warning for the refused purge: ${JSON.stringify(out.lines)}`,
+  );
+});
+
+test('config: with history "jetstream", a namespace history_ttl above engine.nats.jetstream.max_age is refused (the stream would drop it earlier)', () => {
+  const engineCfg = { type: 'redis', broker: 'nats', nats: { history: 'jetstream', jetstream: { max_age: '1h' } } };
+  const problems = (channel: Record<string, unknown>): string[] => {
+    try {
+      loadConfig({ object: { engine: engineCfg, channel } });
+    } catch (e) {
+      return (e as ConfigError).problems;
+    }
+    return [];
+  };
+  assert.deepEqual(problems({ without_namespace: { history_size: 10, history_ttl: '1h' } }), []);
+  assert.deepEqual(
+    problems({
+      namespaces: [{ name: 'long', history_size: 10, history_ttl: '2h' }],
+      without_namespace: { history_size: 10, history_ttl: '90m' },
+    }),
+    [
+      'channel.namespaces.0.history_ttl: 7200000ms is above engine.nats.jetstream.max_age (3600000ms)',
+      'channel.without_namespace.history_ttl: 5400000ms is above engine.nats.jetstream.max_age (3600000ms)',
+    ],
   );
 });
