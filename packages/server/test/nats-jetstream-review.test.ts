@@ -4,15 +4,19 @@
  * Redis: what a remove leaves in the stream, and what the config accepts.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { connect, type NatsConnection } from 'nats';
 import { ConfigError, loadConfig } from '../src/config/load.js';
+import { EngineUnavailableError } from '../src/engine/errors.js';
 import { RedisEngine } from '../src/engine/redis/engine.js';
 import { createLogger } from '../src/observability/logger.js';
-import { OwnNats } from './helpers/nats.js';
+import { NATS_SERVER, natsAnswers, OwnNats } from './helpers/nats.js';
+import { freePort } from './helpers/net.js';
 import { SHARED_REDIS, uniquePrefix } from './helpers/redis.js';
 import type { TestContextLike } from './helpers/scope.js';
+import { until } from './helpers/wait.js';
 
 class Lines extends Writable {
   readonly lines: Array<Record<string, unknown>> = [];
@@ -106,4 +110,27 @@ test('config: with history "jetstream", a namespace history_ttl above engine.nat
       'channel.without_namespace.history_ttl: 5400000ms is above engine.nats.jetstream.max_age (3600000ms)',
     ],
   );
+});
+
+test('a nats-server without JetStream: publishes with history and reads answer 100 saying JetStream is not there (not a bare "503")', async (t) => {
+  const port = await freePort();
+  const proc = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  t.after(() => proc.kill('SIGKILL'));
+  await until('nats-server without JetStream', 5000, () => natsAnswers(port));
+  const out = new Lines();
+  const e = await engine(t, `nats://127.0.0.1:${port}`, out);
+  const errs = [
+    await e.broker.publish('x', '1', HIST).then(
+      () => undefined,
+      (err: unknown) => err,
+    ),
+    await e.history.read('x', { ...READ, limit: 0 }).then(
+      () => undefined,
+      (err: unknown) => err,
+    ),
+  ];
+  for (const err of errs) {
+    assert.ok(err instanceof EngineUnavailableError, String(err));
+    assert.match(err.message, /JetStream is not enabled/);
+  }
 });

@@ -364,6 +364,9 @@ export class JetStreamHistory implements HistoryStore {
       });
       return r.json<JsReply>();
     } catch (e) {
+      // Nothing answers on $JS.API: the server (or this account) has no JetStream.
+      if ((e as { code?: string }).code === '503')
+        throw new EngineUnavailableError('failed', 'jetstream: no answer on $JS.API (JetStream is not enabled on the nats-server)');
       throw unavailable(e);
     }
   }
