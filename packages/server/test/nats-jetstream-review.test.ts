@@ -134,3 +134,36 @@ test('a nats-server without JetStream: publishes with history and reads answer 1
     assert.match(err.message, /JetStream is not enabled/);
   }
 });
+
+test('SCALING.md claims, counted on the wire: a publish to a channel the node knows is one JetStream request (no direct get); a recovery read of a subscribed channel within its tail asks JetStream nothing', async (t) => {
+  const nats = await OwnNats.start(t);
+  const nc = await natsClient(t, nats.url);
+  const e = await engine(t, nats.url);
+  await e.broker.subscribe('warm');
+  const first = await e.broker.publish('warm', '0', HIST);
+  // Every request the node makes is seen by a core subscriber of its subject too.
+  const seen: string[] = [];
+  const watch = [nc.subscribe('$JS.API.>'), nc.subscribe('switchboard.h.>')];
+  for (const s of watch)
+    void (async () => {
+      for await (const m of s) seen.push(m.subject);
+    })();
+  await nc.flush();
+  for (let i = 1; i <= 10; i++) await e.broker.publish('warm', String(i), HIST);
+  await nc.flush();
+  assert.deepEqual(seen, Array(10).fill('switchboard.h.c.warm'), 'ten publishes, no direct get, no stream lookup');
+  seen.length = 0;
+  await until('the tail to hold the publications', 5000, async () => {
+    const r = await e.history.read('warm', { ...READ, since: { offset: 3, epoch: first.epoch }, recovery: true, limit: 20 });
+    return r.publications.length === 8;
+  });
+  seen.length = 0;
+  const r = await e.history.read('warm', { ...READ, since: { offset: 3, epoch: first.epoch }, recovery: true, limit: 20 });
+  assert.deepEqual(
+    r.publications.map((p) => p.offset),
+    [4, 5, 6, 7, 8, 9, 10, 11],
+  );
+  await nc.flush();
+  assert.deepEqual(seen, [], 'served from the tail');
+  for (const s of watch) s.unsubscribe();
+});
