@@ -167,3 +167,25 @@ test('SCALING.md claims, counted on the wire: a publish to a channel the node kn
   assert.deepEqual(seen, [], 'served from the tail');
   for (const s of watch) s.unsubscribe();
 });
+
+test('a stream an operator made with retention other than "limits" (interest keeps nothing without consumers, workqueue refuses the reads\' consumers) is refused with 100, never used', async (t) => {
+  for (const retention of ['interest', 'workqueue']) {
+    const nats = await OwnNats.start(t);
+    const nc = await natsClient(t, nats.url);
+    const made = await api(nc, `STREAM.CREATE.ops_${retention}`, {
+      name: `ops_${retention}`,
+      subjects: ['switchboard.h.>'],
+      storage: 'memory',
+      retention,
+    });
+    assert.equal(made.error, undefined);
+    const e = await engine(t, nats.url);
+    for (let i = 1; i <= 2; i++)
+      await assert.rejects(e.broker.publish('kept', String(i), HIST), (err: unknown) => {
+        assert.ok(err instanceof EngineUnavailableError, String(err));
+        assert.match(err.message, new RegExp(`ops_${retention}.*retention "${retention}"`));
+        return true;
+      });
+    await assert.rejects(e.history.read('kept', READ), /retention/);
+  }
+});

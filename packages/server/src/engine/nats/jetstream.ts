@@ -332,6 +332,14 @@ export class JetStreamHistory implements HistoryStore {
     const info = await this.api(`STREAM.INFO.${this.name}`);
     if (info.error) throw new EngineUnavailableError('failed', `jetstream: ${info.error.description}`);
     const have = info.config ?? {};
+    // Interest and workqueue streams drop messages on their own (no consumer, or a read): offsets would be handed out again.
+    if (have.retention !== undefined && have.retention !== 'limits') {
+      this.name = '';
+      throw new EngineUnavailableError(
+        'failed',
+        `jetstream: stream ${String(info.config?.name)} has retention "${String(have.retention)}"; history needs "limits"`,
+      );
+    }
     if (have.storage !== want.storage)
       this.errors.warn(
         'jetstream_storage',
