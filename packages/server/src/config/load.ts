@@ -246,6 +246,14 @@ function checkJetStream(c: Config, problems: string[]): void {
     problems.push(
       `channel.without_namespace.history_size: ${c.channel.without_namespace.history_size} is above engine.nats.jetstream.max_history_size (${js.max_history_size})`,
     );
+  // The stream drops every message at max_age, whatever the namespace's history_ttl.
+  const ttls: Array<[string, { history_size: number; history_ttl: number }]> = [
+    ...c.channel.namespaces.map((ns, i) => [`channel.namespaces.${i}`, ns] as [string, { history_size: number; history_ttl: number }]),
+    ['channel.without_namespace', c.channel.without_namespace],
+  ];
+  for (const [path, ns] of ttls)
+    if (ns.history_size > 0 && ns.history_ttl > js.max_age)
+      problems.push(`${path}.history_ttl: ${ns.history_ttl}ms is above engine.nats.jetstream.max_age (${js.max_age}ms)`);
 }
 
 /** "Expected union value" says nothing: name the allowed values or the duration format. */

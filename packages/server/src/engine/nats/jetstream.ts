@@ -189,7 +189,13 @@ export class JetStreamHistory implements HistoryStore {
         if (ack.seq > 0) {
           this.remember(channel, { ...top, seq: ack.seq, floor: top.offset, prev: top.seq, mark: markOf(top), marker: true, payload: '' });
           // Frees the space now; the floor alone already hides them.
-          await this.api(`STREAM.PURGE.${this.name}`, { filter: subject, seq: ack.seq });
+          const purged = await this.api(`STREAM.PURGE.${this.name}`, { filter: subject, seq: ack.seq });
+          if (purged.error)
+            this.errors.warn(
+              'jetstream_purge',
+              { stream: this.name, channel, err: purged.error.description },
+              'removed history not purged',
+            );
           return;
         }
         if (!retry(ack.errCode) || attempt >= MAX_ATTEMPTS)
@@ -315,6 +321,14 @@ export class JetStreamHistory implements HistoryStore {
     const info = await this.api(`STREAM.INFO.${this.name}`);
     if (info.error) throw new EngineUnavailableError('failed', `jetstream: ${info.error.description}`);
     const have = info.config ?? {};
+    // Interest and workqueue streams drop messages on their own (no consumer, or a read): offsets would be handed out again.
+    if (have.retention !== undefined && have.retention !== 'limits') {
+      this.name = '';
+      throw new EngineUnavailableError(
+        'failed',
+        `jetstream: stream ${String(info.config?.name)} has retention "${String(have.retention)}"; history needs "limits"`,
+      );
+    }
     if (have.storage !== want.storage)
       this.errors.warn(
         'jetstream_storage',
@@ -347,6 +361,9 @@ export class JetStreamHistory implements HistoryStore {
       });
       return r.json<JsReply>();
     } catch (e) {
+      // Nothing answers on $JS.API: the server (or this account) has no JetStream.
+      if ((e as { code?: string }).code === '503')
+        throw new EngineUnavailableError('failed', 'jetstream: no answer on $JS.API (JetStream is not enabled on the nats-server)');
       throw unavailable(e);
     }
   }
