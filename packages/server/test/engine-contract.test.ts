@@ -246,6 +246,25 @@ for (const [kind, make] of engines) {
       assert.deepEqual(next, { offset: 3, epoch: r.epoch });
     });
 
+    test('removeHistory on a subscribed channel: a recovery read no longer returns the removed publications', async () => {
+      const c = ch('remove-sub');
+      await engine.broker.subscribe(c);
+      let r = await engine.broker.publish(c, '1', HIST);
+      for (const d of ['2', '3']) r = await engine.broker.publish(c, d, HIST);
+      await rec.until(() => rec.of(c).length === 3, '3 publications');
+      const since = { offset: 1, epoch: r.epoch };
+      const before = await engine.history.read(c, { ...READ, since, recovery: true });
+      assert.deepEqual(
+        before.publications.map((p) => p.offset),
+        [2, 3],
+      );
+      await engine.history.remove(c);
+      const after = await engine.history.read(c, { ...READ, since, recovery: true });
+      assert.deepEqual(after.publications, [], 'removed publications are not recovered');
+      assert.deepEqual(after.position, { offset: 3, epoch: r.epoch });
+      await engine.broker.unsubscribe(c);
+    });
+
     test('subscribed channel: every publication arrives once, in order, with data, info and tags intact', async () => {
       const c = ch('live');
       await engine.broker.subscribe(c);

@@ -73,7 +73,13 @@ export type ControlMessage =
   | { type: 'emulation_ack'; node: string; id: number; found: boolean }
   // The connections API asks every node and each answers the asking node (`from` → `to`).
   | { type: 'connections_request'; id: string; from: string; user?: string; channel?: string; limit: number }
-  | { type: 'connections_reply'; id: string; from: string; to: string; connections: ConnectionDescription[] };
+  | { type: 'connections_reply'; id: string; from: string; to: string; connections: ConnectionDescription[] }
+  /**
+   * A channel's history was removed: every node drops its recovery tail of the
+   * channel (the publications it kept from the broker), so no recovery answers
+   * with removed publications. The engine handles it; nodes never see it.
+   */
+  | { type: 'history_removed'; channel: string };
 
 /** One connection as the connections API describes it (Centrifugo PRO's ConnectionInfo, plus where it is). */
 export interface ConnectionDescription {

@@ -54,7 +54,7 @@ export class ControlApplier {
       return;
     }
     // emulation requests are the HTTP endpoint's (node.ts routes them there)
-    if (msg.type === 'emulation' || msg.type === 'emulation_ack') return;
+    if (msg.type === 'emulation' || msg.type === 'emulation_ack' || msg.type === 'history_removed') return;
     for (const c of this.deps.find(msg)) {
       switch (msg.type) {
         case 'disconnect':

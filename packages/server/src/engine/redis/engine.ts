@@ -71,7 +71,24 @@ export class RedisEngine implements Engine {
       nats.appender = (channel, payload, o, send) => js.append(channel, payload, o, send);
       nats.onReconnect = () => js.invalidate();
     }
-    this.history = js ?? new RedisHistory(b, nats ?? redis);
+    const store: HistoryStore = js ?? new RedisHistory(b, nats ?? redis);
+    this.history = {
+      read: (channel, opts) => store.read(channel, opts),
+      remove: async (channel) => {
+        await store.remove(channel);
+        // This node's tail at once; every other node's through a control message.
+        this.dropTail(channel);
+        await this.broker
+          .publishControl({ type: 'history_removed', channel })
+          .catch((e: unknown) =>
+            b.errors.warn(
+              'history_removed',
+              { channel, err: String(e) },
+              'other nodes not told of a history removal: their recovery tails age out in 60 s',
+            ),
+          );
+      },
+    };
     this.presence = new RedisPresence(b);
     this.nodes = nats ? new NatsNodes(b, redis, nats, Math.max(100, config.engine.redis.io_timeout)) : new RedisNodes(b, redis);
     if (nats) {
@@ -87,11 +104,23 @@ export class RedisEngine implements Engine {
     this.userStatus = new RedisUserStatus(b);
   }
 
+  /** Drops this node's recovery tail of the channel (its history was removed). */
+  private dropTail(channel: string): void {
+    (this.nats ?? this.redisBroker).tails.get(channel)?.reset('');
+  }
+
   async start(handlers: EngineHandlers, opts: EngineStartOptions = {}): Promise<void> {
     const b = this.backend;
     if (opts.log) b.log = opts.log.child({ engine: 'redis' });
     for (const shard of b.shards) b.watch(shard);
-    await this.broker.start(handlers);
+    // The engine's own control message (history_removed) stops here; the rest goes to the node.
+    await this.broker.start({
+      onPublication: (channel, pub) => handlers.onPublication(channel, pub),
+      onJoin: (channel, info) => handlers.onJoin(channel, info),
+      onLeave: (channel, info) => handlers.onLeave(channel, info),
+      onControl: (msg) => (msg.type === 'history_removed' ? this.dropTail(msg.channel) : handlers.onControl(msg)),
+      onResync: handlers.onResync ? (channels) => handlers.onResync!(channels) : undefined,
+    });
     // A node that starts while Redis is away serves what it can, reports not ready, and keeps trying.
     await b.connect();
     if (!b.healthy()) b.log.warn('redis not reachable at start; retrying in the background');

@@ -21,9 +21,13 @@ export class Tail {
 
   constructor(private readonly cap: number) {}
 
+  /** Bumped by every reset: a store read that began before one must not seed the tail with what it read. */
+  generation = 0;
+
   reset(epoch: string): void {
     this.epoch = epoch;
     this.pubs = [];
+    this.generation++;
   }
 
   push(epoch: string, pub: Publication): void {
@@ -120,8 +124,9 @@ export async function readThroughTail(
     const hit = tail.read(opts.since!, opts.limit, opts.historyTtlMs > 0 ? Date.now() - opts.historyTtlMs : 0, opts.historySize ?? 0);
     if (hit) return hit;
   }
+  const generation = tail?.generation;
   const res = await readStore();
-  if (tail && tails.get(channel) === tail) {
+  if (tail && tails.get(channel) === tail && tail.generation === generation) {
     tail.seed(opts.since!, res.publications, res.position);
     keeper.positionRead?.(channel, res.position);
   }
