@@ -157,6 +157,9 @@ test('SCALING.md claims, counted on the wire: a publish to a channel the node kn
   await nc.flush();
   for (let i = 1; i <= 10; i++) await e.broker.publish('warm', String(i), HIST);
   await nc.flush();
+  // the watchers' loops take what the connection received a few microtasks later
+  await until('the ten publishes seen on the wire', 5000, () => seen.length >= 10);
+  await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(seen, Array(10).fill('switchboard.h.c.warm'), 'ten publishes, no direct get, no stream lookup');
   seen.length = 0;
   await until('the tail to hold the publications', 5000, async () => {
@@ -170,6 +173,7 @@ test('SCALING.md claims, counted on the wire: a publish to a channel the node kn
     [4, 5, 6, 7, 8, 9, 10, 11],
   );
   await nc.flush();
+  await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(seen, [], 'served from the tail');
   for (const s of watch) s.unsubscribe();
 });
