@@ -167,11 +167,17 @@ export function fdLimit(): number {
 
 /** Lower bound of the ephemeral port range → ports one source address can use to one destination. */
 export function ephemeralPortsPerSource(): number {
+  const [lo, hi] = ephemeralPortRange();
+  return hi - lo + 1;
+}
+
+/** The kernel's ephemeral port range (ip_local_port_range; Linux's default when unreadable). */
+export function ephemeralPortRange(): [number, number] {
   try {
     const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
-    return hi! - lo! + 1;
+    return [lo!, hi!];
   } catch {
-    return 28232;
+    return [32768, 60999];
   }
 }
 

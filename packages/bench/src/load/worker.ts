@@ -5,6 +5,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { BENCH_TOKEN_SECRET, type ConnectRequest, type ParentToWorker, type WorkerToParent } from '../types.js';
+import { ephemeralPortRange } from '../proc.js';
 import { createClient, type BenchClient } from './clients.js';
 import { DeliveryStats } from './stats.js';
 
@@ -73,12 +74,13 @@ async function openAll(
  * the run (over all workers, since i is the client's global index), from
  * FIRST_LOCAL_PORT up, below the kernel's ephemeral range (32768–60999 here),
  * so the kernel's own connects (the servers' Redis clients, …) never take one.
- * Beyond the range: undefined, the kernel picks.
+ * Beyond that: undefined, the kernel picks.
  */
 const FIRST_LOCAL_PORT = 10_000;
+const EPHEMERAL_LOW = ephemeralPortRange()[0];
 function localPortOf(i: number, sources: number): number | undefined {
   const port = FIRST_LOCAL_PORT + Math.floor(i / sources);
-  return port < 32_768 ? port : undefined;
+  return port < EPHEMERAL_LOW ? port : undefined;
 }
 
 /** An HS256 connection token for `user`, valid for a day: a distinct token per connection, as real clients have. */

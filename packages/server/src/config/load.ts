@@ -235,23 +235,15 @@ function checkJetStream(c: Config, problems: string[]): void {
   if (js.max_history_size < 1) problems.push('engine.nats.jetstream.max_history_size: at least 1');
   if (js.replicas < 1 || js.replicas > 5) problems.push('engine.nats.jetstream.replicas: 1 to 5');
   if (js.max_age < 1000) problems.push('engine.nats.jetstream.max_age: at least 1s (a channel quiet this long starts a new epoch)');
-  const over = (size: number): boolean => size > js.max_history_size;
-  c.channel.namespaces.forEach((ns, i) => {
-    if (over(ns.history_size))
-      problems.push(
-        `channel.namespaces.${i}.history_size: ${ns.history_size} is above engine.nats.jetstream.max_history_size (${js.max_history_size})`,
-      );
-  });
-  if (over(c.channel.without_namespace.history_size))
-    problems.push(
-      `channel.without_namespace.history_size: ${c.channel.without_namespace.history_size} is above engine.nats.jetstream.max_history_size (${js.max_history_size})`,
-    );
-  // The stream drops every message at max_age, whatever the namespace's history_ttl.
-  const ttls: Array<[string, { history_size: number; history_ttl: number }]> = [
+  const namespaces: Array<[string, { history_size: number; history_ttl: number }]> = [
     ...c.channel.namespaces.map((ns, i) => [`channel.namespaces.${i}`, ns] as [string, { history_size: number; history_ttl: number }]),
     ['channel.without_namespace', c.channel.without_namespace],
   ];
-  for (const [path, ns] of ttls)
+  for (const [path, ns] of namespaces)
+    if (ns.history_size > js.max_history_size)
+      problems.push(`${path}.history_size: ${ns.history_size} is above engine.nats.jetstream.max_history_size (${js.max_history_size})`);
+  // The stream drops every message at max_age, whatever the namespace's history_ttl.
+  for (const [path, ns] of namespaces)
     if (ns.history_size > 0 && ns.history_ttl > js.max_age)
       problems.push(`${path}.history_ttl: ${ns.history_ttl}ms is above engine.nats.jetstream.max_age (${js.max_age}ms)`);
 }

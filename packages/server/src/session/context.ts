@@ -113,7 +113,7 @@ export interface SessionContext {
   readonly payloads: PayloadChecks;
   readonly metrics: Metrics;
   readonly log: Logger;
-  /** Connections that have not sent connect yet, closed with 3501 (stale) after client.stale_close_delay; absent when it is 0. */
+  /** Connections that have not sent connect yet, closed with 3502 (stale) after client.stale_close_delay; absent when it is 0. */
   readonly stale?: FifoDeadlines<{ staleDue(): void }>;
   /** Set when client commands are traced (opentelemetry.enabled and .client); absent, commands run untraced. */
   readonly tracing?: Tracing;

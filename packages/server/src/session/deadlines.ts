@@ -18,10 +18,6 @@ export class FifoDeadlines<T> {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
-  get size(): number {
-    return this.due.size;
-  }
-
   /** Calls `onDue(item)` after the delay, unless it is deleted first. Adding an item again restarts its delay. */
   add(item: T): void {
     this.due.delete(item);
