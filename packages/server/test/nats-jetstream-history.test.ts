@@ -7,10 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { connect, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import { ConfigError, loadConfig } from '../src/config/load.js';
 import { RedisEngine } from '../src/engine/redis/engine.js';
-import { OwnNats } from './helpers/nats.js';
+import { OwnNats, jsApi, natsClient } from './helpers/nats.js';
 import { nodeConfig, publishAcked, SHARED_REDIS, uniquePrefix } from './helpers/redis.js';
 import { makeClient, offsetsOf, range, subscribedClient } from './helpers/sdk.js';
 import { startServer, type RunningServer } from './helpers/server.js';
@@ -38,20 +38,9 @@ async function twoNodes(t: TestContextLike, natsUrl: string): Promise<[RunningSe
   return [a, b];
 }
 
-async function natsClient(t: TestContextLike, url: string): Promise<NatsConnection> {
-  const nc = await connect({ servers: url });
-  t.after(() => nc.close());
-  return nc;
-}
-
-async function api(nc: NatsConnection, subject: string, body: unknown = ''): Promise<any> {
-  const r = await nc.request(`$JS.API.${subject}`, body === '' ? '' : JSON.stringify(body), { timeout: 2000 });
-  return r.json<any>();
-}
-
 /** The history stream: found by its subjects, as the nodes find it (a node that creates it adds a random suffix). */
 async function historyStream(nc: NatsConnection): Promise<string> {
-  const names = (await api(nc, 'STREAM.NAMES', { subject: 'switchboard.h.>' })).streams as string[];
+  const names = (await jsApi(nc, 'STREAM.NAMES', { subject: 'switchboard.h.>' })).streams as string[];
   assert.equal(names.length, 1);
   assert.match(names[0]!, /^switchboard_history_[0-9a-f]{8}$/);
   return names[0]!;
@@ -128,7 +117,7 @@ test('two nodes publishing to one channel at once over JetStream history: offset
     'history holds what was delivered, offset for offset',
   );
   const nc = await natsClient(t, nats.url);
-  const info = await api(nc, `STREAM.INFO.${await historyStream(nc)}`, { subjects_filter: 'switchboard.h.>' });
+  const info = await jsApi(nc, `STREAM.INFO.${await historyStream(nc)}`, { subjects_filter: 'switchboard.h.>' });
   assert.equal(info.config.max_msgs_per_subject, 1000);
   assert.equal(info.config.allow_direct, true);
   // N publications and the marker that fixed the epoch when the first subscriber read the empty channel.
@@ -176,7 +165,7 @@ test('the stream deleted: the next publication starts a new epoch at offset 1; a
 
   const nc = await natsClient(t, nats.url);
   const deleted = await historyStream(nc);
-  assert.equal((await api(nc, `STREAM.DELETE.${deleted}`)).success, true);
+  assert.equal((await jsApi(nc, `STREAM.DELETE.${deleted}`)).success, true);
   // The node that published before remembers the old last sequence: the server refuses it, the node re-reads.
   const first = (await a.call('publish', { channel: 'news', data: { gen: 2, i: 1 } })).result;
   assert.equal(first.offset, 1);
@@ -367,7 +356,7 @@ test('remove keeps the position; idempotent publishes answer the first offset ac
 test('a stream an operator made is used as found (any name) and its limits are set to the config; a channel quiet for max_age starts a new epoch', async (t) => {
   const nats = await OwnNats.start(t);
   const nc = await natsClient(t, nats.url);
-  const made = await api(nc, 'STREAM.CREATE.ops_made', {
+  const made = await jsApi(nc, 'STREAM.CREATE.ops_made', {
     name: 'ops_made',
     subjects: ['switchboard.h.>'],
     storage: 'memory',
@@ -391,15 +380,15 @@ test('a stream an operator made is used as found (any name) and its limits are s
   t.after(() => e.close());
   const HIST = { historySize: 50, historyTtlMs: 60_000, historyMetaTtlMs: 0 };
   const first = await e.broker.publish('quiet', '1', HIST);
-  const info = await api(nc, 'STREAM.INFO.ops_made');
+  const info = await jsApi(nc, 'STREAM.INFO.ops_made');
   assert.deepEqual(
     [info.config.max_msgs_per_subject, info.config.max_age, info.config.allow_direct, info.config.storage, info.state.messages],
     [50, 1e9, true, 'memory', 1],
     'limits updated, storage kept, the publication in it',
   );
-  assert.deepEqual((await api(nc, 'STREAM.NAMES')).streams, ['ops_made']);
+  assert.deepEqual((await jsApi(nc, 'STREAM.NAMES')).streams, ['ops_made']);
   // max_age: the channel's last message ages out, and with it the position.
-  await until('the channel to age out', 10_000, async () => (await api(nc, 'STREAM.INFO.ops_made')).state.messages === 0);
+  await until('the channel to age out', 10_000, async () => (await jsApi(nc, 'STREAM.INFO.ops_made')).state.messages === 0);
   const next = await e.broker.publish('quiet', '2', HIST);
   assert.equal(next.offset, 1);
   assert.notEqual(next.epoch, first.epoch);

@@ -7,12 +7,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { connect, type NatsConnection } from 'nats';
 import { ConfigError, loadConfig } from '../src/config/load.js';
 import { EngineUnavailableError } from '../src/engine/errors.js';
 import { RedisEngine } from '../src/engine/redis/engine.js';
 import { createLogger } from '../src/observability/logger.js';
-import { NATS_SERVER, natsAnswers, OwnNats } from './helpers/nats.js';
+import { NATS_SERVER, natsAnswers, OwnNats, jsApi, natsClient } from './helpers/nats.js';
 import { freePort } from './helpers/net.js';
 import { SHARED_REDIS, uniquePrefix } from './helpers/redis.js';
 import type { TestContextLike } from './helpers/scope.js';
@@ -24,17 +23,6 @@ class Lines extends Writable {
     for (const l of chunk.toString().split('\n')) if (l.trim()) this.lines.push(JSON.parse(l) as Record<string, unknown>);
     done();
   }
-}
-
-async function natsClient(t: TestContextLike, url: string): Promise<NatsConnection> {
-  const nc = await connect({ servers: url });
-  t.after(() => nc.close());
-  return nc;
-}
-
-async function api(nc: NatsConnection, subject: string, body: unknown = ''): Promise<any> {
-  const r = await nc.request(`$JS.API.${subject}`, body === '' ? '' : JSON.stringify(body), { timeout: 2000 });
-  return r.json<any>();
 }
 
 async function engine(t: TestContextLike, natsUrl: string, out?: Lines): Promise<RedisEngine> {
@@ -70,14 +58,14 @@ test('remove frees the space (the subject keeps only the marker); a stream that 
   const e = await engine(t, nats.url);
   for (let i = 1; i <= 5; i++) await e.broker.publish('gone', String(i), HIST);
   await e.history.remove('gone');
-  const [name] = (await api(nc, 'STREAM.NAMES', { subject: 'switchboard.h.>' })).streams as string[];
-  const info = await api(nc, `STREAM.INFO.${name}`, { subjects_filter: 'switchboard.h.>' });
+  const [name] = (await jsApi(nc, 'STREAM.NAMES', { subject: 'switchboard.h.>' })).streams as string[];
+  const info = await jsApi(nc, `STREAM.INFO.${name}`, { subjects_filter: 'switchboard.h.>' });
   assert.deepEqual(info.state.subjects, { 'switchboard.h.c.gone': 1 }, 'the five publications purged, the marker kept');
 
   // An operator's stream that denies purges: the remove still hides the history, and says what it could not free.
   const ops = await OwnNats.start(t);
   const onc = await natsClient(t, ops.url);
-  const made = await api(onc, 'STREAM.CREATE.ops_nopurge', {
+  const made = await jsApi(onc, 'STREAM.CREATE.ops_nopurge', {
     name: 'ops_nopurge',
     subjects: ['switchboard.h.>'],
     storage: 'memory',
@@ -182,7 +170,7 @@ test('a stream an operator made with retention other than "limits" (interest kee
   for (const retention of ['interest', 'workqueue']) {
     const nats = await OwnNats.start(t);
     const nc = await natsClient(t, nats.url);
-    const made = await api(nc, `STREAM.CREATE.ops_${retention}`, {
+    const made = await jsApi(nc, `STREAM.CREATE.ops_${retention}`, {
       name: `ops_${retention}`,
       subjects: ['switchboard.h.>'],
       storage: 'memory',

@@ -4,6 +4,7 @@
  * port; like OwnRedis in redis.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { connect as natsConnect, type NatsConnection } from 'nats';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -62,4 +63,17 @@ export class OwnNats {
     p.kill('SIGKILL');
     await exited;
   }
+}
+
+/** A NATS client for the test, closed when it ends. */
+export async function natsClient(t: TestContextLike, url: string): Promise<NatsConnection> {
+  const nc = await natsConnect({ servers: url });
+  t.after(() => nc.close());
+  return nc;
+}
+
+/** One JetStream API request (`$JS.API.<subject>`), its JSON answer. */
+export async function jsApi(nc: NatsConnection, subject: string, body: unknown = ''): Promise<any> {
+  const r = await nc.request(`$JS.API.${subject}`, body === '' ? '' : JSON.stringify(body), { timeout: 2000 });
+  return r.json<any>();
 }
